@@ -1,0 +1,243 @@
+"""The model repository contract, shared by training (writer) and service (reader).
+
+Standard library only: the server's ONNX path imports this, and it must stay light.
+
+Layout (TF Serving's, so TF Serving and Triton can serve the same folder)::
+
+    <repo>/<name>/<version>/        version: positive integer, newest = highest
+        saved_model.pb, variables/  SavedModel at the version root
+        model.onnx                  float ONNX
+        metadata.json               this contract (see METADATA_FILE)
+
+A version is written into a hidden temporary folder beside the versions and renamed into
+place, so a reader never sees half a version.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import shutil
+import socket
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+FORMAT_VERSION = 1
+METADATA_FILE = "metadata.json"
+ONNX_FILE = "model.onnx"
+SAVED_MODEL_FILE = "saved_model.pb"
+TEMP_PREFIX = ".tmp-publish-"
+# Files TF Serving or the SavedModel format keep at the version root that belong to the
+# SavedModel artifact (everything else at the root is listed by its own artifact).
+SAVED_MODEL_PARTS = ("saved_model.pb", "fingerprint.pb", "variables", "assets", "assets.extra")
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+# Stale temp folders from another host cannot be checked by pid; after this long they are
+# assumed abandoned.
+_FOREIGN_TEMP_MAX_AGE_S = 6 * 3600
+
+
+class RepositoryError(Exception):
+    """The repository or a version in it breaks the contract."""
+
+
+def is_valid_model_name(name: str) -> bool:
+    """Model names become path components and metric labels: keep them boring."""
+    return bool(_NAME_RE.match(name)) and name not in {".", ".."}
+
+
+def list_versions(model_root: Path) -> list[int]:
+    """Published versions of one model, ascending. Temp folders and stray files are ignored."""
+    if not model_root.is_dir():
+        return []
+    versions = []
+    for entry in model_root.iterdir():
+        if entry.is_dir() and entry.name.isdigit() and int(entry.name) > 0:
+            versions.append(int(entry.name))
+    return sorted(versions)
+
+
+def list_models(repo: Path) -> dict[str, list[int]]:
+    """Every model folder under the repository with its published versions."""
+    if not repo.is_dir():
+        raise RepositoryError(f"model repository {repo} does not exist or is not a folder")
+    models = {}
+    for entry in sorted(repo.iterdir()):
+        if entry.is_dir() and not entry.name.startswith(".") and is_valid_model_name(entry.name):
+            models[entry.name] = list_versions(entry)
+    return models
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def digest_files(root: Path, relative_paths: Iterable[str]) -> dict[str, str]:
+    return {rel: sha256_file(root / rel) for rel in sorted(relative_paths)}
+
+
+def files_under(root: Path, parts: Iterable[str]) -> list[str]:
+    """Relative paths of every file at or below the given top-level entries of root."""
+    found = []
+    for part in parts:
+        path = root / part
+        if path.is_file():
+            found.append(part)
+        elif path.is_dir():
+            found.extend(
+                p.relative_to(root).as_posix() for p in sorted(path.rglob("*")) if p.is_file()
+            )
+    return found
+
+
+@dataclass(frozen=True)
+class VersionRef:
+    name: str
+    version: int
+    path: Path
+
+
+def read_metadata(version_dir: Path) -> dict[str, Any]:
+    path = version_dir / METADATA_FILE
+    try:
+        metadata = json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise RepositoryError(f"{path} is missing") from exc
+    except (OSError, ValueError) as exc:
+        raise RepositoryError(f"{path} cannot be read: {exc}") from exc
+    if not isinstance(metadata, dict):
+        raise RepositoryError(f"{path} is not a JSON object")
+    fmt = metadata.get("format_version")
+    if fmt != FORMAT_VERSION:
+        raise RepositoryError(
+            f"{path} has format_version {fmt!r}; this tfship reads format_version {FORMAT_VERSION}"
+        )
+    return metadata
+
+
+def verify_artifact(version_dir: Path, metadata: dict[str, Any], artifact: str) -> None:
+    """Check every file of one artifact against the sha256 recorded at publish time.
+
+    Only the artifact about to be loaded is hashed: a server using ONNX need not read the
+    SavedModel's variables, which can be large.
+    """
+    artifacts = metadata.get("artifacts", {})
+    if artifact not in artifacts:
+        known = ", ".join(sorted(artifacts)) or "none"
+        raise RepositoryError(
+            f"{version_dir} has no '{artifact}' artifact in {METADATA_FILE} (it has: {known})"
+        )
+    expected: dict[str, str] = artifacts[artifact]["files"]
+    for rel, want in expected.items():
+        path = version_dir / rel
+        if not path.is_file():
+            raise RepositoryError(f"{path} is listed in {METADATA_FILE} but missing")
+        got = sha256_file(path)
+        if got != want:
+            raise RepositoryError(
+                f"{path} is corrupted: sha256 {got[:12]}… does not match {want[:12]}… "
+                f"recorded in {METADATA_FILE}"
+            )
+
+
+def write_metadata(version_dir: Path, metadata: dict[str, Any]) -> None:
+    (version_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=False) + "\n")
+
+
+def _fsync_tree(root: Path) -> None:
+    # A rename is only as durable as the data behind it: flush file contents first, so a
+    # crash right after publish cannot leave a version whose files are empty.
+    for path in sorted(root.rglob("*")):
+        if path.is_file():
+            with path.open("rb") as handle:
+                os.fsync(handle.fileno())
+    dir_fd = os.open(root, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def new_temp_dir(model_root: Path) -> Path:
+    """A hidden staging folder beside the versions (same filesystem, so rename is atomic)."""
+    model_root.mkdir(parents=True, exist_ok=True)
+    token = os.urandom(4).hex()
+    path = model_root / f"{TEMP_PREFIX}{socket.gethostname()}-{os.getpid()}-{token}"
+    path.mkdir()
+    return path
+
+
+def publish(
+    staging: Path, model_root: Path, finalize: Callable[[Path, int], None]
+) -> VersionRef:
+    """Move a fully written staging folder into place as the next version.
+
+    ``finalize(staging, version)`` runs once the version number is chosen (it writes
+    metadata.json, which records the version). If another writer takes the same number
+    first, the number is chosen again.
+    """
+    for _ in range(100):
+        version = (list_versions(model_root) or [0])[-1] + 1
+        target = model_root / str(version)
+        if target.exists():
+            continue
+        finalize(staging, version)
+        _fsync_tree(staging)
+        try:
+            os.rename(staging, target)
+        except OSError:
+            # Lost a race with another publisher (target now exists and is not empty).
+            if target.exists():
+                continue
+            raise
+        with contextlib.suppress(OSError):
+            dir_fd = os.open(model_root, os.O_RDONLY)
+            os.fsync(dir_fd)
+            os.close(dir_fd)
+        return VersionRef(model_root.name, version, target)
+    raise RepositoryError(f"could not choose a free version number under {model_root}")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temp_dirs(model_root: Path) -> list[Path]:
+    """Delete staging folders left by publishers that died; returns what was removed."""
+    removed: list[Path] = []
+    if not model_root.is_dir():
+        return removed
+    host = socket.gethostname()
+    for entry in model_root.iterdir():
+        if not (entry.is_dir() and entry.name.startswith(TEMP_PREFIX)):
+            continue
+        rest = entry.name[len(TEMP_PREFIX) :]
+        try:
+            owner_host, pid_text, _token = rest.rsplit("-", 2)
+            pid = int(pid_text)
+        except ValueError:
+            continue
+        if owner_host == host:
+            stale = pid != os.getpid() and not _pid_alive(pid)
+        else:
+            stale = time.time() - entry.stat().st_mtime > _FOREIGN_TEMP_MAX_AGE_S
+        if stale:
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    return removed

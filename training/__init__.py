@@ -1,0 +1,1 @@
+"""Training: one YAML config in, one published model version out."""

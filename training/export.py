@@ -1,0 +1,126 @@
+"""Export stage: SavedModel + ONNX into a staging folder, then a TF-vs-ONNX parity check.
+
+The SavedModel goes at the version root with a ``serving_default`` signature whose input
+and output carry meaningful names (``pixels`` -> ``probabilities``), so TF Serving, Triton
+and tfship's own server all see the same names.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfship.repository import ONNX_FILE, SAVED_MODEL_FILE
+from training.errors import ExportError
+from training.model import INPUT_NAME
+
+SIGNATURE_NAME = "serving_default"
+OUTPUT_NAME = "probabilities"
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    name: str
+    dtype: str  # numpy dtype name
+    shape: list[int]  # -1 for unknown (the batch)
+    tf_name: str  # the graph tensor name TF Serving reports in metadata
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "dtype": self.dtype, "shape": self.shape,
+                "tf_name": self.tf_name}
+
+
+@dataclass(frozen=True)
+class SavedModelInfo:
+    inputs: list[TensorInfo]
+    outputs: list[TensorInfo]
+    # GetModelMetadataResponse's SignatureDefMap as TF Serving prints it, kept so that the
+    # ONNX path can answer /metadata without importing TensorFlow.
+    signature_def_json: dict[str, Any]
+
+
+def export_saved_model(model: keras.Model, folder: Path) -> SavedModelInfo:
+    """Write the SavedModel at ``folder`` (the version root) and read its signature back."""
+    input_shape = (None, *model.input_shape[1:])
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    # Returning a dict names the output tensor; model.export() would call it "output_0".
+    archive.add_endpoint(
+        name="serve",
+        fn=lambda pixels: {OUTPUT_NAME: model(pixels, training=False)},
+        input_signature=[tf.TensorSpec(input_shape, tf.float32, name=INPUT_NAME)],
+    )
+    archive.write_out(str(folder), verbose=False)
+    return read_saved_model_signature(folder)
+
+
+def read_saved_model_signature(folder: Path) -> SavedModelInfo:
+    from google.protobuf import json_format
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    proto.ParseFromString((folder / SAVED_MODEL_FILE).read_bytes())
+    meta_graph = proto.meta_graphs[0]
+    signature = meta_graph.signature_def[SIGNATURE_NAME]
+
+    def describe(infos: Any) -> list[TensorInfo]:
+        described = []
+        for name in sorted(infos):
+            info = infos[name]
+            dims = [int(d.size) for d in info.tensor_shape.dim]
+            dtype = tf.dtypes.as_dtype(info.dtype).as_numpy_dtype
+            described.append(TensorInfo(name, np.dtype(dtype).name, dims, info.name))
+        return described
+
+    # TF Serving prints this proto with default-valued fields included and field names as
+    # in the .proto file; the same options here give the same JSON shape.
+    signature_json = {
+        name: json_format.MessageToDict(
+            meta_graph.signature_def[name],
+            always_print_fields_with_no_presence=True,
+            preserving_proto_field_name=True,
+        )
+        for name in meta_graph.signature_def
+    }
+    return SavedModelInfo(describe(signature.inputs), describe(signature.outputs),
+                          signature_json)
+
+
+def convert_to_onnx(folder: Path, opset: int) -> Path:
+    """SavedModel -> ONNX with tf2onnx's command line (its from_keras fails on Keras 3)."""
+    target = folder / ONNX_FILE
+    command = [
+        sys.executable, "-m", "tf2onnx.convert",
+        "--saved-model", str(folder),
+        "--tag", "serve",
+        "--signature_def", SIGNATURE_NAME,
+        "--opset", str(opset),
+        "--output", str(target),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0 or not target.is_file():
+        tail = "\n".join(result.stderr.strip().splitlines()[-15:])
+        raise ExportError(f"tf2onnx failed (exit {result.returncode}):\n{tail}")
+    return target
+
+
+def predict_saved_model(folder: Path, x: np.ndarray) -> np.ndarray:
+    loaded = tf.saved_model.load(str(folder))
+    signature = loaded.signatures[SIGNATURE_NAME]
+    (input_name,) = signature.structured_input_signature[1].keys()
+    return signature(**{input_name: tf.constant(x)})[OUTPUT_NAME].numpy()
+
+
+def predict_onnx(path: Path, x: np.ndarray) -> np.ndarray:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (model_input,) = session.get_inputs()
+    return session.run([OUTPUT_NAME], {model_input.name: x})[0]
