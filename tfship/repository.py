@@ -177,9 +177,7 @@ def new_temp_dir(model_root: Path) -> Path:
     return path
 
 
-def publish(
-    staging: Path, model_root: Path, finalize: Callable[[Path, int], None]
-) -> VersionRef:
+def publish(staging: Path, model_root: Path, finalize: Callable[[Path, int], None]) -> VersionRef:
     """Move a fully written staging folder into place as the next version.
 
     ``finalize(staging, version)`` runs once the version number is chosen (it writes

@@ -11,13 +11,18 @@ from pathlib import Path
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", type=Path, help="training config (YAML)")
     parser.add_argument(
-        "--model-dir", type=Path,
+        "--model-dir",
+        type=Path,
         default=Path(os.environ.get("TFSHIP_MODEL_DIR", "models")),
         help="model repository to publish into, as DIR/<name>/<version> "
-             "(env TFSHIP_MODEL_DIR; default: models)",
+        "(env TFSHIP_MODEL_DIR; default: models)",
     )
     parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="override one config key, e.g. --set fit.epochs=5 (repeatable)",
     )
 

@@ -33,8 +33,12 @@ class TensorInfo:
     tf_name: str  # the graph tensor name TF Serving reports in metadata
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "dtype": self.dtype, "shape": self.shape,
-                "tf_name": self.tf_name}
+        return {
+            "name": self.name,
+            "dtype": self.dtype,
+            "shape": self.shape,
+            "tf_name": self.tf_name,
+        }
 
 
 @dataclass(frozen=True)
@@ -89,20 +93,26 @@ def read_saved_model_signature(folder: Path) -> SavedModelInfo:
         )
         for name in meta_graph.signature_def
     }
-    return SavedModelInfo(describe(signature.inputs), describe(signature.outputs),
-                          signature_json)
+    return SavedModelInfo(describe(signature.inputs), describe(signature.outputs), signature_json)
 
 
 def convert_to_onnx(folder: Path, opset: int) -> Path:
     """SavedModel -> ONNX with tf2onnx's command line (its from_keras fails on Keras 3)."""
     target = folder / ONNX_FILE
     command = [
-        sys.executable, "-m", "tf2onnx.convert",
-        "--saved-model", str(folder),
-        "--tag", "serve",
-        "--signature_def", SIGNATURE_NAME,
-        "--opset", str(opset),
-        "--output", str(target),
+        sys.executable,
+        "-m",
+        "tf2onnx.convert",
+        "--saved-model",
+        str(folder),
+        "--tag",
+        "serve",
+        "--signature_def",
+        SIGNATURE_NAME,
+        "--opset",
+        str(opset),
+        "--output",
+        str(target),
     ]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0 or not target.is_file():

@@ -24,8 +24,12 @@ def build_preprocessing(
         layer.adapt(x_train)
         mean = float(np.asarray(layer.mean).reshape(-1)[0])
         variance = float(np.asarray(layer.variance).reshape(-1)[0])
-        return layer, {"layer": "Normalization", "mean": mean, "variance": variance,
-                       "adapted_on": "train split"}
+        return layer, {
+            "layer": "Normalization",
+            "mean": mean,
+            "variance": variance,
+            "adapted_on": "train split",
+        }
     if config.scaling == "rescaling":
         layer = keras.layers.Rescaling(config.rescale, offset=config.offset, name="rescale")
         return layer, {"layer": "Rescaling", "scale": config.rescale, "offset": config.offset}
@@ -42,7 +46,10 @@ def build_model(
     h = preprocessing(inputs) if preprocessing is not None else inputs
     for i, filters in enumerate(config.conv_filters):
         h = keras.layers.Conv2D(
-            filters, config.kernel_size, padding="same", activation=config.activation,
+            filters,
+            config.kernel_size,
+            padding="same",
+            activation=config.activation,
             name=f"conv{i + 1}",
         )(h)
     # Digits are 8x8: one pooling step keeps enough spatial detail.

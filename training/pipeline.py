@@ -62,8 +62,11 @@ def run_training(config: TrainConfig, model_dir: Path) -> VersionRef:
         config.model, splits.x_train.shape[1:], len(splits.class_names), preprocessing
     )
 
-    _say(3, f"fit: up to {config.fit.epochs} epochs, early stopping on "
-            f"{config.fit.early_stopping.monitor}")
+    _say(
+        3,
+        f"fit: up to {config.fit.epochs} epochs, early stopping on "
+        f"{config.fit.early_stopping.monitor}",
+    )
     fit_started = time.monotonic()
     fitted = fit.fit_model(net, splits, config.fit)
     fit_seconds = time.monotonic() - fit_started
@@ -112,51 +115,63 @@ def run_training(config: TrainConfig, model_dir: Path) -> VersionRef:
         }
 
         def finalize(folder: Path, version: int) -> None:
-            write_metadata(folder, {
-                "format_version": FORMAT_VERSION,
-                "name": config.name,
-                "version": version,
-                "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                "task": config.task,
-                "signature_name": export.SIGNATURE_NAME,
-                "inputs": [t.to_dict() for t in saved.inputs],
-                "outputs": [t.to_dict() for t in saved.outputs],
-                "class_names": splits.class_names,
-                "preprocessing": [preprocessing_info],
-                "training_config": config.to_dict(),
-                "data": {"description": splits.description, "rows": splits.sizes(),
-                         "seed": config.seed},
-                "training": {
-                    "epochs_run": fitted.epochs_run,
-                    "best_epoch": fitted.best_epoch,
-                    "fit_seconds": round(fit_seconds, 2),
-                    "total_seconds": round(time.monotonic() - started, 2),
-                    "history": fitted.history,
+            write_metadata(
+                folder,
+                {
+                    "format_version": FORMAT_VERSION,
+                    "name": config.name,
+                    "version": version,
+                    "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                    "task": config.task,
+                    "signature_name": export.SIGNATURE_NAME,
+                    "inputs": [t.to_dict() for t in saved.inputs],
+                    "outputs": [t.to_dict() for t in saved.outputs],
+                    "class_names": splits.class_names,
+                    "preprocessing": [preprocessing_info],
+                    "training_config": config.to_dict(),
+                    "data": {
+                        "description": splits.description,
+                        "rows": splits.sizes(),
+                        "seed": config.seed,
+                    },
+                    "training": {
+                        "epochs_run": fitted.epochs_run,
+                        "best_epoch": fitted.best_epoch,
+                        "fit_seconds": round(fit_seconds, 2),
+                        "total_seconds": round(time.monotonic() - started, 2),
+                        "history": fitted.history,
+                    },
+                    "metrics": metrics,
+                    "parity": {
+                        "max_abs_diff": max_diff,
+                        "tolerance": config.export.parity_tolerance,
+                        "rows": len(splits.y_test),
+                        "reference": "savedmodel",
+                    },
+                    "artifacts": artifacts,
+                    "tf_serving_signature_def": saved.signature_def_json,
+                    "environment": {
+                        "python": platform.python_version(),
+                        "tensorflow": tf.__version__,
+                        "keras": keras.__version__,
+                        "tf2onnx": _version_of("tf2onnx"),
+                        "onnxruntime": _version_of("onnxruntime"),
+                    },
                 },
-                "metrics": metrics,
-                "parity": {"max_abs_diff": max_diff,
-                           "tolerance": config.export.parity_tolerance,
-                           "rows": len(splits.y_test), "reference": "savedmodel"},
-                "artifacts": artifacts,
-                "tf_serving_signature_def": saved.signature_def_json,
-                "environment": {
-                    "python": platform.python_version(),
-                    "tensorflow": tf.__version__,
-                    "keras": keras.__version__,
-                    "tf2onnx": _version_of("tf2onnx"),
-                    "onnxruntime": _version_of("onnxruntime"),
-                },
-            })
+            )
 
         ref = publish(staging, model_root, finalize)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     total = time.monotonic() - started
-    _say(6, f"published {ref.name} version {ref.version} at {ref.path}: test accuracy "
-            f"{metrics['savedmodel']['accuracy']:.4f} (SavedModel) / "
-            f"{metrics['onnx']['accuracy']:.4f} (ONNX), parity max |diff| {max_diff:.2g}, "
-            f"{total:.1f} s")
+    _say(
+        6,
+        f"published {ref.name} version {ref.version} at {ref.path}: test accuracy "
+        f"{metrics['savedmodel']['accuracy']:.4f} (SavedModel) / "
+        f"{metrics['onnx']['accuracy']:.4f} (ONNX), parity max |diff| {max_diff:.2g}, "
+        f"{total:.1f} s",
+    )
     return ref
 
 

@@ -1,0 +1,80 @@
+"""The Flask app factory: settings in, a WSGI app with every blueprint out.
+
+Tests build their own app with their own settings; gunicorn workers build theirs from the
+environment (service/wsgi.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+
+from flask import Flask, Response, g
+from werkzeug.exceptions import HTTPException
+
+from service import ops, tfserving_rest
+from service.errors import ServingError
+from service.metrics import NO_MODEL, observe_request
+from service.registry import Registry
+from service.settings import ServiceSettings
+from service.tfserving_rest import json_response
+
+log = logging.getLogger("tfship.app")
+
+
+def _configure_logging() -> None:
+    logger = logging.getLogger("tfship")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s [%(process)d] [%(levelname)s] %(name)s: %(message)s")
+        )
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
+def create_app(settings: ServiceSettings | None = None, *, load_models: bool = True) -> Flask:
+    _configure_logging()
+    settings = settings or ServiceSettings.from_env()
+    app = Flask("tfship")
+    registry = Registry(settings)
+    app.extensions["tfship.registry"] = registry
+    app.extensions["tfship.settings"] = settings
+    app.register_blueprint(ops.blueprint)
+    app.register_blueprint(tfserving_rest.blueprint)
+
+    @app.before_request
+    def _start_clock() -> None:
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _count(response: Response) -> Response:
+        api = g.get("api")
+        if api is not None:
+            observe_request(
+                g.get("model", NO_MODEL),
+                g.get("version", ""),
+                api,
+                response.status_code,
+                time.perf_counter() - g.started,
+            )
+        return response
+
+    @app.errorhandler(ServingError)
+    def _serving_error(error: ServingError) -> Response:
+        return json_response({"error": error.message}, error.status)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(error: HTTPException) -> Response:
+        return json_response({"error": error.description or error.name}, error.code or 500)
+
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception) -> Response:
+        log.exception("unhandled error")
+        return json_response({"error": f"internal error: {type(error).__name__}"}, 500)
+
+    if load_models:
+        registry.start_loading()
+    return app

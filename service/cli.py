@@ -1,0 +1,93 @@
+"""``tfship serve`` / ``python -m service``: check the settings, then run gunicorn in-process."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from service.settings import RUNTIMES, ServiceSettings, SettingsError, parse_model_runtimes
+
+CONFIG_FILE = Path(__file__).with_name("gunicorn.conf.py")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    # Defaults are None so that an unset flag leaves the TFSHIP_* variable in charge.
+    parser.add_argument(
+        "--model-dir", help="model repository (env TFSHIP_MODEL_DIR; default: models)"
+    )
+    parser.add_argument(
+        "--host",
+        help="address to listen on (env TFSHIP_HOST; default: "
+        "127.0.0.1; use 0.0.0.0 in containers)",
+    )
+    parser.add_argument(
+        "--rest-port", type=int, help="REST port (env TFSHIP_REST_PORT; default: 8501)"
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        help="gunicorn worker processes (env TFSHIP_WORKERS; default: CPUs, at most 4)",
+    )
+    parser.add_argument(
+        "--runtime",
+        choices=RUNTIMES,
+        help="default runtime for every model (env TFSHIP_RUNTIME; default: onnx)",
+    )
+    parser.add_argument(
+        "--model-runtime",
+        action="append",
+        default=[],
+        metavar="NAME=RUNTIME",
+        help="runtime for one model, e.g. digits=savedmodel (repeatable; env "
+        "TFSHIP_MODEL_RUNTIMES=a=onnx,b=savedmodel)",
+    )
+
+
+def _environment(args: argparse.Namespace) -> dict[str, str]:
+    env = dict(os.environ)
+    flags = {
+        "TFSHIP_MODEL_DIR": args.model_dir,
+        "TFSHIP_HOST": args.host,
+        "TFSHIP_REST_PORT": args.rest_port,
+        "TFSHIP_WORKERS": args.workers,
+        "TFSHIP_RUNTIME": args.runtime,
+    }
+    env.update({key: str(value) for key, value in flags.items() if value is not None})
+    if args.model_runtime:
+        merged = parse_model_runtimes(env.get("TFSHIP_MODEL_RUNTIMES", ""))
+        merged.update(parse_model_runtimes(",".join(args.model_runtime), "--model-runtime"))
+        env["TFSHIP_MODEL_RUNTIMES"] = ",".join(f"{k}={v}" for k, v in merged.items())
+    return env
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        settings = ServiceSettings.from_env(_environment(args))
+    except SettingsError as exc:
+        print(f"tfship serve: {exc}", file=sys.stderr)
+        return 2
+    if not settings.model_dir.is_dir():
+        print(
+            f"tfship serve: model repository {settings.model_dir} does not exist; train a "
+            f"model first (tfship train CONFIG --model-dir {settings.model_dir})",
+            file=sys.stderr,
+        )
+        return 2
+    # Workers are forked from this process and read their settings from here.
+    os.environ.update(settings.to_env())
+    from gunicorn.app.wsgiapp import WSGIApplication
+
+    sys.argv = ["tfship serve", "-c", str(CONFIG_FILE)]
+    WSGIApplication("%(prog)s [OPTIONS]", prog="tfship serve").run()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="tfship serve",
+        description="Serve every model in a repository with TF Serving's REST API.",
+    )
+    add_arguments(parser)
+    return run(parser.parse_args(argv))

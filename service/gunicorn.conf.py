@@ -1,0 +1,63 @@
+"""gunicorn settings for tfship; every value comes from ``TFSHIP_*`` (see service/settings.py).
+
+``tfship serve`` runs gunicorn with this file; it also works directly:
+``gunicorn -c service/gunicorn.conf.py``.
+"""
+
+import os
+import shutil
+import tempfile
+
+from service.settings import ServiceSettings
+
+_settings = ServiceSettings.from_env()
+_host = f"[{_settings.host}]" if ":" in _settings.host else _settings.host
+
+wsgi_app = "service.wsgi:app"
+bind = [f"{_host}:{_settings.rest_port}"]
+workers = _settings.workers
+worker_class = "sync"
+# A worker silent this long is killed and replaced; model loading runs in a background
+# thread, so a slow load does not trip it.
+timeout = 60
+graceful_timeout = 30
+proc_name = "tfship"
+accesslog = "-"
+access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
+errorlog = "-"
+# No preload: each worker loads its own models after the fork, so no runtime thread pool
+# is ever copied into a child.
+preload_app = False
+# gunicorn >= 25 opens a control socket in $HOME by default: two servers on one machine
+# would share it, and a read-only root filesystem refuses it. tfship does not use it.
+control_socket_disable = True
+
+_metrics_dir_created = None
+
+
+def on_starting(server):
+    """Prepare prometheus-client's multi-process folder before any worker imports it."""
+    global _metrics_dir_created
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if path:
+        os.makedirs(path, exist_ok=True)
+        # Files of an earlier run would be summed into this one's counters.
+        for name in os.listdir(path):
+            if name.endswith(".db"):
+                os.unlink(os.path.join(path, name))
+    else:
+        path = tempfile.mkdtemp(prefix="tfship-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+        _metrics_dir_created = path
+    server.log.info("metrics: multi-process folder %s", path)
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    if _metrics_dir_created:
+        shutil.rmtree(_metrics_dir_created, ignore_errors=True)

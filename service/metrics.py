@@ -1,0 +1,51 @@
+"""All Prometheus metrics of the service, and their exposition.
+
+Under gunicorn every worker is a process with its own counters; prometheus-client's
+multi-process mode (``PROMETHEUS_MULTIPROC_DIR``, set up by gunicorn.conf.py before any
+worker starts) makes ``/metrics`` report the sum over all workers, whichever one answers.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+
+# Label for requests that name no served model: keeps label values bounded whatever
+# names clients send.
+NO_MODEL = ""
+
+REQUESTS = Counter(
+    "tfship_requests",
+    "API requests answered, by model, version, API and HTTP status.",
+    ["model", "version", "api", "status"],
+)
+REQUEST_LATENCY = Histogram(
+    "tfship_request_duration_seconds",
+    "Time from request received to response ready, by model and API.",
+    ["model", "api"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+
+
+def observe_request(model: str, version: str, api: str, status: int, seconds: float) -> None:
+    REQUESTS.labels(model, version, api, str(status)).inc()
+    REQUEST_LATENCY.labels(model, api).observe(seconds)
+
+
+def exposition() -> tuple[bytes, str]:
+    """The text format for ``/metrics``: summed over workers in multi-process mode."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

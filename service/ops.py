@@ -1,0 +1,28 @@
+"""Operational endpoints: liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+import orjson
+from flask import Blueprint, Response, current_app
+
+from service.metrics import exposition
+
+blueprint = Blueprint("ops", __name__)
+
+
+@blueprint.get("/healthz")
+def healthz() -> Response:
+    # Alive means the worker answers; model state is /readyz's business.
+    return Response(b'{"status":"ok"}', mimetype="application/json")
+
+
+@blueprint.get("/readyz")
+def readyz() -> Response:
+    ready, report = current_app.extensions["tfship.registry"].readiness()
+    return Response(orjson.dumps(report), status=200 if ready else 503, mimetype="application/json")
+
+
+@blueprint.get("/metrics")
+def metrics() -> Response:
+    body, content_type = exposition()
+    return Response(body, content_type=content_type)

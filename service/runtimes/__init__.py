@@ -1,0 +1,24 @@
+"""Runtimes, imported lazily so the ONNX path never imports TensorFlow."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from service.runtimes.base import Runtime
+
+# Which artifact in metadata.json each runtime loads (and so which files get verified).
+ARTIFACT_FOR_RUNTIME = {"onnx": "onnx", "savedmodel": "savedmodel"}
+
+
+def load_runtime(kind: str, folder: Path, metadata: Mapping[str, Any], threads: int) -> Runtime:
+    if kind == "onnx":
+        from service.runtimes.onnx import OnnxRuntime
+
+        return OnnxRuntime(folder, metadata, threads)
+    if kind == "savedmodel":
+        from service.runtimes.savedmodel import SavedModelRuntime
+
+        return SavedModelRuntime(folder, metadata, threads)
+    raise ValueError(f"unknown runtime {kind!r}")

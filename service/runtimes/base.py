@@ -1,0 +1,57 @@
+"""The runtime interface: load a version folder, expose its signature, run predictions."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    dtype: np.dtype
+    shape: tuple[int, ...]  # -1 where any size is accepted (the batch)
+
+    def shape_text(self) -> str:
+        return "[" + ", ".join(str(d) for d in self.shape) + "]"
+
+
+@dataclass(frozen=True)
+class Signature:
+    name: str
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+
+    @property
+    def input_names(self) -> list[str]:
+        return [spec.name for spec in self.inputs]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [spec.name for spec in self.outputs]
+
+
+def signature_from_metadata(metadata: Mapping[str, Any]) -> Signature:
+    def specs(entries: list[dict[str, Any]]) -> tuple[TensorSpec, ...]:
+        return tuple(
+            TensorSpec(e["name"], np.dtype(e["dtype"]), tuple(int(d) for d in e["shape"]))
+            for e in entries
+        )
+
+    return Signature(
+        metadata["signature_name"], specs(metadata["inputs"]), specs(metadata["outputs"])
+    )
+
+
+class Runtime(Protocol):
+    kind: str
+    signature: Signature
+
+    def predict(
+        self, inputs: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None
+    ) -> dict[str, np.ndarray]:
+        """Run the model; inputs are already validated against ``signature``."""
+        ...

@@ -1,0 +1,48 @@
+"""ONNX Runtime: the default runtime. Imports no TensorFlow (start-up time and memory)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from service.runtimes.base import Signature, signature_from_metadata
+from tfship.repository import ONNX_FILE
+
+
+class OnnxRuntime:
+    kind = "onnx"
+    artifact = "onnx"
+
+    def __init__(self, folder: Path, metadata: Mapping[str, Any], threads: int) -> None:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        # One request at a time per worker: parallel branches would only add scheduling.
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self._session = ort.InferenceSession(
+            str(folder / ONNX_FILE), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+        self.signature: Signature = signature_from_metadata(metadata)
+        onnx_inputs = {i.name for i in self._session.get_inputs()}
+        onnx_outputs = {o.name for o in self._session.get_outputs()}
+        if (
+            onnx_inputs != set(self.signature.input_names)
+            or not set(self.signature.output_names) <= onnx_outputs
+        ):
+            raise ValueError(
+                f"{folder / ONNX_FILE} does not match metadata.json: ONNX inputs "
+                f"{sorted(onnx_inputs)}, outputs {sorted(onnx_outputs)}; metadata inputs "
+                f"{self.signature.input_names}, outputs {self.signature.output_names}"
+            )
+
+    def predict(
+        self, inputs: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None
+    ) -> dict[str, np.ndarray]:
+        names = list(outputs) if outputs else self.signature.output_names
+        results = self._session.run(names, dict(inputs))
+        return dict(zip(names, results, strict=True))

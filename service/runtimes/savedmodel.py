@@ -1,0 +1,63 @@
+"""SavedModel runtime (TensorFlow). Imported only when a model is configured to use it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from service.runtimes.base import Signature, TensorSpec
+
+_threads_configured = False
+
+
+def _import_tensorflow(threads: int) -> Any:
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    global _threads_configured
+    if not _threads_configured:
+        # Must happen before TensorFlow's first op; later calls raise.
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(1)
+        except RuntimeError:
+            pass
+        _threads_configured = True
+    return tf
+
+
+class SavedModelRuntime:
+    kind = "savedmodel"
+    artifact = "savedmodel"
+
+    def __init__(self, folder: Path, metadata: Mapping[str, Any], threads: int) -> None:
+        tf = _import_tensorflow(threads)
+        self._tf = tf
+        self._loaded = tf.saved_model.load(str(folder))
+        name = metadata["signature_name"]
+        self._function = self._loaded.signatures[name]
+        # The signature as the SavedModel itself declares it: the source of truth here.
+        _, kwargs = self._function.structured_input_signature
+        self.signature = Signature(
+            name,
+            tuple(self._spec(n, s) for n, s in sorted(kwargs.items())),
+            tuple(self._spec(n, s) for n, s in sorted(self._function.structured_outputs.items())),
+        )
+
+    @staticmethod
+    def _spec(name: str, spec: Any) -> TensorSpec:
+        shape = tuple(-1 if d is None else int(d) for d in spec.shape.as_list())
+        return TensorSpec(name, np.dtype(spec.dtype.as_numpy_dtype), shape)
+
+    def predict(
+        self, inputs: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None
+    ) -> dict[str, np.ndarray]:
+        tensors = {name: self._tf.constant(value) for name, value in inputs.items()}
+        results = self._function(**tensors)
+        names = list(outputs) if outputs else self.signature.output_names
+        return {name: results[name].numpy() for name in names}

@@ -1,0 +1,123 @@
+"""Service settings: environment variables (``TFSHIP_*``), overridable by CLI flags.
+
+Workers read their settings from the environment, which ``tfship serve`` fills from its
+flags before gunicorn forks them; so a flag, a variable and the container's env all meet here.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+RUNTIMES = ("onnx", "savedmodel")
+
+
+class SettingsError(ValueError):
+    """A setting has a value the service cannot use; the message names the variable."""
+
+
+def available_cpus() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def parse_model_runtimes(text: str, source: str = "TFSHIP_MODEL_RUNTIMES") -> dict[str, str]:
+    """``digits=savedmodel,other=onnx`` -> {"digits": "savedmodel", "other": "onnx"}."""
+    result: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, sep, runtime = item.partition("=")
+        if not sep or not name.strip():
+            raise SettingsError(f"{source}: expected NAME=RUNTIME, got {item!r}")
+        runtime = runtime.strip()
+        if runtime not in RUNTIMES:
+            raise SettingsError(
+                f"{source}: runtime {runtime!r} for model {name.strip()!r} is not one of "
+                f"{', '.join(RUNTIMES)}"
+            )
+        result[name.strip()] = runtime
+    return result
+
+
+def _int(env: Mapping[str, str], key: str, default: int, low: int, high: int) -> int:
+    raw = env.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{key}: expected an integer, got {raw!r}") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{key}: must be between {low} and {high}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], key: str, default: float) -> float:
+    raw = env.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{key}: expected a number, got {raw!r}") from None
+    if not value > 0:
+        raise SettingsError(f"{key}: must be positive, got {raw}")
+    return value
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    model_dir: Path
+    host: str = "127.0.0.1"
+    rest_port: int = 8501
+    workers: int = 2
+    runtime: str = "onnx"
+    model_runtimes: dict[str, str] = field(default_factory=dict)
+    # How long a request for a model that is still loading waits before a 503.
+    load_wait_seconds: float = 60.0
+    # onnxruntime/TensorFlow intra-op threads per worker; 0 = CPUs divided among workers.
+    intra_op_threads: int = 0
+
+    def runtime_for(self, model: str) -> str:
+        return self.model_runtimes.get(model, self.runtime)
+
+    def threads_per_worker(self) -> int:
+        if self.intra_op_threads:
+            return self.intra_op_threads
+        # Workers are processes; giving each more threads than its share of cores only
+        # makes them fight over the same cores.
+        return max(1, available_cpus() // self.workers)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ServiceSettings:
+        env = os.environ if env is None else env
+        runtime = env.get("TFSHIP_RUNTIME") or "onnx"
+        if runtime not in RUNTIMES:
+            raise SettingsError(
+                f"TFSHIP_RUNTIME: expected one of {', '.join(RUNTIMES)}, got {runtime!r}"
+            )
+        return cls(
+            model_dir=Path(env.get("TFSHIP_MODEL_DIR") or "models"),
+            host=env.get("TFSHIP_HOST") or "127.0.0.1",
+            rest_port=_int(env, "TFSHIP_REST_PORT", 8501, 1, 65535),
+            workers=_int(env, "TFSHIP_WORKERS", min(available_cpus(), 4), 1, 256),
+            runtime=runtime,
+            model_runtimes=parse_model_runtimes(env.get("TFSHIP_MODEL_RUNTIMES") or ""),
+            load_wait_seconds=_float(env, "TFSHIP_LOAD_WAIT_SECONDS", 60.0),
+            intra_op_threads=_int(env, "TFSHIP_INTRA_OP_THREADS", 0, 0, 1024),
+        )
+
+    def to_env(self) -> dict[str, str]:
+        return {
+            "TFSHIP_MODEL_DIR": str(self.model_dir),
+            "TFSHIP_HOST": self.host,
+            "TFSHIP_REST_PORT": str(self.rest_port),
+            "TFSHIP_WORKERS": str(self.workers),
+            "TFSHIP_RUNTIME": self.runtime,
+            "TFSHIP_MODEL_RUNTIMES": ",".join(f"{k}={v}" for k, v in self.model_runtimes.items()),
+            "TFSHIP_LOAD_WAIT_SECONDS": str(self.load_wait_seconds),
+            "TFSHIP_INTRA_OP_THREADS": str(self.intra_op_threads),
+        }
