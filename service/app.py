@@ -10,8 +10,8 @@ import logging
 import sys
 import time
 
-from flask import Flask, Response, g
-from werkzeug.exceptions import HTTPException
+from flask import Flask, Response, g, request
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from service import ops, tfserving_rest
 from service.errors import ServingError
@@ -68,7 +68,16 @@ def create_app(settings: ServiceSettings | None = None, *, load_models: bool = T
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException) -> Response:
-        return json_response({"error": error.description or error.name}, error.code or 500)
+        if isinstance(error, NotFound):
+            message = f"no such endpoint: {request.method} {request.path}"
+        elif isinstance(error, MethodNotAllowed):
+            allowed = ", ".join(sorted(error.valid_methods or []))
+            message = (
+                f"method {request.method} is not allowed on {request.path} (allowed: {allowed})"
+            )
+        else:
+            message = error.description or error.name
+        return json_response({"error": message}, error.code or 500)
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:

@@ -23,7 +23,7 @@ timeout = 60
 graceful_timeout = 30
 proc_name = "tfship"
 accesslog = "-"
-access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
+access_log_format = '%(h)s %(p)s "%(r)s" %(s)s %(b)s %(M)sms'
 errorlog = "-"
 # No preload: each worker loads its own models after the fork, so no runtime thread pool
 # is ever copied into a child.

@@ -7,6 +7,8 @@ work, with a message naming the key (``fit.epochs: expected an integer, got 'ten
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +17,8 @@ from typing import Any, Literal
 import yaml
 
 from training.errors import ConfigError
+
+_EXPONENT_FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
 
 
 @dataclass(frozen=True)
@@ -125,8 +129,13 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
             raise ConfigError(f"{key}: expected an integer, got {_describe(value)}")
         return value
     if hint is float:
+        if isinstance(value, str) and _EXPONENT_FLOAT.match(value):
+            # PyYAML follows YAML 1.1, where 1e-3 (no dot) is a string; people mean a number.
+            value = float(value)
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{key}: expected a number, got {_describe(value)}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{key}: expected a finite number, got {value}")
         return float(value)
     if hint is str:
         if not isinstance(value, str):

@@ -1,0 +1,229 @@
+"""Session fixtures: the digits demo trained once with its real config, real servers.
+
+Everything runs as real processes: ``python -m training`` publishes into a temporary
+repository, ``tfship serve`` runs gunicorn on a free loopback port.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DIGITS_CONFIG = ROOT / "training" / "configs" / "digits.yaml"
+BIN = Path(sys.executable).parent
+
+
+def tfship_command() -> list[str]:
+    script = BIN / "tfship"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "tfship.cli"]
+
+
+def quiet_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TFSHIP_")}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    env.update(extra)
+    return env
+
+
+def run_training(
+    model_dir: Path, *overrides: str, config: Path = DIGITS_CONFIG, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "training", str(config), "--model-dir", str(model_dir)]
+    for override in overrides:
+        command += ["--set", override]
+    return subprocess.run(
+        command, capture_output=True, text=True, timeout=timeout, env=quiet_env(), cwd=ROOT
+    )
+
+
+@dataclass(frozen=True)
+class TrainedRepo:
+    path: Path
+    seconds: float
+    log: str
+
+    @property
+    def version_dir(self) -> Path:
+        return self.path / "digits" / "1"
+
+    def metadata(self) -> dict[str, Any]:
+        return json.loads((self.version_dir / "metadata.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def trained_repo(tmp_path_factory: pytest.TempPathFactory) -> TrainedRepo:
+    repo = tmp_path_factory.mktemp("repo")
+    started = time.monotonic()
+    result = run_training(repo)
+    seconds = time.monotonic() - started
+    assert result.returncode == 0, f"training failed:\n{result.stderr[-4000:]}"
+    return TrainedRepo(repo, seconds, result.stdout + result.stderr)
+
+
+@pytest.fixture
+def repo_copy(trained_repo: TrainedRepo, tmp_path: Path) -> Path:
+    """A private copy of the trained repository, for tests that change it."""
+    target = tmp_path / "repo"
+    shutil.copytree(trained_repo.path, target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def digits() -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    return bunch.images.astype(np.float32)[..., np.newaxis], bunch.target
+
+
+# --- servers ---
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class HttpResult:
+    status: int
+    body: bytes
+    headers: dict[str, str]
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def http(
+    method: str, url: str, body: bytes | str | dict[str, Any] | None = None, timeout: float = 30.0
+) -> HttpResult:
+    if isinstance(body, dict):
+        body = json.dumps(body)
+    if isinstance(body, str):
+        body = body.encode()
+    request = urllib.request.Request(
+        url, data=body, method=method, headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return HttpResult(response.status, response.read(), dict(response.headers))
+    except urllib.error.HTTPError as error:
+        return HttpResult(error.code, error.read(), dict(error.headers))
+
+
+class Server:
+    def __init__(
+        self, model_dir: Path, args: list[str], log_path: Path, env: dict[str, str] | None = None
+    ) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        command = [
+            *tfship_command(),
+            "serve",
+            "--model-dir",
+            str(model_dir),
+            "--host",
+            "127.0.0.1",
+            "--rest-port",
+            str(self.port),
+            *args,
+        ]
+        self._log = log_path.open("wb")
+        self.started = time.monotonic()
+        self.process = subprocess.Popen(
+            command, stdout=self._log, stderr=subprocess.STDOUT, env=env or quiet_env(), cwd=ROOT
+        )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_answering(self, path: str = "/healthz", timeout: float = 60.0) -> HttpResult:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(
+                    f"server exited with {self.process.returncode}:\n{self.log()[-4000:]}"
+                )
+            try:
+                return http("GET", self.url + path, timeout=5)
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                time.sleep(0.05)
+        raise AssertionError(f"server did not answer {path} in {timeout} s:\n{self.log()[-4000:]}")
+
+    def wait_ready(self, timeout: float = 120.0) -> float:
+        """Seconds from process start to the first 200 from /readyz."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            result = self.wait_answering("/readyz", timeout=max(1.0, deadline - time.monotonic()))
+            if result.status == 200:
+                return time.monotonic() - self.started
+            time.sleep(0.05)
+        raise AssertionError(f"server not ready in {timeout} s:\n{self.log()[-4000:]}")
+
+    def get(self, path: str) -> HttpResult:
+        return http("GET", self.url + path)
+
+    def post(self, path: str, body: bytes | str | dict[str, Any]) -> HttpResult:
+        return http("POST", self.url + path, body)
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        self._log.close()
+        return self.process.returncode
+
+
+@pytest.fixture(scope="session")
+def start_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    servers: list[Server] = []
+
+    def start(model_dir: Path, *args: str, env: dict[str, str] | None = None) -> Server:
+        log_path = tmp_path_factory.mktemp("server") / "server.log"
+        server = Server(model_dir, list(args), log_path, env)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def onnx_server(trained_repo: TrainedRepo, start_server: Any) -> Server:
+    server = start_server(trained_repo.path, "--workers", "2")
+    server.wait_ready()
+    return server
+
+
+@pytest.fixture(scope="session")
+def savedmodel_server(trained_repo: TrainedRepo, start_server: Any) -> Server:
+    # Per-model runtime choice, the way a deployment would pick TensorFlow for one model.
+    server = start_server(
+        trained_repo.path, "--workers", "1", "--model-runtime", "digits=savedmodel"
+    )
+    server.wait_ready()
+    return server

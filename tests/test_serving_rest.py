@@ -1,0 +1,285 @@
+"""TF Serving REST API against a real gunicorn server (ONNX runtime, two workers)."""
+
+from __future__ import annotations
+
+import json
+import re
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from conftest import Server, TrainedRepo
+
+
+def _ort_probabilities(trained_repo: TrainedRepo, x: np.ndarray) -> np.ndarray:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(
+        str(trained_repo.version_dir / "model.onnx"), providers=["CPUExecutionProvider"]
+    )
+    return session.run(["probabilities"], {"pixels": x})[0]
+
+
+def test_row_format_equals_in_process_onnxruntime(
+    onnx_server: Server, trained_repo: TrainedRepo, digits: tuple[np.ndarray, np.ndarray]
+) -> None:
+    x, y = digits
+    rows = x[:32]
+    answer = onnx_server.post("/v1/models/digits:predict", {"instances": rows.tolist()})
+    assert answer.status == 200, answer.body
+    assert answer.headers["Content-Type"] == "application/json"
+    body = answer.json()
+    assert list(body) == ["predictions"]
+    served = np.asarray(body["predictions"], dtype=np.float32)
+    # float32 survives the JSON round trip exactly: the same bits as in-process.
+    np.testing.assert_array_equal(served, _ort_probabilities(trained_repo, rows))
+    assert (served.argmax(axis=1) == y[:32]).mean() >= 0.9
+
+
+def test_columnar_and_named_rows_give_the_same_answer(
+    onnx_server: Server, digits: tuple[np.ndarray, np.ndarray]
+) -> None:
+    rows = digits[0][100:105]
+    by_rows = onnx_server.post("/v1/models/digits:predict", {"instances": rows.tolist()}).json()
+    columnar = onnx_server.post("/v1/models/digits:predict", {"inputs": rows.tolist()})
+    named_columns = onnx_server.post(
+        "/v1/models/digits:predict", {"inputs": {"pixels": rows.tolist()}}
+    )
+    named_rows = onnx_server.post(
+        "/v1/models/digits:predict",
+        {"instances": [{"pixels": r.tolist()} for r in rows], "signature_name": "serving_default"},
+    )
+    assert list(columnar.json()) == ["outputs"]
+    assert columnar.json()["outputs"] == by_rows["predictions"]
+    assert named_columns.json()["outputs"] == by_rows["predictions"]
+    assert named_rows.json()["predictions"] == by_rows["predictions"]
+
+
+def test_version_path_and_integer_pixels(
+    onnx_server: Server, trained_repo: TrainedRepo, digits: tuple[np.ndarray, np.ndarray]
+) -> None:
+    x = digits[0][:3]
+    # Clients send raw 0..16 integers; they are taken as float32 pixels.
+    answer = onnx_server.post(
+        "/v1/models/digits/versions/1:predict", {"instances": x.astype(int).tolist()}
+    )
+    assert answer.status == 200
+    np.testing.assert_array_equal(
+        np.asarray(answer.json()["predictions"], dtype=np.float32),
+        _ort_probabilities(trained_repo, x),
+    )
+
+
+def test_model_status_is_tf_serving_shaped(onnx_server: Server) -> None:
+    expected = {
+        "model_version_status": [
+            {
+                "version": "1",
+                "state": "AVAILABLE",
+                "status": {"error_code": "OK", "error_message": ""},
+            }
+        ]
+    }
+    assert onnx_server.get("/v1/models/digits").json() == expected
+    assert onnx_server.get("/v1/models/digits/versions/1").json() == expected
+
+
+def test_model_metadata_is_tf_serving_shaped(
+    onnx_server: Server, trained_repo: TrainedRepo
+) -> None:
+    for path in ("/v1/models/digits/metadata", "/v1/models/digits/versions/1/metadata"):
+        body = onnx_server.get(path).json()
+        assert body["model_spec"] == {"name": "digits", "signature_name": "", "version": "1"}
+        signature_defs = body["metadata"]["signature_def"]["signature_def"]
+        assert signature_defs == trained_repo.metadata()["tf_serving_signature_def"]
+        serving = signature_defs["serving_default"]
+        pixels = serving["inputs"]["pixels"]
+        assert pixels["dtype"] == "DT_FLOAT"
+        assert pixels["name"] == "serving_default_pixels:0"
+        assert pixels["tensor_shape"] == {
+            "dim": [{"size": s, "name": ""} for s in ("-1", "8", "8", "1")],
+            "unknown_rank": False,
+        }
+        assert serving["outputs"]["probabilities"]["dtype"] == "DT_FLOAT"
+        assert serving["method_name"] == "tensorflow/serving/predict"
+
+
+ROW = np.zeros((8, 8, 1)).tolist()
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("{not json", "request body is not valid JSON"),
+        ('{"instances": [NaN]}', "request body is not valid JSON"),
+        ('{"instances": [[1e999]]}', "request body is not valid JSON"),
+        ("[1, 2]", "request body must be a JSON object with 'instances'"),
+        ({}, "missing 'instances' (row format) or 'inputs' (columnar format)"),
+        ({"instances": [ROW], "inputs": [ROW]}, "request has both 'instances' and 'inputs'"),
+        ({"instances": []}, "'instances' is empty"),
+        (
+            {"instances": ROW[0]},
+            "input 'pixels' in 'instances': expected shape [-1, 8, 8, 1] "
+            "(rank 4), got shape [8, 1] (rank 2)",
+        ),
+        (
+            {"instances": [[[0] * 7] * 8]},
+            "input 'pixels' in 'instances': expected shape "
+            "[-1, 8, 8, 1] (rank 4), got shape [1, 8, 7] (rank 3)",
+        ),
+        (
+            {"instances": [[[[0]] * 7] * 8]},
+            "input 'pixels' in 'instances': dimension 2 must be 8, "
+            "got 7 (expected shape [-1, 8, 8, 1], got [1, 8, 7, 1])",
+        ),
+        ({"instances": [ROW, ROW[:7]]}, "input 'pixels' in 'instances': ragged nested lists"),
+        ({"instances": [[[["a"]] * 8] * 8]}, "expected numbers of type float32, got strings"),
+        ({"instances": [[[[True]] * 8] * 8]}, "expected numbers of type float32, got booleans"),
+        (
+            {"instances": [[[[1.0]] * 7 + [[True]]] * 8]},
+            "expected numbers of type float32, got a boolean (true/false)",
+        ),
+        (
+            {"instances": [[[[None]] * 8] * 8]},
+            "expected numbers of type float32, got null or mixed",
+        ),
+        (
+            {"instances": [{"image": ROW}]},
+            "instance 0: missing 'pixels'; unknown 'image' input; the model's inputs are 'pixels'",
+        ),
+        ({"inputs": {"pixels": [ROW], "extra": [1]}}, "'inputs': unknown 'extra' input"),
+        (
+            {"instances": [ROW], "signature_name": "classify"},
+            "signature 'classify' not found; this model serves 'serving_default'",
+        ),
+    ],
+)
+def test_bad_requests_get_400_with_a_message(
+    onnx_server: Server, body: object, message: str
+) -> None:
+    payload = body if isinstance(body, str) else json.dumps(body)
+    answer = onnx_server.post("/v1/models/digits:predict", payload)
+    assert answer.status == 400, answer.body
+    error = answer.json()["error"]
+    assert message in error
+    assert list(answer.json()) == ["error"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "message"),
+    [
+        ("GET", "/v1/models/nope", "model 'nope' not found (models served: digits)"),
+        ("GET", "/v1/models/nope/metadata", "model 'nope' not found"),
+        ("POST", "/v1/models/nope:predict", "model 'nope' not found"),
+        (
+            "GET",
+            "/v1/models/digits/versions/7",
+            "version 7 of model 'digits' is not served (served version: 1)",
+        ),
+        ("POST", "/v1/models/digits/versions/7:predict", "version 7 of model 'digits'"),
+        ("GET", "/v2/nothing/here", "no such endpoint: GET /v2/nothing/here"),
+    ],
+)
+def test_unknown_models_versions_and_paths_get_404(
+    onnx_server: Server, method: str, path: str, message: str
+) -> None:
+    answer = (
+        onnx_server.get(path) if method == "GET" else onnx_server.post(path, {"instances": [ROW]})
+    )
+    assert answer.status == 404
+    assert message in answer.json()["error"]
+
+
+def test_wrong_method_is_a_json_405(onnx_server: Server) -> None:
+    answer = onnx_server.get("/v1/models/digits:predict")
+    # GET on the predict path is read as the status of a model named "digits:predict".
+    assert answer.status == 404
+    answer = onnx_server.post("/v1/models/digits", {"instances": [ROW]})
+    assert answer.status == 405
+    assert answer.json() == {
+        "error": "method POST is not allowed on /v1/models/digits (allowed: GET, HEAD, OPTIONS)"
+    }
+
+
+def _counter(text: str, name: str, **labels: str) -> float:
+    """Sum of a metric's samples whose labels include ``labels``."""
+    total = 0.0
+    for line in text.splitlines():
+        match = re.match(rf"^{name}\{{(.*)\}} (\S+)$", line)
+        if not match:
+            continue
+        found = dict(re.findall(r'(\w+)="([^"]*)"', match.group(1)))
+        if all(found.get(k) == v for k, v in labels.items()):
+            total += float(match.group(2))
+    return total
+
+
+def test_metrics_count_every_request_across_workers(onnx_server: Server) -> None:
+    def scrape() -> str:
+        answer = onnx_server.get("/metrics")
+        assert answer.status == 200
+        assert answer.headers["Content-Type"].startswith("text/plain")
+        return answer.body.decode()
+
+    before = scrape()
+    ok, bad, missing = 60, 5, 3
+    calls = (
+        [("digits", [ROW], 200)] * ok
+        + [("digits", [[1]], 400)] * bad
+        + [("ghost", [ROW], 404)] * missing
+    )
+    log_start = len(onnx_server.log())
+    # Concurrent (bounded: 68 requests, 8 at a time) so that both workers answer some.
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(
+            pool.map(
+                lambda call: (
+                    onnx_server.post(
+                        f"/v1/models/{call[0]}:predict", {"instances": call[1]}
+                    ).status,
+                    call[2],
+                ),
+                calls,
+            )
+        )
+    assert all(got == want for got, want in statuses)
+    after = scrape()
+    access_lines = [
+        line
+        for line in onnx_server.log()[log_start:].splitlines()
+        if '"POST /v1/models/digits:predict' in line
+    ]
+    pids = {re.search(r"<(\d+)>", line).group(1) for line in access_lines}  # type: ignore[union-attr]
+    assert len(access_lines) == ok + bad
+    assert len(pids) == 2, "both workers must have answered for this test to mean anything"
+
+    def moved(name: str, **labels: str) -> float:
+        return _counter(after, name, **labels) - _counter(before, name, **labels)
+
+    # Each worker counts only what it answered; a scrape must still see the sum of both.
+    assert (
+        moved("tfship_requests_total", model="digits", version="1", api="predict", status="200")
+        == ok
+    )
+    assert (
+        moved("tfship_requests_total", model="digits", version="1", api="predict", status="400")
+        == bad
+    )
+    # Made-up model names never become label values.
+    assert moved("tfship_requests_total", model="", api="predict", status="404") == missing
+    assert "ghost" not in after
+    assert moved("tfship_request_duration_seconds_count", model="digits", api="predict") == ok + bad
+    assert (
+        moved("tfship_request_duration_seconds_bucket", model="digits", api="predict", le="+Inf")
+        == ok + bad
+    )
+
+
+def test_health_and_readiness(onnx_server: Server) -> None:
+    assert onnx_server.get("/healthz").json() == {"status": "ok"}
+    ready = onnx_server.get("/readyz")
+    assert ready.status == 200
+    assert ready.json() == {
+        "ready": True,
+        "models": {"digits": {"version": 1, "state": "AVAILABLE", "runtime": "onnx"}},
+    }

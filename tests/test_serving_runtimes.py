@@ -1,0 +1,70 @@
+"""Runtimes: SavedModel (TensorFlow) agrees with ONNX; the ONNX path never imports TensorFlow."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+from conftest import ROOT, Server, TrainedRepo, quiet_env
+
+
+def test_savedmodel_runtime_gives_the_same_answers(
+    savedmodel_server: Server, onnx_server: Server, digits: tuple[np.ndarray, np.ndarray]
+) -> None:
+    x, y = digits
+    rows = x[:64].tolist()
+    tf_answer = savedmodel_server.post("/v1/models/digits:predict", {"instances": rows})
+    onnx_answer = onnx_server.post("/v1/models/digits:predict", {"instances": rows})
+    assert tf_answer.status == 200, tf_answer.body
+    tf_probs = np.asarray(tf_answer.json()["predictions"])
+    onnx_probs = np.asarray(onnx_answer.json()["predictions"])
+    np.testing.assert_array_equal(tf_probs.argmax(axis=1), onnx_probs.argmax(axis=1))
+    np.testing.assert_allclose(tf_probs, onnx_probs, atol=1e-4)
+    assert (tf_probs.argmax(axis=1) == y[:64]).mean() >= 0.9
+    columnar = savedmodel_server.post("/v1/models/digits:predict", {"inputs": rows})
+    assert columnar.json()["outputs"] == tf_answer.json()["predictions"]
+
+
+def test_savedmodel_runtime_reports_the_same_metadata(
+    savedmodel_server: Server, onnx_server: Server
+) -> None:
+    assert (
+        savedmodel_server.get("/v1/models/digits/metadata").json()
+        == onnx_server.get("/v1/models/digits/metadata").json()
+    )
+    assert savedmodel_server.get("/readyz").json()["models"]["digits"]["runtime"] == "savedmodel"
+    bad = savedmodel_server.post("/v1/models/digits:predict", {"instances": [[1, 2]]})
+    assert bad.status == 400 and "expected shape [-1, 8, 8, 1]" in bad.json()["error"]
+
+
+def test_onnx_path_does_not_import_tensorflow(trained_repo: TrainedRepo) -> None:
+    """Start-up time and memory: a worker serving ONNX must never load TensorFlow."""
+    code = (
+        "import json, sys\n"
+        "from pathlib import Path\n"
+        "from service.app import create_app\n"
+        "from service.settings import ServiceSettings\n"
+        "app = create_app(ServiceSettings(model_dir=Path(sys.argv[1])), load_models=False)\n"
+        "registry = app.extensions['tfship.registry']\n"
+        "registry.load_all()\n"
+        "client = app.test_client()\n"
+        "row = [[[0.0]] * 8] * 8\n"
+        "answer = client.post('/v1/models/digits:predict', json={'instances': [row]})\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in\n"
+        "               ('tensorflow', 'keras', 'tf2onnx', 'tensorflow_serving'))\n"
+        "print(json.dumps({'status': answer.status_code, 'ready': registry.readiness()[0],\n"
+        "                  'heavy': heavy}))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(trained_repo.path)],
+        capture_output=True,
+        text=True,
+        env=quiet_env(),
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report == {"status": 200, "ready": True, "heavy": []}
