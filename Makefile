@@ -1,0 +1,60 @@
+# The two commands a new machine needs: `make demo` and `make test` (see README.md).
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8501
+MODEL_DIR ?= models
+CONFIG ?= training/configs/digits.yaml
+
+.PHONY: demo test install install-dev train serve lint bench-startup clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Stamps: reinstall only when pyproject.toml changes.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -e ".[dev]"
+	touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+# Train the digits demo unless a version is already published, then serve it.
+demo: install
+	@if ! ls $(MODEL_DIR)/digits 2>/dev/null | grep -qE '^[0-9]+$$'; then \
+		$(BIN)/tfship train $(CONFIG) --model-dir $(MODEL_DIR); \
+	fi
+	@$(BIN)/tfship models --model-dir $(MODEL_DIR)
+	@echo
+	@echo "Starting the server on http://$(HOST):$(PORT) (Ctrl-C stops it)."
+	@echo "Once it logs 'model digits version N AVAILABLE', try from another terminal:"
+	@echo
+	@echo "  curl -s -d @training/examples/digits_request.json http://$(HOST):$(PORT)/v1/models/digits:predict"
+	@echo
+	$(BIN)/tfship serve --model-dir $(MODEL_DIR) --host $(HOST) --rest-port $(PORT)
+
+# Publish a new version even if one exists.
+train: install
+	$(BIN)/tfship train $(CONFIG) --model-dir $(MODEL_DIR)
+
+serve: install
+	$(BIN)/tfship serve --model-dir $(MODEL_DIR) --host $(HOST) --rest-port $(PORT)
+
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
+	$(BIN)/pytest
+
+bench-startup: install
+	$(BIN)/python benchmarks/startup.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
