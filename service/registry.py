@@ -148,18 +148,18 @@ class Registry:
             )
         return served
 
-    def get(self, name: str, version: int | None = None) -> ServedVersion:
-        """A version ready to predict; waits for it if it is still loading."""
-        served = self.find(name, version)
+    def ensure_available(self, served: ServedVersion) -> None:
+        """Return once ``served`` can predict; waits (bounded) while it is still loading."""
         if not served.done.wait(self.settings.load_wait_seconds):
             raise Unavailable(
-                f"model '{name}' version {served.version} is still loading; try again shortly"
+                f"model '{served.name}' version {served.version} is still loading; "
+                "try again shortly"
             )
         if served.state != AVAILABLE:
             raise Unavailable(
-                f"model '{name}' version {served.version} failed to load: {served.error_message}"
+                f"model '{served.name}' version {served.version} failed to load: "
+                f"{served.error_message}"
             )
-        return served
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         models = {

@@ -22,6 +22,14 @@ def _shape_text(shape: tuple[int, ...]) -> str:
     return "[" + ", ".join(str(d) for d in shape) + "]"
 
 
+def _leading_depth(value: Any) -> int:
+    depth = 0
+    while isinstance(value, list) and value:
+        depth += 1
+        value = value[0]
+    return depth
+
+
 def _has_bool(value: Any) -> bool:
     if isinstance(value, bool):
         return True
@@ -40,6 +48,13 @@ def to_array(value: Any, spec: TensorSpec, where: str, may_hold_bool: bool) -> n
     try:
         array = np.asarray(value)
     except ValueError:
+        depth = _leading_depth(value)
+        if depth > len(spec.shape):
+            # numpy refuses more than 64 dimensions; say what is wrong, not "ragged".
+            raise InvalidArgument(
+                f"{label}: expected shape {spec.shape_text()} (rank {len(spec.shape)}), "
+                f"got lists nested {depth} deep"
+            ) from None
         raise InvalidArgument(
             f"{label}: ragged nested lists (rows of different lengths); expected a "
             f"rectangular tensor of shape {spec.shape_text()}"

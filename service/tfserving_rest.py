@@ -48,8 +48,9 @@ def model_status(name: str, version: int | None = None) -> Response:
 @blueprint.get("/v1/models/<name>/versions/<int:version>/metadata")
 def model_metadata(name: str, version: int | None = None) -> Response:
     g.api = "metadata"
-    served = _registry().get(name, version)
+    served = _registry().find(name, version)
     _label(served)
+    _registry().ensure_available(served)
     return json_response(
         {
             "model_spec": {
@@ -68,14 +69,15 @@ def model_metadata(name: str, version: int | None = None) -> Response:
 @blueprint.post("/v1/models/<name>/versions/<int:version>:predict")
 def predict(name: str, version: int | None = None) -> Response:
     g.api = "predict"
-    served = _registry().get(name, version)
+    served = _registry().find(name, version)
     _label(served)
+    _registry().ensure_available(served)
     raw = request.get_data(cache=False)
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidArgument(f"request body is not valid JSON: {exc}") from None
-    assert served.runtime is not None  # get() returns AVAILABLE versions only
+    assert served.runtime is not None  # ensure_available() passed
     # Booleans hidden among numbers need a walk of the whole body; skip it when the raw
     # text cannot contain one.
     may_hold_bool = b"true" in raw or b"false" in raw

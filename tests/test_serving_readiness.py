@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
 
-from conftest import ROOT, quiet_env, tfship_command
+import numpy as np
+from conftest import ROOT, TrainedRepo, quiet_env, tfship_command
 
 
 def test_corrupted_version_is_refused_and_reported(repo_copy: Path, start_server: Any) -> None:
@@ -71,3 +73,42 @@ def test_serve_refuses_bad_settings_before_starting(tmp_path: Path) -> None:
     assert "runtime 'torch' for model 'digits' is not one of onnx, savedmodel" in bad_runtime.stderr
     bad_workers = serve("--model-dir", str(tmp_path), "--workers", "0")
     assert bad_workers.returncode == 2 and "TFSHIP_WORKERS: must be between 1" in bad_workers.stderr
+
+
+def test_not_ready_while_loading_and_requests_wait_for_the_model(
+    trained_repo: TrainedRepo, start_server: Any, digits: tuple[np.ndarray, np.ndarray]
+) -> None:
+    # One SavedModel worker: it answers HTTP within a second, while TensorFlow's import
+    # and the model load take several more in the background.
+    server = start_server(trained_repo.path, "--workers", "1", "--runtime", "savedmodel")
+    assert server.wait_answering("/healthz").status == 200
+    before = server.get("/readyz")
+    assert before.status == 503
+    assert before.json()["models"]["digits"]["state"] in ("START", "LOADING")
+    status = server.get("/v1/models/digits").json()["model_version_status"][0]
+    assert status["state"] in ("START", "LOADING")
+    assert status["status"] == {"error_code": "OK", "error_message": ""}
+
+    # Sent while loading: waits for the model rather than failing.
+    answer = server.post("/v1/models/digits:predict", {"instances": digits[0][:2].tolist()})
+    assert answer.status == 200, answer.body
+    assert len(answer.json()["predictions"]) == 2
+    after = server.get("/readyz")
+    assert after.status == 200
+    assert after.json()["models"]["digits"] == {
+        "version": 1,
+        "state": "AVAILABLE",
+        "runtime": "savedmodel",
+    }
+
+
+def test_sigterm_stops_cleanly_and_removes_the_metrics_folder(
+    trained_repo: TrainedRepo, start_server: Any
+) -> None:
+    server = start_server(trained_repo.path, "--workers", "2")
+    server.wait_ready()
+    assert server.post("/v1/models/digits:predict", {"instances": [[[[0]] * 8] * 8]}).status == 200
+    folder = Path(re.search(r"metrics: multi-process folder (\S+)", server.log()).group(1))  # type: ignore[union-attr]
+    assert folder.is_dir() and list(folder.glob("*.db"))
+    assert server.stop() == 0
+    assert not folder.exists(), "the server must remove the metrics folder it created"

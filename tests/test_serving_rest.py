@@ -133,6 +133,10 @@ ROW = np.zeros((8, 8, 1)).tolist()
             "got 7 (expected shape [-1, 8, 8, 1], got [1, 8, 7, 1])",
         ),
         ({"instances": [ROW, ROW[:7]]}, "input 'pixels' in 'instances': ragged nested lists"),
+        (
+            '{"instances": ' + "[" * 900 + "1" + "]" * 900 + "}",
+            "expected shape [-1, 8, 8, 1] (rank 4), got lists nested 900 deep",
+        ),
         ({"instances": [[[["a"]] * 8] * 8]}, "expected numbers of type float32, got strings"),
         ({"instances": [[[[True]] * 8] * 8]}, "expected numbers of type float32, got booleans"),
         (
