@@ -13,12 +13,12 @@ import time
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
-from service import ops, tfserving_rest
+from service import ops, tfserving_rest, v2_rest
 from service.errors import ServingError
+from service.http import json_response
 from service.metrics import NO_MODEL, observe_request
 from service.registry import Registry
 from service.settings import ServiceSettings
-from service.tfserving_rest import json_response
 
 log = logging.getLogger("tfship.app")
 
@@ -44,6 +44,7 @@ def create_app(settings: ServiceSettings | None = None, *, load_models: bool = T
     app.extensions["tfship.settings"] = settings
     app.register_blueprint(ops.blueprint)
     app.register_blueprint(tfserving_rest.blueprint)
+    app.register_blueprint(v2_rest.blueprint)
 
     @app.before_request
     def _start_clock() -> None:
@@ -56,6 +57,7 @@ def create_app(settings: ServiceSettings | None = None, *, load_models: bool = T
             observe_request(
                 g.get("model", NO_MODEL),
                 g.get("version", ""),
+                g.protocol,
                 api,
                 response.status_code,
                 time.perf_counter() - g.started,

@@ -24,20 +24,22 @@ NO_MODEL = ""
 
 REQUESTS = Counter(
     "tfship_requests",
-    "API requests answered, by model, version, API and HTTP status.",
-    ["model", "version", "api", "status"],
+    "API requests answered, by model, version, protocol, API and HTTP status.",
+    ["model", "version", "protocol", "api", "status"],
 )
 REQUEST_LATENCY = Histogram(
     "tfship_request_duration_seconds",
-    "Time from request received to response ready, by model and API.",
-    ["model", "api"],
+    "Time from request received to response ready, by model, protocol and API.",
+    ["model", "protocol", "api"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
 
 
-def observe_request(model: str, version: str, api: str, status: int, seconds: float) -> None:
-    REQUESTS.labels(model, version, api, str(status)).inc()
-    REQUEST_LATENCY.labels(model, api).observe(seconds)
+def observe_request(
+    model: str, version: str, protocol: str, api: str, status: int, seconds: float
+) -> None:
+    REQUESTS.labels(model, version, protocol, api, str(status)).inc()
+    REQUEST_LATENCY.labels(model, protocol, api).observe(seconds)
 
 
 def exposition() -> tuple[bytes, str]:

@@ -14,80 +14,15 @@ import numpy as np
 
 from service.errors import InvalidArgument
 from service.runtimes.base import Signature, TensorSpec
-
-_KIND_WORDS = {"U": "strings", "S": "strings", "b": "booleans (true/false)", "O": "null or mixed"}
-
-
-def _shape_text(shape: tuple[int, ...]) -> str:
-    return "[" + ", ".join(str(d) for d in shape) + "]"
-
-
-def _leading_depth(value: Any) -> int:
-    depth = 0
-    while isinstance(value, list) and value:
-        depth += 1
-        value = value[0]
-    return depth
-
-
-def _has_bool(value: Any) -> bool:
-    if isinstance(value, bool):
-        return True
-    if isinstance(value, list):
-        return any(_has_bool(v) for v in value)
-    return False
+from service.tensor_checks import as_array, cast_checked, check_shape
 
 
 def to_array(value: Any, spec: TensorSpec, where: str, may_hold_bool: bool) -> np.ndarray:
-    """One JSON value -> an array of the signature's dtype and shape, or InvalidArgument.
-
-    ``may_hold_bool`` is False when the raw body has no ``true``/``false`` token: then the
-    (slow) walk for booleans hidden among numbers is skipped.
-    """
+    """One JSON value (batch included) -> an array of the signature's dtype and shape."""
     label = f"input '{spec.name}'{where}"
-    try:
-        array = np.asarray(value)
-    except ValueError:
-        depth = _leading_depth(value)
-        if depth > len(spec.shape):
-            # numpy refuses more than 64 dimensions; say what is wrong, not "ragged".
-            raise InvalidArgument(
-                f"{label}: expected shape {spec.shape_text()} (rank {len(spec.shape)}), "
-                f"got lists nested {depth} deep"
-            ) from None
-        raise InvalidArgument(
-            f"{label}: ragged nested lists (rows of different lengths); expected a "
-            f"rectangular tensor of shape {spec.shape_text()}"
-        ) from None
-    kind = array.dtype.kind
-    if kind in _KIND_WORDS and not (kind == "b" and spec.dtype.kind == "b"):
-        raise InvalidArgument(
-            f"{label}: expected numbers of type {spec.dtype.name}, got {_KIND_WORDS[kind]}"
-        )
-    if array.ndim != len(spec.shape):
-        raise InvalidArgument(
-            f"{label}: expected shape {spec.shape_text()} (rank {len(spec.shape)}), "
-            f"got shape {_shape_text(array.shape)} (rank {array.ndim})"
-        )
-    for axis, (want, got) in enumerate(zip(spec.shape, array.shape, strict=True)):
-        if want != -1 and want != got:
-            raise InvalidArgument(
-                f"{label}: dimension {axis} must be {want}, got {got} "
-                f"(expected shape {spec.shape_text()}, got {_shape_text(array.shape)})"
-            )
-    if array.shape[0] == 0:
-        raise InvalidArgument(f"{label}: empty batch; send at least one row")
-    if may_hold_bool and spec.dtype.kind != "b" and _has_bool(value):
-        raise InvalidArgument(
-            f"{label}: expected numbers of type {spec.dtype.name}, got a boolean (true/false)"
-        )
-    if spec.dtype.kind in "iu" and kind == "f" and not np.all(np.mod(array, 1) == 0):
-        raise InvalidArgument(
-            f"{label}: expected integers ({spec.dtype.name}), got fractional numbers"
-        )
-    if kind == "f" and not np.isfinite(array).all():
-        raise InvalidArgument(f"{label}: NaN and Infinity are not accepted")
-    return array.astype(spec.dtype, copy=False)
+    array = as_array(value, spec, label)
+    check_shape(array.shape, spec, label)
+    return cast_checked(array, value, spec.dtype, label, may_hold_bool)
 
 
 def decode_predict(

@@ -5,52 +5,29 @@ Only wire formats live here; lookups go to the registry, validation to the codec
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
-from flask import Blueprint, Response, current_app, g, request
+from flask import Blueprint, Response, request
 
 from service.errors import InvalidArgument
-from service.registry import Registry, ServedVersion
+from service.http import json_response, lookup, registry
 from service.tfserving_codec import decode_predict, encode_predict
 
 blueprint = Blueprint("tfserving_rest", __name__)
-
-
-def json_response(body: Any, status: int = 200) -> Response:
-    return Response(
-        orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY),
-        status=status,
-        mimetype="application/json",
-    )
-
-
-def _registry() -> Registry:
-    return current_app.extensions["tfship.registry"]
-
-
-def _label(served: ServedVersion) -> None:
-    """The model and version the metrics hook records for this request (set once known,
-    so that requests for unknown models are counted without their made-up names)."""
-    g.model, g.version = served.name, str(served.version)
+PROTOCOL = "tfserving"
 
 
 @blueprint.get("/v1/models/<name>")
 @blueprint.get("/v1/models/<name>/versions/<int:version>")
 def model_status(name: str, version: int | None = None) -> Response:
-    g.api = "status"
-    served = _registry().find(name, version)
-    _label(served)
+    served = lookup(PROTOCOL, "status", name, version)
     return json_response({"model_version_status": [served.status()]})
 
 
 @blueprint.get("/v1/models/<name>/metadata")
 @blueprint.get("/v1/models/<name>/versions/<int:version>/metadata")
 def model_metadata(name: str, version: int | None = None) -> Response:
-    g.api = "metadata"
-    served = _registry().find(name, version)
-    _label(served)
-    _registry().ensure_available(served)
+    served = lookup(PROTOCOL, "metadata", name, version)
+    registry().ensure_available(served)
     return json_response(
         {
             "model_spec": {
@@ -68,10 +45,8 @@ def model_metadata(name: str, version: int | None = None) -> Response:
 @blueprint.post("/v1/models/<name>:predict")
 @blueprint.post("/v1/models/<name>/versions/<int:version>:predict")
 def predict(name: str, version: int | None = None) -> Response:
-    g.api = "predict"
-    served = _registry().find(name, version)
-    _label(served)
-    _registry().ensure_available(served)
+    served = lookup(PROTOCOL, "predict", name, version)
+    registry().ensure_available(served)
     raw = request.get_data(cache=False)
     try:
         body = orjson.loads(raw)

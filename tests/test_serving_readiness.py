@@ -49,6 +49,9 @@ def test_empty_repository_is_alive_but_not_ready(tmp_path: Path, start_server: A
         "models": {},
         "error": f"no published model found under {tmp_path}",
     }
+    # The V2 protocol answers by status code: live, but not ready (a 4xx).
+    assert server.get("/v2/health/live").status == 200
+    assert server.get("/v2/health/ready").status == 400
 
 
 def test_serve_refuses_bad_settings_before_starting(tmp_path: Path) -> None:

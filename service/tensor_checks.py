@@ -1,0 +1,129 @@
+"""Checks shared by every protocol: decoded JSON values -> arrays of the signature's dtype.
+
+Each rejection is an InvalidArgument whose message starts with ``label`` (which input,
+where in the request) and says what was expected and what came.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from service.errors import InvalidArgument
+from service.runtimes.base import TensorSpec
+
+_KIND_WORDS = {"U": "strings", "S": "strings", "b": "booleans (true/false)", "O": "null or mixed"}
+
+
+def shape_text(shape: tuple[int, ...] | list[int]) -> str:
+    return "[" + ", ".join(str(d) for d in shape) + "]"
+
+
+def _leading_depth(value: Any) -> int:
+    depth = 0
+    while isinstance(value, list) and value:
+        depth += 1
+        value = value[0]
+    return depth
+
+
+def _has_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return True
+    if isinstance(value, list):
+        return any(_has_bool(v) for v in value)
+    return False
+
+
+def as_array(value: Any, spec: TensorSpec, label: str) -> np.ndarray:
+    """Nested JSON lists -> an array (any dtype yet), or a message for ragged/too deep lists."""
+    try:
+        return np.asarray(value)
+    except ValueError:
+        depth = _leading_depth(value)
+        if depth > len(spec.shape):
+            # numpy refuses more than 64 dimensions; say what is wrong, not "ragged".
+            raise InvalidArgument(
+                f"{label}: expected shape {spec.shape_text()} (rank {len(spec.shape)}), "
+                f"got lists nested {depth} deep"
+            ) from None
+        raise InvalidArgument(
+            f"{label}: ragged nested lists (rows of different lengths); expected a "
+            f"rectangular tensor of shape {spec.shape_text()}"
+        ) from None
+
+
+def check_shape(shape: tuple[int, ...], spec: TensorSpec, label: str) -> None:
+    """Rank and every fixed dimension against the signature; a batch of at least one."""
+    if len(shape) != len(spec.shape):
+        raise InvalidArgument(
+            f"{label}: expected shape {spec.shape_text()} (rank {len(spec.shape)}), "
+            f"got shape {shape_text(shape)} (rank {len(shape)})"
+        )
+    for axis, (want, got) in enumerate(zip(spec.shape, shape, strict=True)):
+        if want != -1 and want != got:
+            raise InvalidArgument(
+                f"{label}: dimension {axis} must be {want}, got {got} "
+                f"(expected shape {spec.shape_text()}, got {shape_text(shape)})"
+            )
+    if shape and shape[0] == 0:
+        raise InvalidArgument(f"{label}: empty batch; send at least one row")
+
+
+def cast_checked(
+    array: np.ndarray, value: Any, dtype: np.dtype, label: str, may_hold_bool: bool
+) -> np.ndarray:
+    """Element checks, then the cast to the signature's dtype.
+
+    ``value`` is the JSON value ``array`` came from; it is walked for booleans hidden among
+    numbers only when ``may_hold_bool`` (the raw body contains ``true`` or ``false``).
+    """
+    kind = array.dtype.kind
+    wants_bool = dtype.kind == "b"
+    if wants_bool:
+        if kind != "b":
+            raise InvalidArgument(f"{label}: expected booleans (true/false), got {_words(kind)}")
+        return array
+    if kind in _KIND_WORDS:
+        raise InvalidArgument(f"{label}: expected numbers of type {dtype.name}, got {_words(kind)}")
+    if may_hold_bool and _has_bool(value):
+        raise InvalidArgument(
+            f"{label}: expected numbers of type {dtype.name}, got a boolean (true/false)"
+        )
+    return check_numbers(array, dtype, label)
+
+
+def check_numbers(array: np.ndarray, dtype: np.dtype, label: str) -> np.ndarray:
+    """Numeric array -> dtype, refusing NaN/Infinity, fractions for integers, overflow."""
+    kind = array.dtype.kind
+    if kind == "f" and not np.isfinite(array).all():
+        raise InvalidArgument(f"{label}: NaN and Infinity are not accepted")
+    if dtype.kind in "iu":
+        if kind == "f" and not np.all(np.mod(array, 1) == 0):
+            raise InvalidArgument(f"{label}: expected integers ({dtype.name}), got fractions")
+        if array.size:
+            info = np.iinfo(dtype)
+            low, high = array.min(), array.max()
+            if low < info.min or high > info.max:
+                raise InvalidArgument(
+                    f"{label}: values must fit {dtype.name} ({info.min}..{info.max}), "
+                    f"got {_number(low)}..{_number(high)}"
+                )
+    elif dtype.kind == "f" and array.size and kind in "iuf":
+        limit = np.finfo(dtype).max
+        if np.abs(array).max() > limit:
+            raise InvalidArgument(
+                f"{label}: values must fit {dtype.name} (magnitude up to {float(limit):.4g})"
+            )
+    return array.astype(dtype, copy=False)
+
+
+def _words(kind: str) -> str:
+    return _KIND_WORDS.get(kind, "numbers")
+
+
+def _number(value: Any) -> str:
+    as_float = float(value)
+    return str(int(as_float)) if math.isfinite(as_float) and as_float.is_integer() else str(value)

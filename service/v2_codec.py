@@ -1,0 +1,246 @@
+"""Open Inference Protocol (KServe V2 / Triton) infer requests and responses, validated.
+
+Supports JSON tensors and the binary tensor data extension: when the request carries an
+``Inference-Header-Content-Length`` header, that many bytes of JSON come first and the raw
+little-endian tensor bytes of inputs marked ``binary_data_size`` follow, in input order.
+Outputs are returned as binary when asked per output (``binary_data``) or for the whole
+request (``binary_data_output``), the way Triton does.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import orjson
+
+from service.errors import InvalidArgument
+from service.runtimes.base import Signature, TensorSpec
+from service.tensor_checks import as_array, cast_checked, check_numbers, check_shape, shape_text
+
+DATATYPES: dict[str, np.dtype] = {
+    "BOOL": np.dtype(np.bool_),
+    "UINT8": np.dtype(np.uint8),
+    "UINT16": np.dtype(np.uint16),
+    "UINT32": np.dtype(np.uint32),
+    "UINT64": np.dtype(np.uint64),
+    "INT8": np.dtype(np.int8),
+    "INT16": np.dtype(np.int16),
+    "INT32": np.dtype(np.int32),
+    "INT64": np.dtype(np.int64),
+    "FP16": np.dtype(np.float16),
+    "FP32": np.dtype(np.float32),
+    "FP64": np.dtype(np.float64),
+}
+DATATYPE_OF: dict[np.dtype, str] = {dtype: name for name, dtype in DATATYPES.items()}
+HEADER_LENGTH = "Inference-Header-Content-Length"
+
+
+def datatype_of(dtype: np.dtype) -> str:
+    try:
+        return DATATYPE_OF[np.dtype(dtype)]
+    except KeyError:
+        raise InvalidArgument(f"tensor type {dtype} has no V2 datatype") from None
+
+
+def tensor_metadata(spec: TensorSpec) -> dict[str, Any]:
+    return {"name": spec.name, "datatype": datatype_of(spec.dtype), "shape": list(spec.shape)}
+
+
+@dataclass(frozen=True)
+class InferRequest:
+    id: str | None
+    inputs: dict[str, np.ndarray]
+    # Requested outputs in order, each with "return as binary".
+    outputs: list[tuple[str, bool]]
+
+
+def _object(value: Any, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise InvalidArgument(f"{what} must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _parameters(entry: dict[str, Any], what: str) -> dict[str, Any]:
+    return _object(entry.get("parameters") or {}, f"{what} 'parameters'")
+
+
+def split_body(raw: bytes, header_length: str | None) -> tuple[Any, memoryview]:
+    """The JSON header (parsed) and the binary tail after it."""
+    if header_length is None:
+        size = len(raw)
+    else:
+        try:
+            size = int(header_length)
+        except ValueError:
+            raise InvalidArgument(
+                f"{HEADER_LENGTH} must be an integer, got {header_length!r}"
+            ) from None
+        if not 0 < size <= len(raw):
+            raise InvalidArgument(f"{HEADER_LENGTH} is {size} but the body has {len(raw)} bytes")
+    try:
+        header = orjson.loads(raw[:size])
+    except orjson.JSONDecodeError as exc:
+        raise InvalidArgument(f"request JSON is not valid: {exc}") from None
+    return header, memoryview(raw)[size:]
+
+
+def decode_infer(
+    raw: bytes, header_length: str | None, signature: Signature, may_hold_bool: bool = True
+) -> InferRequest:
+    header, binary = split_body(raw, header_length)
+    body = _object(header, "request body")
+    request_id = body.get("id")
+    if request_id is not None and not isinstance(request_id, str):
+        raise InvalidArgument(f"'id' must be a string, got {type(request_id).__name__}")
+    entries = body.get("inputs")
+    if not isinstance(entries, list) or not entries:
+        raise InvalidArgument("'inputs' must be a non-empty list of tensors")
+
+    specs = {spec.name: spec for spec in signature.inputs}
+    inputs: dict[str, np.ndarray] = {}
+    offset = 0
+    for index, item in enumerate(entries):
+        entry = _object(item, f"inputs[{index}]")
+        name = entry.get("name")
+        if name not in specs:
+            known = ", ".join(f"'{n}'" for n in signature.input_names)
+            raise InvalidArgument(
+                f"inputs[{index}]: unknown input {name!r}; the model's inputs are {known}"
+            )
+        if name in inputs:
+            raise InvalidArgument(f"input '{name}' is given twice")
+        array, used = _decode_tensor(entry, specs[name], binary[offset:], may_hold_bool)
+        inputs[name] = array
+        offset += used
+    missing = [n for n in signature.input_names if n not in inputs]
+    if missing:
+        raise InvalidArgument("missing input " + ", ".join(f"'{n}'" for n in missing))
+    if offset != len(binary):
+        raise InvalidArgument(
+            f"the body has {len(binary) - offset} bytes of binary data that no input claims "
+            f"(inputs declare {offset} in binary_data_size)"
+        )
+    return InferRequest(request_id, inputs, _requested_outputs(body, signature))
+
+
+def _decode_tensor(
+    entry: dict[str, Any], spec: TensorSpec, binary: memoryview, may_hold_bool: bool
+) -> tuple[np.ndarray, int]:
+    label = f"input '{spec.name}'"
+    datatype = entry.get("datatype")
+    if datatype not in DATATYPES:
+        known = ", ".join(DATATYPES)
+        raise InvalidArgument(
+            f"{label}: datatype {datatype!r} is not supported (use one of {known})"
+        )
+    expected = datatype_of(spec.dtype)
+    if datatype != expected:
+        raise InvalidArgument(f"{label}: datatype {datatype} does not match the model's {expected}")
+    shape = entry.get("shape")
+    if not isinstance(shape, list) or not all(
+        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
+    ):
+        raise InvalidArgument(
+            f"{label}: 'shape' must be a list of non-negative integers, got {shape!r}"
+        )
+    check_shape(tuple(shape), spec, label)
+    count = math.prod(shape)
+    dtype = DATATYPES[datatype]
+
+    size = _parameters(entry, label).get("binary_data_size")
+    if size is not None:
+        if "data" in entry:
+            raise InvalidArgument(f"{label}: has both 'data' and binary_data_size")
+        want = count * dtype.itemsize
+        if size != want:
+            raise InvalidArgument(
+                f"{label}: binary_data_size is {size}, but shape "
+                f"{shape_text(shape)} of {datatype} needs {want} bytes"
+            )
+        if len(binary) < size:
+            raise InvalidArgument(
+                f"{label}: binary_data_size is {size}, but only "
+                f"{len(binary)} bytes of binary data remain in the body"
+            )
+        # Bytes after a JSON header of odd length can sit at any address; runtimes want
+        # aligned memory, so such a chunk is copied.
+        chunk = binary[:size]
+        if dtype.kind == "b":
+            raw_bytes = np.frombuffer(chunk, dtype=np.uint8)
+            if raw_bytes.size and raw_bytes.max() > 1:
+                raise InvalidArgument(f"{label}: BOOL bytes must be 0 or 1")
+            array = raw_bytes.astype(np.bool_)
+        else:
+            array = np.frombuffer(chunk, dtype=dtype.newbyteorder("<"))
+            if not array.flags.aligned:
+                array = array.copy()
+            array = check_numbers(array, dtype, label)
+        return array.reshape(shape), size
+
+    if "data" not in entry:
+        raise InvalidArgument(f"{label}: no 'data' and no binary_data_size parameter")
+    data = entry["data"]
+    array = as_array(data, spec, label)
+    if array.size != count:
+        raise InvalidArgument(
+            f"{label}: shape {shape_text(shape)} needs {count} values, got {array.size}"
+        )
+    array = cast_checked(array, data, dtype, label, may_hold_bool)
+    return array.reshape(shape), 0
+
+
+def _requested_outputs(body: dict[str, Any], signature: Signature) -> list[tuple[str, bool]]:
+    binary_default = bool(_parameters(body, "request").get("binary_data_output", False))
+    requested = body.get("outputs")
+    if requested is None:
+        return [(name, binary_default) for name in signature.output_names]
+    if not isinstance(requested, list):
+        raise InvalidArgument("'outputs' must be a list of {\"name\": ...} objects")
+    chosen: list[tuple[str, bool]] = []
+    for index, item in enumerate(requested):
+        entry = _object(item, f"outputs[{index}]")
+        name = entry.get("name")
+        if name not in signature.output_names:
+            known = ", ".join(f"'{n}'" for n in signature.output_names)
+            raise InvalidArgument(
+                f"outputs[{index}]: unknown output {name!r}; the model's outputs are {known}"
+            )
+        binary = _parameters(entry, f"output '{name}'").get("binary_data", binary_default)
+        chosen.append((name, bool(binary)))
+    return chosen
+
+
+def encode_infer(
+    model_name: str, model_version: str, request: InferRequest, outputs: dict[str, np.ndarray]
+) -> tuple[bytes, dict[str, str]]:
+    """Response body and headers; binary outputs go after the JSON, in output order."""
+    tensors: list[dict[str, Any]] = []
+    blobs: list[bytes] = []
+    for name, binary in request.outputs:
+        array = np.ascontiguousarray(outputs[name])
+        tensor: dict[str, Any] = {
+            "name": name,
+            "datatype": datatype_of(array.dtype),
+            "shape": list(array.shape),
+        }
+        if binary:
+            blob = array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
+            tensor["parameters"] = {"binary_data_size": len(blob)}
+            blobs.append(blob)
+        else:
+            tensor["data"] = array.reshape(-1)
+        tensors.append(tensor)
+    response: dict[str, Any] = {"model_name": model_name, "model_version": model_version}
+    if request.id is not None:
+        response["id"] = request.id
+    response["outputs"] = tensors
+    header = orjson.dumps(response, option=orjson.OPT_SERIALIZE_NUMPY)
+    if not blobs:
+        return header, {"Content-Type": "application/json"}
+    return header + b"".join(blobs), {
+        "Content-Type": "application/octet-stream",
+        HEADER_LENGTH: str(len(header)),
+    }

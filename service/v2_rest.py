@@ -1,0 +1,79 @@
+"""Open Inference Protocol (KServe V2 / Triton) REST: health, metadata, readiness, infer.
+
+Only wire formats live here; lookups go to the registry, validation to the V2 codec.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, request
+
+from service.http import json_response, lookup, registry
+from service.registry import AVAILABLE
+from service.v2_codec import HEADER_LENGTH, decode_infer, encode_infer, tensor_metadata
+
+blueprint = Blueprint("v2_rest", __name__)
+PROTOCOL = "v2"
+
+# Triton's platform names, so V2 clients that branch on them see familiar values.
+PLATFORMS = {"onnx": "onnxruntime_onnx", "savedmodel": "tensorflow_savedmodel"}
+EXTENSIONS = ["binary_tensor_data"]
+
+
+@blueprint.get("/v2/health/live")
+def live() -> Response:
+    return Response(status=200)
+
+
+@blueprint.get("/v2/health/ready")
+def ready() -> Response:
+    # The protocol reports readiness by status code alone: 200 or a 4xx.
+    is_ready, _ = registry().readiness()
+    return Response(status=200 if is_ready else 400)
+
+
+@blueprint.get("/v2")
+def server_metadata() -> Response:
+    from tfship import __version__
+
+    return json_response({"name": "tfship", "version": __version__, "extensions": EXTENSIONS})
+
+
+@blueprint.get("/v2/models/<name>")
+@blueprint.get("/v2/models/<name>/versions/<int:version>")
+def model_metadata(name: str, version: int | None = None) -> Response:
+    served = lookup(PROTOCOL, "metadata", name, version)
+    registry().ensure_available(served)
+    assert served.runtime is not None
+    signature = served.runtime.signature
+    return json_response(
+        {
+            "name": served.name,
+            "versions": [str(served.version)],
+            "platform": PLATFORMS[served.runtime_kind],
+            "inputs": [tensor_metadata(spec) for spec in signature.inputs],
+            "outputs": [tensor_metadata(spec) for spec in signature.outputs],
+        }
+    )
+
+
+@blueprint.get("/v2/models/<name>/ready")
+@blueprint.get("/v2/models/<name>/versions/<int:version>/ready")
+def model_ready(name: str, version: int | None = None) -> Response:
+    served = lookup(PROTOCOL, "ready", name, version)
+    return Response(status=200 if served.state == AVAILABLE else 400)
+
+
+@blueprint.post("/v2/models/<name>/infer")
+@blueprint.post("/v2/models/<name>/versions/<int:version>/infer")
+def infer(name: str, version: int | None = None) -> Response:
+    served = lookup(PROTOCOL, "infer", name, version)
+    registry().ensure_available(served)
+    assert served.runtime is not None
+    raw = request.get_data(cache=False)
+    may_hold_bool = b"true" in raw or b"false" in raw
+    decoded = decode_infer(
+        raw, request.headers.get(HEADER_LENGTH), served.runtime.signature, may_hold_bool
+    )
+    outputs = served.runtime.predict(decoded.inputs, [n for n, _ in decoded.outputs])
+    body, headers = encode_infer(served.name, str(served.version), decoded, outputs)
+    return Response(body, status=200, headers=headers)

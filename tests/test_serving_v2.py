@@ -1,0 +1,274 @@
+"""Open Inference Protocol (V2) REST against a real server, driven by Triton's own client."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import numpy as np
+import pytest
+import tritonclient.http as triton
+from conftest import Server, TrainedRepo, http
+
+ROW = np.zeros((1, 8, 8, 1), dtype=np.float32)
+
+
+def _ort(trained_repo: TrainedRepo, x: np.ndarray) -> np.ndarray:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(
+        str(trained_repo.version_dir / "model.onnx"), providers=["CPUExecutionProvider"]
+    )
+    return session.run(["probabilities"], {"pixels": x})[0]
+
+
+@pytest.fixture(scope="module")
+def client(onnx_server: Server) -> Any:
+    with triton.InferenceServerClient(onnx_server.url.removeprefix("http://")) as c:
+        yield c
+
+
+def test_health_and_metadata_through_tritonclient(client: Any) -> None:
+    assert client.is_server_live()
+    assert client.is_server_ready()
+    assert client.is_model_ready("digits")
+    assert client.is_model_ready("digits", "1")
+    server = client.get_server_metadata()
+    assert server["name"] == "tfship" and "binary_tensor_data" in server["extensions"]
+    assert client.get_model_metadata("digits") == {
+        "name": "digits",
+        "versions": ["1"],
+        "platform": "onnxruntime_onnx",
+        "inputs": [{"name": "pixels", "datatype": "FP32", "shape": [-1, 8, 8, 1]}],
+        "outputs": [{"name": "probabilities", "datatype": "FP32", "shape": [-1, 10]}],
+    }
+
+
+@pytest.mark.parametrize("binary_in", [True, False])
+@pytest.mark.parametrize("binary_out", [True, False])
+def test_infer_through_tritonclient_equals_in_process(
+    client: Any,
+    trained_repo: TrainedRepo,
+    digits: tuple[np.ndarray, np.ndarray],
+    binary_in: bool,
+    binary_out: bool,
+) -> None:
+    x = digits[0][:16]
+    tensor = triton.InferInput("pixels", list(x.shape), "FP32")
+    tensor.set_data_from_numpy(x, binary_data=binary_in)
+    output = triton.InferRequestedOutput("probabilities", binary_data=binary_out)
+    result = client.infer("digits", [tensor], outputs=[output], request_id="req-42")
+    np.testing.assert_array_equal(result.as_numpy("probabilities"), _ort(trained_repo, x))
+    response = result.get_response()
+    assert response["id"] == "req-42"
+    assert (response["model_name"], response["model_version"]) == ("digits", "1")
+
+
+def test_default_outputs_come_back_binary(
+    client: Any, trained_repo: TrainedRepo, digits: tuple[np.ndarray, np.ndarray]
+) -> None:
+    """No outputs named: tritonclient asks for binary_data_output, and gets every output."""
+    x = digits[0][20:23]
+    tensor = triton.InferInput("pixels", list(x.shape), "FP32")
+    tensor.set_data_from_numpy(x)
+    result = client.infer("digits", [tensor], model_version="1")
+    (out,) = result.get_response()["outputs"]
+    assert out["parameters"] == {"binary_data_size": 3 * 10 * 4}
+    np.testing.assert_array_equal(result.as_numpy("probabilities"), _ort(trained_repo, x))
+
+
+def test_binary_wire_format_by_hand(
+    onnx_server: Server, trained_repo: TrainedRepo, digits: tuple[np.ndarray, np.ndarray]
+) -> None:
+    import urllib.request
+
+    x = digits[0][:2]
+    header = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "pixels",
+                    "shape": [2, 8, 8, 1],
+                    "datatype": "FP32",
+                    "parameters": {"binary_data_size": x.nbytes},
+                }
+            ],
+            "outputs": [{"name": "probabilities", "parameters": {"binary_data": True}}],
+        }
+    ).encode()
+    request = urllib.request.Request(
+        onnx_server.url + "/v2/models/digits/infer",
+        data=header + x.astype("<f4").tobytes(),
+        headers={
+            "Inference-Header-Content-Length": str(len(header)),
+            "Content-Type": "application/octet-stream",
+        },
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        body = response.read()
+        size = int(response.headers["Inference-Header-Content-Length"])
+        assert response.headers["Content-Type"] == "application/octet-stream"
+    meta = json.loads(body[:size])
+    assert meta["outputs"] == [
+        {
+            "name": "probabilities",
+            "datatype": "FP32",
+            "shape": [2, 10],
+            "parameters": {"binary_data_size": 80},
+        }
+    ]
+    values = np.frombuffer(body[size:], dtype="<f4").reshape(2, 10)
+    np.testing.assert_array_equal(values, _ort(trained_repo, x))
+
+
+def test_json_infer_with_nested_and_flat_data(
+    onnx_server: Server, trained_repo: TrainedRepo, digits: tuple[np.ndarray, np.ndarray]
+) -> None:
+    x = digits[0][:2]
+    expected = _ort(trained_repo, x)
+    for data in (x.tolist(), x.reshape(-1).tolist()):
+        answer = onnx_server.post(
+            "/v2/models/digits/versions/1/infer",
+            {
+                "id": "abc",
+                "inputs": [
+                    {"name": "pixels", "shape": [2, 8, 8, 1], "datatype": "FP32", "data": data}
+                ],
+            },
+        )
+        assert answer.status == 200, answer.body
+        body = answer.json()
+        assert body["id"] == "abc" and body["model_version"] == "1"
+        (out,) = body["outputs"]
+        assert (out["name"], out["datatype"], out["shape"]) == ("probabilities", "FP32", [2, 10])
+        np.testing.assert_array_equal(
+            np.asarray(out["data"], dtype=np.float32), expected.reshape(-1)
+        )
+    assert (
+        "id"
+        not in onnx_server.post(
+            "/v2/models/digits/infer",
+            {
+                "inputs": [
+                    {
+                        "name": "pixels",
+                        "shape": [1, 8, 8, 1],
+                        "datatype": "FP32",
+                        "data": ROW.reshape(-1).tolist(),
+                    }
+                ]
+            },
+        ).json()
+    )
+
+
+def _tensor(**overrides: Any) -> dict[str, Any]:
+    tensor = {
+        "name": "pixels",
+        "shape": [1, 8, 8, 1],
+        "datatype": "FP32",
+        "data": ROW.reshape(-1).tolist(),
+    }
+    tensor.update(overrides)
+    return {k: v for k, v in tensor.items() if v is not None}
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("{oops", "request JSON is not valid"),
+        ({"inputs": []}, "'inputs' must be a non-empty list of tensors"),
+        (
+            {"inputs": [_tensor(name="image")]},
+            "inputs[0]: unknown input 'image'; the model's inputs are 'pixels'",
+        ),
+        ({"inputs": [_tensor(), _tensor()]}, "input 'pixels' is given twice"),
+        (
+            {"inputs": [_tensor(datatype="FP64")]},
+            "input 'pixels': datatype FP64 does not match the model's FP32",
+        ),
+        ({"inputs": [_tensor(datatype="BYTES")]}, "datatype 'BYTES' is not supported"),
+        (
+            {"inputs": [_tensor(shape=[1, 8, 8])]},
+            "input 'pixels': expected shape [-1, 8, 8, 1] (rank 4), got shape [1, 8, 8] (rank 3)",
+        ),
+        (
+            {"inputs": [_tensor(shape=[1, 8, -8, 1])]},
+            "'shape' must be a list of non-negative integers",
+        ),
+        ({"inputs": [_tensor(shape=[2, 8, 8, 1])]}, "shape [2, 8, 8, 1] needs 128 values, got 64"),
+        ({"inputs": [_tensor(data=["x"] * 64)]}, "expected numbers of type float32, got strings"),
+        ({"inputs": [_tensor(data=[1.0] * 63 + [True])]}, "got a boolean (true/false)"),
+        ({"inputs": [_tensor(data=[1e39] * 64)]}, "values must fit float32"),
+        ({"inputs": [_tensor(data=None)]}, "no 'data' and no binary_data_size parameter"),
+        (
+            {"inputs": [_tensor()], "outputs": [{"name": "logits"}]},
+            "outputs[0]: unknown output 'logits'; the model's outputs are 'probabilities'",
+        ),
+        (
+            {"inputs": [_tensor(data=None, parameters={"binary_data_size": 10})]},
+            "binary_data_size is 10, but shape [1, 8, 8, 1] of FP32 needs 256 bytes",
+        ),
+        (
+            {"inputs": [_tensor(data=None, parameters={"binary_data_size": 256})]},
+            "binary_data_size is 256, but only 0 bytes of binary data remain",
+        ),
+    ],
+)
+def test_bad_infer_requests_get_400(onnx_server: Server, body: Any, message: str) -> None:
+    payload = body if isinstance(body, str) else json.dumps(body)
+    answer = onnx_server.post("/v2/models/digits/infer", payload)
+    assert answer.status == 400, answer.body
+    assert list(answer.json()) == ["error"]
+    assert message in answer.json()["error"]
+
+
+def test_bad_binary_framing_gets_400(onnx_server: Server) -> None:
+    import urllib.error
+    import urllib.request
+
+    def send(body: bytes, length: str) -> tuple[int, str]:
+        request = urllib.request.Request(
+            onnx_server.url + "/v2/models/digits/infer",
+            data=body,
+            method="POST",
+            headers={"Inference-Header-Content-Length": length},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read())["error"]
+
+    header = json.dumps({"inputs": [_tensor()]}).encode()
+    status, error = send(header + b"\0" * 8, str(len(header)))
+    assert status == 400 and "8 bytes of binary data that no input claims" in error
+    status, error = send(header, str(len(header) + 5))
+    assert status == 400 and "Inference-Header-Content-Length is" in error
+    status, error = send(header, "many")
+    assert status == 400 and "must be an integer" in error
+
+
+def test_unknown_model_and_version(onnx_server: Server) -> None:
+    answer = onnx_server.post("/v2/models/ghost/infer", {"inputs": [_tensor()]})
+    assert answer.status == 404
+    assert answer.json() == {"error": "model 'ghost' not found (models served: digits)"}
+    assert onnx_server.get("/v2/models/digits/versions/9").status == 404
+    assert http("GET", onnx_server.url + "/v2/models/ghost/ready").status == 404
+
+
+def test_v2_requests_are_counted_under_their_protocol(onnx_server: Server) -> None:
+    def count() -> float:
+        text = onnx_server.get("/metrics").body.decode()
+        pattern = (
+            r'^tfship_requests_total\{api="infer",model="digits",protocol="v2",'
+            r'status="200",version="1"\} (\S+)$'
+        )
+        return sum(float(v) for v in re.findall(pattern, text, flags=re.M))
+
+    before = count()
+    for _ in range(6):
+        assert onnx_server.post("/v2/models/digits/infer", {"inputs": [_tensor()]}).status == 200
+    assert count() - before == 6
