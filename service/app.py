@@ -87,5 +87,5 @@ def create_app(settings: ServiceSettings | None = None, *, load_models: bool = T
         return json_response({"error": f"internal error: {type(error).__name__}"}, 500)
 
     if load_models:
-        registry.start_loading()
+        registry.start()
     return app

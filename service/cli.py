@@ -36,6 +36,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="default runtime for every model (env TFSHIP_RUNTIME; default: onnx)",
     )
     parser.add_argument(
+        "--model-config",
+        help="model config file, YAML or JSON: names, runtimes, version policies, labels "
+        "(env TFSHIP_MODEL_CONFIG; default: serve every model folder)",
+    )
+    parser.add_argument(
+        "--poll-seconds",
+        type=float,
+        help="how often to look for new versions (env TFSHIP_POLL_SECONDS; default: 2; "
+        "0 = load once)",
+    )
+    parser.add_argument(
         "--model-runtime",
         action="append",
         default=[],
@@ -53,6 +64,8 @@ def _environment(args: argparse.Namespace) -> dict[str, str]:
         "TFSHIP_REST_PORT": args.rest_port,
         "TFSHIP_WORKERS": args.workers,
         "TFSHIP_RUNTIME": args.runtime,
+        "TFSHIP_MODEL_CONFIG": args.model_config,
+        "TFSHIP_POLL_SECONDS": args.poll_seconds,
     }
     env.update({key: str(value) for key, value in flags.items() if value is not None})
     if args.model_runtime:
@@ -68,7 +81,15 @@ def run(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         print(f"tfship serve: {exc}", file=sys.stderr)
         return 2
-    if not settings.model_dir.is_dir():
+    if settings.model_config is not None:
+        from service.model_config import load_model_config
+
+        try:
+            load_model_config(settings.model_config, settings)  # fail here, not in every worker
+        except SettingsError as exc:
+            print(f"tfship serve: {exc}", file=sys.stderr)
+            return 2
+    elif not settings.model_dir.is_dir():
         print(
             f"tfship serve: model repository {settings.model_dir} does not exist; train a "
             f"model first (tfship train CONFIG --model-dir {settings.model_dir})",

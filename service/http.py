@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import orjson
@@ -22,13 +24,30 @@ def registry() -> Registry:
     return current_app.extensions["tfship.registry"]
 
 
-def lookup(protocol: str, api: str, name: str, version: int | None) -> ServedVersion:
-    """The served version a request names, labelling the request for the metrics hook.
-
-    The model label is set only once the name is known to the registry, so requests for
-    made-up names cannot create metric label values.
-    """
+def _label_request(protocol: str, api: str, name: str) -> Registry:
+    # The model label is set only for names the registry knows, so requests for made-up
+    # names cannot create metric label values.
     g.protocol, g.api = protocol, api
-    served = registry().find(name, version)
-    g.model, g.version = served.name, str(served.version)
-    return served
+    models = registry()
+    if models.has_model(name):
+        g.model = name
+    return models
+
+
+@contextmanager
+def serving(
+    protocol: str, api: str, name: str, version: int | None = None, label: str | None = None
+) -> Iterator[ServedVersion]:
+    """The AVAILABLE version a request names, held until the response is built."""
+    with _label_request(protocol, api, name).serving(name, version, label) as served:
+        g.version = str(served.version)
+        yield served
+
+
+def statuses(
+    protocol: str, api: str, name: str, version: int | None = None, label: str | None = None
+) -> list[ServedVersion]:
+    found = _label_request(protocol, api, name).statuses(name, version, label)
+    if len(found) == 1:
+        g.version = str(found[0].version)
+    return found

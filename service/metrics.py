@@ -35,6 +35,25 @@ REQUEST_LATENCY = Histogram(
 )
 
 
+MODEL_LOADS = Counter(
+    "tfship_model_loads",
+    "Version loads by model and result (ok, failed), counted in every worker.",
+    ["model", "result"],
+)
+MODEL_LOAD_SECONDS = Histogram(
+    "tfship_model_load_duration_seconds",
+    "Time to verify, load and warm up one version, by model.",
+    ["model"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0),
+)
+
+
+def observe_load(model: str, ok: bool, seconds: float) -> None:
+    MODEL_LOADS.labels(model, "ok" if ok else "failed").inc()
+    if ok:
+        MODEL_LOAD_SECONDS.labels(model).observe(seconds)
+
+
 def observe_request(
     model: str, version: str, protocol: str, api: str, status: int, seconds: float
 ) -> None:

@@ -1,9 +1,15 @@
-"""Model registry: which versions this worker serves, their state, and their runtimes.
+"""Model registry: which versions this worker serves, their state, and hot reload.
 
-Each gunicorn worker has its own registry and loads models in a background thread, so
-``/healthz`` answers at once and ``/readyz`` can say "not yet" while loading goes on.
-A request for a model that is still loading waits for it (up to ``load_wait_seconds``)
-rather than failing.
+Each gunicorn worker has its own registry. A poller thread syncs it with the repository
+every ``poll_seconds``: a new version is verified (sha256), loaded and warmed up before it
+becomes AVAILABLE; a version that leaves the version policy is unloaded once its in-flight
+requests have ended, and only when another wanted version is AVAILABLE, so a broken new
+version never takes the working one down. Requests that name no version go to the highest
+AVAILABLE one.
+
+The first poll also runs in that thread, so ``/healthz`` answers at once and ``/readyz``
+says "not yet" while loading; a request for a model still loading waits for it (bounded by
+``load_wait_seconds``) rather than failing.
 """
 
 from __future__ import annotations
@@ -11,23 +17,30 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from service.errors import NotFound, Unavailable
+from service.metrics import observe_load
+from service.model_config import ServedModelSpec, discover, load_model_config
 from service.runtimes import ARTIFACT_FOR_RUNTIME, load_runtime
 from service.runtimes.base import Runtime
 from service.settings import ServiceSettings
-from tfship.repository import RepositoryError, list_models, read_metadata, verify_artifact
+from service.warmup import warm_up
+from tfship.repository import RepositoryError, list_versions, read_metadata, verify_artifact
 
 log = logging.getLogger("tfship.registry")
 
 # TF Serving's ManagerState names, as its status API reports them.
-START, LOADING, AVAILABLE, END = "START", "LOADING", "AVAILABLE", "END"
+START, LOADING, AVAILABLE, UNLOADING, END = "START", "LOADING", "AVAILABLE", "UNLOADING", "END"
+# Unloaded or failed versions kept for the status API, per model.
+_ENDED_KEPT = 5
 
 
-@dataclass
+@dataclass(eq=False)
 class ServedVersion:
     name: str
     version: int
@@ -39,7 +52,8 @@ class ServedVersion:
     runtime: Runtime | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     load_seconds: float | None = None
-    done: threading.Event = field(default_factory=threading.Event)
+    in_flight: int = 0
+    _cond: threading.Condition = field(default_factory=threading.Condition, repr=False)
 
     def status(self) -> dict[str, Any]:
         """One entry of TF Serving's ``model_version_status``."""
@@ -49,78 +63,185 @@ class ServedVersion:
             "status": {"error_code": self.error_code, "error_message": self.error_message},
         }
 
+    @property
+    def failed(self) -> bool:
+        return self.state == END and self.error_code != "OK"
+
+    def try_acquire(self) -> bool:
+        with self._cond:
+            if self.state != AVAILABLE:
+                return False
+            self.in_flight += 1
+            return True
+
+    def release(self) -> None:
+        with self._cond:
+            self.in_flight -= 1
+            if self.in_flight == 0:
+                self._cond.notify_all()
+
+    def drain(self, timeout: float) -> bool:
+        """Stop taking requests and wait for those in flight; True if they all ended."""
+        with self._cond:
+            self.state = UNLOADING
+            return self._cond.wait_for(lambda: self.in_flight == 0, timeout)
+
+
+@dataclass(eq=False)
+class ModelEntry:
+    spec: ServedModelSpec
+    versions: dict[int, ServedVersion] = field(default_factory=dict)
+    problem: str | None = None
+
+    def available(self) -> list[ServedVersion]:
+        return sorted(
+            (v for v in self.versions.values() if v.state == AVAILABLE), key=lambda v: v.version
+        )
+
+    def loading(self) -> bool:
+        return any(v.state in (START, LOADING) for v in self.versions.values())
+
 
 class Registry:
     def __init__(self, settings: ServiceSettings) -> None:
         self.settings = settings
-        self._models: dict[str, ServedVersion] = {}
+        self._explicit: list[ServedModelSpec] | None = None
+        if settings.model_config is not None:
+            self._explicit = load_model_config(settings.model_config, settings)
+        self._models: dict[str, ModelEntry] = {}
+        self._lock = threading.RLock()
+        # Notified whenever a version changes state; waiting requests re-check.
+        self._changed = threading.Condition(self._lock)
         self._problem: str | None = None
+        self._polled = threading.Event()
+        self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._discover()
 
-    def _discover(self) -> None:
-        try:
-            models = list_models(self.settings.model_dir)
-        except RepositoryError as exc:
-            self._problem = str(exc)
-            log.error("%s", exc)
-            return
-        for name, versions in models.items():
-            if not versions:
-                log.warning(
-                    "model folder %s has no published version; skipped",
-                    self.settings.model_dir / name,
-                )
-                continue
-            newest = versions[-1]
-            self._models[name] = ServedVersion(
-                name,
-                newest,
-                self.settings.model_dir / name / str(newest),
-                self.settings.runtime_for(name),
-            )
-        unknown = set(self.settings.model_runtimes) - set(self._models)
-        for name in sorted(unknown):
-            log.warning(
-                "a runtime is configured for model %r, which is not in %s",
-                name,
-                self.settings.model_dir,
-            )
-        if not self._models:
-            self._problem = f"no published model found under {self.settings.model_dir}"
-            log.error("%s", self._problem)
+    # --- the poller ---
 
-    def start_loading(self) -> None:
-        self._thread = threading.Thread(target=self.load_all, name="model-loader", daemon=True)
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="model-poller", daemon=True)
         self._thread.start()
 
-    def load_all(self) -> None:
-        for served in self._models.values():
-            self._load(served)
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                self.poll()
+            except Exception:  # never let the poller die: the next poll may succeed
+                log.exception("repository poll failed")
+            if self.settings.poll_seconds == 0 or self._stop.wait(self.settings.poll_seconds):
+                return
+
+    def poll(self) -> None:
+        """One sync of the registry with the repository."""
+        try:
+            specs = self._explicit if self._explicit is not None else discover(self.settings)
+        except RepositoryError as exc:
+            # Keep serving what is loaded; report why nothing new can be seen.
+            self._set_problem(str(exc))
+            self._polled.set()
+            return
+        if not specs:
+            self._set_problem(f"no published model found under {self.settings.model_dir}")
+        else:
+            self._set_problem(None)
+        with self._lock:
+            for spec in specs:
+                self._models.setdefault(spec.name, ModelEntry(spec))
+            gone = [e for n, e in self._models.items() if n not in {s.name for s in specs}]
+        for spec in specs:
+            self._sync(self._models[spec.name])
+        for entry in gone:  # a discovered model folder was removed
+            for served in list(entry.versions.values()):
+                if served.state == AVAILABLE:
+                    self._unload(served)
+            with self._lock:
+                del self._models[entry.spec.name]
+        self._polled.set()
+        with self._changed:
+            self._changed.notify_all()
+
+    def _set_problem(self, problem: str | None) -> None:
+        if problem and problem != self._problem:
+            log.error("%s", problem)
+        self._problem = problem
+
+    def _sync(self, entry: ModelEntry) -> None:
+        spec = entry.spec
+        try:
+            on_disk = list_versions(spec.base_path)
+        except OSError as exc:
+            entry.problem = f"cannot list {spec.base_path}: {exc}"
+            log.error("model %s: %s", spec.name, entry.problem)
+            return
+        entry.problem = None if on_disk else f"no published version under {spec.base_path}"
+        wanted = spec.policy.select(on_disk)
+        for version in wanted:
+            known = entry.versions.get(version)
+            # A failed version is not retried: versions are immutable once published.
+            if known is None or (known.state == END and not known.failed):
+                served = ServedVersion(
+                    spec.name, version, spec.base_path / str(version), spec.runtime
+                )
+                with self._lock:
+                    entry.versions[version] = served
+                self._load(served)
+        serving_wanted = any(
+            entry.versions[v].state == AVAILABLE for v in wanted if v in entry.versions
+        )
+        for version, served in sorted(entry.versions.items()):
+            if (
+                version not in wanted
+                and served.state == AVAILABLE
+                and (serving_wanted or not on_disk)
+            ):
+                self._unload(served)
+        self._forget_old(entry, wanted)
+
+    def _forget_old(self, entry: ModelEntry, wanted: list[int]) -> None:
+        with self._lock:
+            ended = sorted(
+                v for v, s in entry.versions.items() if s.state == END and v not in wanted
+            )
+            for version in ended[:-_ENDED_KEPT]:
+                del entry.versions[version]
+
+    def _notify(self) -> None:
+        with self._changed:
+            self._changed.notify_all()
 
     def _load(self, served: ServedVersion) -> None:
         served.state = LOADING
+        self._notify()
         started = time.monotonic()
         try:
             metadata = read_metadata(served.path)
             verify_artifact(served.path, metadata, ARTIFACT_FOR_RUNTIME[served.runtime_kind])
-            served.runtime = load_runtime(
+            runtime = load_runtime(
                 served.runtime_kind, served.path, metadata, self.settings.threads_per_worker()
             )
-            served.metadata = metadata
+            rounds = warm_up(runtime)
+            served.runtime, served.metadata = runtime, metadata
             served.load_seconds = time.monotonic() - started
             served.state = AVAILABLE
+            observe_load(served.name, True, served.load_seconds)
             log.info(
-                "model %s version %d AVAILABLE (%s runtime, loaded in %.2f s)",
+                "model %s version %d AVAILABLE (%s runtime, loaded and warmed up with %d "
+                "requests in %.2f s)",
                 served.name,
                 served.version,
                 served.runtime_kind,
+                rounds,
                 served.load_seconds,
             )
         except Exception as exc:  # any failure leaves the version unserved, with its reason
-            served.state = END
             served.error_code = "DATA_LOSS" if isinstance(exc, RepositoryError) else "UNKNOWN"
             served.error_message = f"{type(exc).__name__}: {exc}"
+            served.state = END
+            observe_load(served.name, False, time.monotonic() - started)
             log.error(
                 "model %s version %d failed to load: %s",
                 served.name,
@@ -128,51 +249,164 @@ class Registry:
                 served.error_message,
             )
         finally:
-            served.done.set()
+            self._notify()
+
+    def _unload(self, served: ServedVersion) -> None:
+        log.info("model %s version %d UNLOADING", served.name, served.version)
+        self._notify()
+        if not served.drain(self.settings.unload_drain_seconds):
+            log.warning(
+                "model %s version %d: %d requests still running after %.0f s; unloading anyway",
+                served.name,
+                served.version,
+                served.in_flight,
+                self.settings.unload_drain_seconds,
+            )
+        served.runtime = None
+        served.state = END
+        log.info("model %s version %d unloaded (END)", served.name, served.version)
+        self._notify()
 
     # --- lookups used by the protocol layers ---
 
-    def model_names(self) -> list[str]:
-        return sorted(self._models)
+    def has_model(self, name: str) -> bool:
+        return name in self._models
 
-    def find(self, name: str, version: int | None = None) -> ServedVersion:
-        """The version entry, whatever its state (for status endpoints)."""
-        served = self._models.get(name)
-        if served is None:
-            available = ", ".join(self.model_names()) or "none"
+    def _entry(self, name: str) -> ModelEntry:
+        entry = self._models.get(name)
+        if entry is None and not self._polled.is_set():
+            self._polled.wait(self.settings.load_wait_seconds)
+            entry = self._models.get(name)
+        if entry is None:
+            available = ", ".join(sorted(self._models)) or "none"
             raise NotFound(f"model '{name}' not found (models served: {available})")
-        if version is not None and version != served.version:
+        return entry
+
+    def _label_version(self, entry: ModelEntry, label: str) -> int:
+        if label not in entry.spec.labels:
+            known = ", ".join(sorted(entry.spec.labels)) or "none"
+            raise NotFound(
+                f"label '{label}' is not defined for model '{entry.spec.name}' (labels: {known})"
+            )
+        return entry.spec.labels[label]
+
+    def statuses(
+        self, name: str, version: int | None = None, label: str | None = None
+    ) -> list[ServedVersion]:
+        """Versions for the status API: one, or every managed version, newest first."""
+        entry = self._entry(name)
+        if label is not None:
+            version = self._label_version(entry, label)
+        with self._lock:
+            versions = dict(entry.versions)
+        if version is not None:
+            if version not in versions:
+                raise NotFound(
+                    f"version {version} of model '{name}' is not served "
+                    f"(versions: {self._describe(versions)})"
+                )
+            return [versions[version]]
+        if not versions:
+            raise NotFound(
+                f"model '{name}' has no version yet: "
+                f"{entry.problem or 'waiting for the first poll'}"
+            )
+        return [versions[v] for v in sorted(versions, reverse=True)]
+
+    @staticmethod
+    def _describe(versions: dict[int, ServedVersion]) -> str:
+        return ", ".join(f"{v} {s.state}" for v, s in sorted(versions.items())) or "none"
+
+    def _resolve(self, entry: ModelEntry, version: int | None) -> ServedVersion:
+        name = entry.spec.name
+        deadline = time.monotonic() + self.settings.load_wait_seconds
+
+        def settled() -> bool:
+            if version is None:
+                return bool(entry.available()) or not entry.loading()
+            served = entry.versions.get(version)
+            return served is None or served.state not in (START, LOADING)
+
+        with self._changed:
+            while not settled():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise Unavailable(f"model '{name}' is still loading; try again shortly")
+                self._changed.wait(remaining)
+            versions = dict(entry.versions)
+            available = entry.available()
+        if version is None:
+            if available:
+                return available[-1]
+            failures = "; ".join(
+                f"version {s.version}: {s.error_message}" for s in versions.values() if s.failed
+            )
+            raise Unavailable(
+                f"model '{name}' has no available version"
+                + (f" ({failures})" if failures else f" ({entry.problem})" if entry.problem else "")
+            )
+        served = versions.get(version)
+        if served is None or (served.state == END and not served.failed):
             raise NotFound(
                 f"version {version} of model '{name}' is not served "
-                f"(served version: {served.version})"
+                f"(available: {', '.join(str(s.version) for s in available) or 'none'})"
+            )
+        if served.failed:
+            raise Unavailable(
+                f"model '{name}' version {version} failed to load: {served.error_message}"
             )
         return served
 
-    def ensure_available(self, served: ServedVersion) -> None:
-        """Return once ``served`` can predict; waits (bounded) while it is still loading."""
-        if not served.done.wait(self.settings.load_wait_seconds):
-            raise Unavailable(
-                f"model '{served.name}' version {served.version} is still loading; "
-                "try again shortly"
-            )
-        if served.state != AVAILABLE:
-            raise Unavailable(
-                f"model '{served.name}' version {served.version} failed to load: "
-                f"{served.error_message}"
-            )
+    @contextmanager
+    def serving(
+        self, name: str, version: int | None = None, label: str | None = None
+    ) -> Iterator[ServedVersion]:
+        """An AVAILABLE version, held for the request so it is not unloaded under it."""
+        entry = self._entry(name)
+        if label is not None:
+            version = self._label_version(entry, label)
+        for _ in range(5):
+            served = self._resolve(entry, version)
+            if served.try_acquire():
+                break
+            # It began unloading between lookup and acquire: look again.
+        else:
+            raise Unavailable(f"model '{name}' is changing versions; try again")
+        try:
+            yield served
+        finally:
+            served.release()
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
-        models = {
-            name: {
-                "version": s.version,
-                "state": s.state,
-                "runtime": s.runtime_kind,
-                **({"error": s.error_message} if s.error_message else {}),
-            }
-            for name, s in self._models.items()
-        }
-        ready = self._problem is None and all(s.state == AVAILABLE for s in self._models.values())
+        """Ready: the first poll is done and every model has an AVAILABLE version."""
+        with self._lock:
+            entries = list(self._models.values())
+            models = {}
+            for entry in entries:
+                available = entry.available()
+                models[entry.spec.name] = {
+                    "runtime": entry.spec.runtime,
+                    "version_policy": entry.spec.policy.describe(),
+                    "serving": available[-1].version if available else None,
+                    "versions": [
+                        {
+                            "version": s.version,
+                            "state": s.state,
+                            **({"error": s.error_message} if s.error_message else {}),
+                        }
+                        for _, s in sorted(entry.versions.items())
+                    ],
+                    **({"error": entry.problem} if entry.problem else {}),
+                }
+        ready = (
+            self._polled.is_set()
+            and self._problem is None
+            and bool(entries)
+            and all(m["serving"] is not None for m in models.values())
+        )
         report: dict[str, Any] = {"ready": ready, "models": models}
         if self._problem:
             report["error"] = self._problem
+        elif not self._polled.is_set():
+            report["error"] = "loading models"
         return ready, report

@@ -55,7 +55,7 @@ def _int(env: Mapping[str, str], key: str, default: int, low: int, high: int) ->
     return value
 
 
-def _float(env: Mapping[str, str], key: str, default: float) -> float:
+def _float(env: Mapping[str, str], key: str, default: float, allow_zero: bool = False) -> float:
     raw = env.get(key)
     if raw is None or raw == "":
         return default
@@ -63,8 +63,10 @@ def _float(env: Mapping[str, str], key: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise SettingsError(f"{key}: expected a number, got {raw!r}") from None
-    if not value > 0:
-        raise SettingsError(f"{key}: must be positive, got {raw}")
+    if not (value >= 0 if allow_zero else value > 0) or value != value or value == float("inf"):
+        raise SettingsError(
+            f"{key}: must be {'zero or more' if allow_zero else 'positive'}, got {raw}"
+        )
     return value
 
 
@@ -80,6 +82,12 @@ class ServiceSettings:
     load_wait_seconds: float = 60.0
     # onnxruntime/TensorFlow intra-op threads per worker; 0 = CPUs divided among workers.
     intra_op_threads: int = 0
+    # Model config file (YAML/JSON); None = serve every model folder of model_dir.
+    model_config: Path | None = None
+    # How often the repository is checked for new or removed versions; 0 = load once.
+    poll_seconds: float = 2.0
+    # How long an unloading version waits for its in-flight requests.
+    unload_drain_seconds: float = 30.0
 
     def runtime_for(self, model: str) -> str:
         return self.model_runtimes.get(model, self.runtime)
@@ -108,6 +116,11 @@ class ServiceSettings:
             model_runtimes=parse_model_runtimes(env.get("TFSHIP_MODEL_RUNTIMES") or ""),
             load_wait_seconds=_float(env, "TFSHIP_LOAD_WAIT_SECONDS", 60.0),
             intra_op_threads=_int(env, "TFSHIP_INTRA_OP_THREADS", 0, 0, 1024),
+            model_config=Path(env["TFSHIP_MODEL_CONFIG"])
+            if env.get("TFSHIP_MODEL_CONFIG")
+            else None,
+            poll_seconds=_float(env, "TFSHIP_POLL_SECONDS", 2.0, allow_zero=True),
+            unload_drain_seconds=_float(env, "TFSHIP_UNLOAD_DRAIN_SECONDS", 30.0),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -120,4 +133,7 @@ class ServiceSettings:
             "TFSHIP_MODEL_RUNTIMES": ",".join(f"{k}={v}" for k, v in self.model_runtimes.items()),
             "TFSHIP_LOAD_WAIT_SECONDS": str(self.load_wait_seconds),
             "TFSHIP_INTRA_OP_THREADS": str(self.intra_op_threads),
+            "TFSHIP_MODEL_CONFIG": str(self.model_config) if self.model_config else "",
+            "TFSHIP_POLL_SECONDS": str(self.poll_seconds),
+            "TFSHIP_UNLOAD_DRAIN_SECONDS": str(self.unload_drain_seconds),
         }

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, request
 
-from service.http import json_response, lookup, registry
+from service.http import json_response, registry, serving, statuses
 from service.registry import AVAILABLE
 from service.v2_codec import HEADER_LENGTH, decode_infer, encode_infer, tensor_metadata
 
@@ -41,39 +41,39 @@ def server_metadata() -> Response:
 @blueprint.get("/v2/models/<name>")
 @blueprint.get("/v2/models/<name>/versions/<int:version>")
 def model_metadata(name: str, version: int | None = None) -> Response:
-    served = lookup(PROTOCOL, "metadata", name, version)
-    registry().ensure_available(served)
-    assert served.runtime is not None
-    signature = served.runtime.signature
-    return json_response(
-        {
-            "name": served.name,
-            "versions": [str(served.version)],
-            "platform": PLATFORMS[served.runtime_kind],
-            "inputs": [tensor_metadata(spec) for spec in signature.inputs],
-            "outputs": [tensor_metadata(spec) for spec in signature.outputs],
-        }
-    )
+    with serving(PROTOCOL, "metadata", name, version) as served:
+        assert served.runtime is not None
+        signature = served.runtime.signature
+        return json_response(
+            {
+                "name": served.name,
+                "versions": [
+                    str(s.version) for s in registry().statuses(name) if s.state == AVAILABLE
+                ],
+                "platform": PLATFORMS[served.runtime_kind],
+                "inputs": [tensor_metadata(spec) for spec in signature.inputs],
+                "outputs": [tensor_metadata(spec) for spec in signature.outputs],
+            }
+        )
 
 
 @blueprint.get("/v2/models/<name>/ready")
 @blueprint.get("/v2/models/<name>/versions/<int:version>/ready")
 def model_ready(name: str, version: int | None = None) -> Response:
-    served = lookup(PROTOCOL, "ready", name, version)
-    return Response(status=200 if served.state == AVAILABLE else 400)
+    found = statuses(PROTOCOL, "ready", name, version)
+    return Response(status=200 if any(s.state == AVAILABLE for s in found) else 400)
 
 
 @blueprint.post("/v2/models/<name>/infer")
 @blueprint.post("/v2/models/<name>/versions/<int:version>/infer")
 def infer(name: str, version: int | None = None) -> Response:
-    served = lookup(PROTOCOL, "infer", name, version)
-    registry().ensure_available(served)
-    assert served.runtime is not None
-    raw = request.get_data(cache=False)
-    may_hold_bool = b"true" in raw or b"false" in raw
-    decoded = decode_infer(
-        raw, request.headers.get(HEADER_LENGTH), served.runtime.signature, may_hold_bool
-    )
-    outputs = served.runtime.predict(decoded.inputs, [n for n, _ in decoded.outputs])
-    body, headers = encode_infer(served.name, str(served.version), decoded, outputs)
-    return Response(body, status=200, headers=headers)
+    with serving(PROTOCOL, "infer", name, version) as served:
+        assert served.runtime is not None
+        raw = request.get_data(cache=False)
+        may_hold_bool = b"true" in raw or b"false" in raw
+        decoded = decode_infer(
+            raw, request.headers.get(HEADER_LENGTH), served.runtime.signature, may_hold_bool
+        )
+        outputs = served.runtime.predict(decoded.inputs, [n for n, _ in decoded.outputs])
+        body, headers = encode_infer(served.name, str(served.version), decoded, outputs)
+        return Response(body, status=200, headers=headers)

@@ -178,7 +178,7 @@ def test_bad_requests_get_400_with_a_message(
         (
             "GET",
             "/v1/models/digits/versions/7",
-            "version 7 of model 'digits' is not served (served version: 1)",
+            "version 7 of model 'digits' is not served (versions: 1 AVAILABLE)",
         ),
         ("POST", "/v1/models/digits/versions/7:predict", "version 7 of model 'digits'"),
         ("GET", "/v2/nothing/here", "no such endpoint: GET /v2/nothing/here"),
@@ -285,5 +285,12 @@ def test_health_and_readiness(onnx_server: Server) -> None:
     assert ready.status == 200
     assert ready.json() == {
         "ready": True,
-        "models": {"digits": {"version": 1, "state": "AVAILABLE", "runtime": "onnx"}},
+        "models": {
+            "digits": {
+                "runtime": "onnx",
+                "version_policy": "latest 1",
+                "serving": 1,
+                "versions": [{"version": 1, "state": "AVAILABLE"}],
+            }
+        },
     }

@@ -48,7 +48,7 @@ def test_onnx_path_does_not_import_tensorflow(trained_repo: TrainedRepo) -> None
         "from service.settings import ServiceSettings\n"
         "app = create_app(ServiceSettings(model_dir=Path(sys.argv[1])), load_models=False)\n"
         "registry = app.extensions['tfship.registry']\n"
-        "registry.load_all()\n"
+        "registry.poll()\n"
         "client = app.test_client()\n"
         "row = [[[0.0]] * 8] * 8\n"
         "answer = client.post('/v1/models/digits:predict', json={'instances': [row]})\n"

@@ -7,18 +7,14 @@ work, with a message naming the key (``fit.epochs: expected an integer, got 'ten
 from __future__ import annotations
 
 import dataclasses
-import math
-import re
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
+from tfship.config_schema import SchemaError, build
 from training.errors import ConfigError
-
-_EXPONENT_FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
 
 
 @dataclass(frozen=True)
@@ -101,71 +97,6 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
-def _describe(value: Any) -> str:
-    return f"{type(value).__name__} {value!r}"
-
-
-def _coerce(value: Any, hint: Any, key: str) -> Any:
-    origin = typing.get_origin(hint)
-    if dataclasses.is_dataclass(hint):
-        return _build(hint, value, key)
-    if origin is Literal:
-        choices = typing.get_args(hint)
-        if value not in choices:
-            options = ", ".join(repr(c) for c in choices)
-            raise ConfigError(f"{key}: expected one of {options}, got {value!r}")
-        return value
-    if origin is list:
-        (item_hint,) = typing.get_args(hint)
-        if not isinstance(value, list):
-            raise ConfigError(f"{key}: expected a list, got {_describe(value)}")
-        return [_coerce(item, item_hint, f"{key}[{i}]") for i, item in enumerate(value)]
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{key}: expected true or false, got {_describe(value)}")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{key}: expected an integer, got {_describe(value)}")
-        return value
-    if hint is float:
-        if isinstance(value, str) and _EXPONENT_FLOAT.match(value):
-            # PyYAML follows YAML 1.1, where 1e-3 (no dot) is a string; people mean a number.
-            value = float(value)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{key}: expected a number, got {_describe(value)}")
-        if not math.isfinite(value):
-            raise ConfigError(f"{key}: expected a finite number, got {value}")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{key}: expected a string, got {_describe(value)}")
-        return value
-    raise ConfigError(f"{key}: unsupported type in config schema")
-
-
-def _build(cls: type, raw: Any, prefix: str) -> Any:
-    where = prefix or "top level"
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {_describe(raw)}")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(raw) - set(fields))
-    if unknown:
-        key = f"{prefix}.{unknown[0]}" if prefix else unknown[0]
-        raise ConfigError(f"{key}: unknown key (known keys here: {', '.join(fields)})")
-    values = {}
-    for name, f in fields.items():
-        key = f"{prefix}.{name}" if prefix else name
-        if name in raw:
-            values[name] = _coerce(raw[name], hints[name], key)
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise ConfigError(f"{key}: required key is missing")
-    return cls(**values)
-
-
 def _check(config: TrainConfig) -> None:
     from tfship.repository import is_valid_model_name
 
@@ -228,6 +159,9 @@ def load_config(path: Path, overrides: list[str] | None = None) -> TrainConfig:
         raise ConfigError(f"{path}: top level must be a mapping")
     for assignment in overrides or []:
         _apply_override(raw, assignment)
-    config = _build(TrainConfig, raw, "")
+    try:
+        config = build(TrainConfig, raw)
+    except SchemaError as exc:
+        raise ConfigError(str(exc)) from None
     _check(config)
     return config
