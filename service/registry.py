@@ -282,21 +282,25 @@ class Registry:
             raise NotFound(f"model '{name}' not found (models served: {available})")
         return entry
 
-    def _label_version(self, entry: ModelEntry, label: str) -> int:
+    def _target(
+        self, name: str, version: int | None, label: str | None
+    ) -> tuple[ModelEntry, int | None]:
+        """The model entry and the version a request names (a label resolves to a version)."""
+        entry = self._entry(name)
+        if label is None:
+            return entry, version
         if label not in entry.spec.labels:
             known = ", ".join(sorted(entry.spec.labels)) or "none"
             raise NotFound(
                 f"label '{label}' is not defined for model '{entry.spec.name}' (labels: {known})"
             )
-        return entry.spec.labels[label]
+        return entry, entry.spec.labels[label]
 
     def statuses(
         self, name: str, version: int | None = None, label: str | None = None
     ) -> list[ServedVersion]:
         """Versions for the status API: one, or every managed version, newest first."""
-        entry = self._entry(name)
-        if label is not None:
-            version = self._label_version(entry, label)
+        entry, version = self._target(name, version, label)
         with self._lock:
             versions = dict(entry.versions)
         if version is not None:
@@ -362,9 +366,7 @@ class Registry:
         self, name: str, version: int | None = None, label: str | None = None
     ) -> Iterator[ServedVersion]:
         """An AVAILABLE version, held for the request so it is not unloaded under it."""
-        entry = self._entry(name)
-        if label is not None:
-            version = self._label_version(entry, label)
+        entry, version = self._target(name, version, label)
         for _ in range(5):
             served = self._resolve(entry, version)
             if served.try_acquire():

@@ -53,6 +53,20 @@ def run_training(
     )
 
 
+def run_python_json(code: str, *args: str, timeout: float = 120) -> Any:
+    """Run a snippet in a fresh interpreter (clean sys.modules); its last line is JSON."""
+    result = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        env=quiet_env(),
+        cwd=ROOT,
+        timeout=timeout,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
 @dataclass(frozen=True)
 class TrainedRepo:
     path: Path

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
 import numpy as np
-from conftest import ROOT, Server, TrainedRepo, quiet_env
+from conftest import Server, TrainedRepo, run_python_json
 
 
 def test_savedmodel_runtime_gives_the_same_answers(
@@ -57,14 +53,5 @@ def test_onnx_path_does_not_import_tensorflow(trained_repo: TrainedRepo) -> None
         "print(json.dumps({'status': answer.status_code, 'ready': registry.readiness()[0],\n"
         "                  'heavy': heavy}))\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code, str(trained_repo.path)],
-        capture_output=True,
-        text=True,
-        env=quiet_env(),
-        cwd=ROOT,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    report = run_python_json(code, str(trained_repo.path), timeout=60)
     assert report == {"status": 200, "ready": True, "heavy": []}

@@ -5,14 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
-from conftest import DIGITS_CONFIG, ROOT, TrainedRepo, quiet_env, run_training
+from conftest import DIGITS_CONFIG, ROOT, TrainedRepo, quiet_env, run_python_json, run_training
 
 from tfship.repository import TEMP_PREFIX, list_versions
 from training.config import load_config
@@ -122,15 +121,7 @@ def test_savedmodel_and_onnx_agree_on_the_whole_dataset(
         "b=s.run(None,{'pixels':x})[0]\n"
         "print(json.dumps(float(np.abs(a-b).max())))\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code, str(trained_repo.version_dir)],
-        capture_output=True,
-        text=True,
-        env=quiet_env(),
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert json.loads(result.stdout.strip().splitlines()[-1]) <= 1e-4
+    assert run_python_json(code, str(trained_repo.version_dir)) <= 1e-4
 
 
 def test_second_run_publishes_version_2_and_failed_run_publishes_nothing(repo_copy: Path) -> None:
