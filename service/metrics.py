@@ -14,6 +14,7 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -46,6 +47,54 @@ MODEL_LOAD_SECONDS = Histogram(
     ["model"],
     buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0),
 )
+
+
+INFERENCE_SECONDS = Histogram(
+    "tfship_inference_duration_seconds",
+    "Time spent in the runtime (model compute only, no parsing), by model and runtime.",
+    ["model", "runtime"],
+    buckets=(
+        0.0001,
+        0.00025,
+        0.0005,
+        0.001,
+        0.0025,
+        0.005,
+        0.01,
+        0.025,
+        0.05,
+        0.1,
+        0.25,
+        0.5,
+        1.0,
+        2.5,
+    ),
+)
+BATCH_SIZE = Histogram(
+    "tfship_batch_size",
+    "Rows per call into the runtime, by model.",
+    ["model"],
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096),
+)
+# Gauges in multi-process mode: "livesum" adds the live workers' values, "livemax" takes
+# the largest (every worker loads the same versions, so the largest is the server's view).
+IN_FLIGHT = Gauge(
+    "tfship_in_flight_requests",
+    "Requests holding a model version right now, summed over workers.",
+    ["model"],
+    multiprocess_mode="livesum",
+)
+VERSIONS_AVAILABLE = Gauge(
+    "tfship_model_versions_available",
+    "Versions of a model that are AVAILABLE.",
+    ["model"],
+    multiprocess_mode="livemax",
+)
+
+
+def observe_inference(model: str, runtime: str, rows: int, seconds: float) -> None:
+    INFERENCE_SECONDS.labels(model, runtime).observe(seconds)
+    BATCH_SIZE.labels(model).observe(rows)
 
 
 def observe_load(model: str, ok: bool, seconds: float) -> None:

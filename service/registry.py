@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from service.errors import NotFound, Unavailable
-from service.metrics import observe_load
+from service.metrics import IN_FLIGHT, VERSIONS_AVAILABLE, observe_inference, observe_load
 from service.model_config import ServedModelSpec, discover, load_model_config
 from service.runtimes import ARTIFACT_FOR_RUNTIME, load_runtime
 from service.runtimes.base import Runtime
@@ -66,6 +66,16 @@ class ServedVersion:
     @property
     def failed(self) -> bool:
         return self.state == END and self.error_code != "OK"
+
+    def predict(self, inputs: dict[str, Any], outputs: list[str] | None = None) -> dict[str, Any]:
+        """Run the runtime, timing the model compute alone for the metrics."""
+        runtime = self.runtime
+        assert runtime is not None, "predict() is only called on a held AVAILABLE version"
+        started = time.perf_counter()
+        result = runtime.predict(inputs, outputs)
+        rows = len(next(iter(inputs.values()))) if inputs else 0
+        observe_inference(self.name, self.runtime_kind, rows, time.perf_counter() - started)
+        return result
 
     def try_acquire(self) -> bool:
         with self._cond:
@@ -160,6 +170,7 @@ class Registry:
                     self._unload(served)
             with self._lock:
                 del self._models[entry.spec.name]
+            VERSIONS_AVAILABLE.labels(entry.spec.name).set(0)
         self._polled.set()
         with self._changed:
             self._changed.notify_all()
@@ -211,6 +222,8 @@ class Registry:
 
     def _notify(self) -> None:
         with self._changed:
+            for name, entry in self._models.items():
+                VERSIONS_AVAILABLE.labels(name).set(len(entry.available()))
             self._changed.notify_all()
 
     def _load(self, served: ServedVersion) -> None:
@@ -374,9 +387,12 @@ class Registry:
             # It began unloading between lookup and acquire: look again.
         else:
             raise Unavailable(f"model '{name}' is changing versions; try again")
+        in_flight = IN_FLIGHT.labels(name)
+        in_flight.inc()
         try:
             yield served
         finally:
+            in_flight.dec()
             served.release()
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:

@@ -58,5 +58,5 @@ def predict(name: str, version: int | None = None, label: str | None = None) -> 
         # text cannot contain one.
         may_hold_bool = b"true" in raw or b"false" in raw
         inputs, row_format = decode_predict(body, served.runtime.signature, may_hold_bool)
-        outputs = served.runtime.predict(inputs)
+        outputs = served.predict(inputs)
         return json_response(encode_predict(outputs, row_format))

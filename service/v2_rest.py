@@ -74,6 +74,6 @@ def infer(name: str, version: int | None = None) -> Response:
         decoded = decode_infer(
             raw, request.headers.get(HEADER_LENGTH), served.runtime.signature, may_hold_bool
         )
-        outputs = served.runtime.predict(decoded.inputs, [n for n, _ in decoded.outputs])
+        outputs = served.predict(decoded.inputs, [n for n, _ in decoded.outputs])
         body, headers = encode_infer(served.name, str(served.version), decoded, outputs)
         return Response(body, status=200, headers=headers)

@@ -277,6 +277,12 @@ def test_metrics_count_every_request_across_workers(onnx_server: Server) -> None
         moved("tfship_request_duration_seconds_bucket", model="digits", api="predict", le="+Inf")
         == ok + bad
     )
+    # Model compute: only requests that reached the runtime, one row each.
+    assert moved("tfship_inference_duration_seconds_count", model="digits", runtime="onnx") == ok
+    assert moved("tfship_batch_size_sum", model="digits") == ok
+    # Gauges: every held version was released; both workers agree one version is available.
+    assert _counter(after, "tfship_in_flight_requests", model="digits") == 0
+    assert _counter(after, "tfship_model_versions_available", model="digits") == 1
 
 
 def test_health_and_readiness(onnx_server: Server) -> None:
