@@ -7,13 +7,12 @@ environment (service/wsgi.py).
 from __future__ import annotations
 
 import logging
-import sys
 import time
 
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
-from service import ops, tfserving_rest, v2_rest
+from service import logs, ops, tfserving_rest, v2_rest
 from service.errors import ServingError
 from service.http import json_response
 from service.metrics import NO_MODEL, observe_request
@@ -23,21 +22,9 @@ from service.settings import ServiceSettings
 log = logging.getLogger("tfship.app")
 
 
-def _configure_logging() -> None:
-    logger = logging.getLogger("tfship")
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(
-            logging.Formatter("%(asctime)s [%(process)d] [%(levelname)s] %(name)s: %(message)s")
-        )
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-        logger.propagate = False
-
-
 def create_app(settings: ServiceSettings | None = None, *, load_models: bool = True) -> Flask:
-    _configure_logging()
     settings = settings or ServiceSettings.from_env()
+    logs.configure(settings.log_format)
     app = Flask("tfship")
     registry = Registry(settings)
     app.extensions["tfship.registry"] = registry
@@ -47,11 +34,14 @@ def create_app(settings: ServiceSettings | None = None, *, load_models: bool = T
     app.register_blueprint(v2_rest.blueprint)
 
     @app.before_request
-    def _start_clock() -> None:
+    def _start() -> None:
         g.started = time.perf_counter()
+        logs.assign_request_id()
 
     @app.after_request
-    def _count(response: Response) -> Response:
+    def _finish(response: Response) -> Response:
+        seconds = time.perf_counter() - g.started
+        response.headers[logs.REQUEST_ID_HEADER] = g.request_id
         api = g.get("api")
         if api is not None:
             observe_request(
@@ -60,8 +50,10 @@ def create_app(settings: ServiceSettings | None = None, *, load_models: bool = T
                 g.protocol,
                 api,
                 response.status_code,
-                time.perf_counter() - g.started,
+                seconds,
             )
+        if settings.access_log:
+            logs.log_access(response.status_code, seconds)
         return response
 
     @app.errorhandler(ServingError)

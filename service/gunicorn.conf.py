@@ -22,8 +22,9 @@ worker_class = "sync"
 timeout = 60
 graceful_timeout = 30
 proc_name = "tfship"
-accesslog = "-"
-access_log_format = '%(h)s %(p)s "%(r)s" %(s)s %(b)s %(M)sms'
+# The app writes the access log itself (JSON, with model, version and request id), so
+# gunicorn's own is off: one line per request, not two.
+accesslog = None
 errorlog = "-"
 # No preload: each worker loads its own models after the fork, so no runtime thread pool
 # is ever copied into a child.

@@ -70,6 +70,13 @@ def _float(env: Mapping[str, str], key: str, default: float, allow_zero: bool = 
     return value
 
 
+def _choice(env: Mapping[str, str], key: str, choices: tuple[str, ...], default: str) -> str:
+    value = env.get(key) or default
+    if value not in choices:
+        raise SettingsError(f"{key}: expected one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class ServiceSettings:
     model_dir: Path
@@ -88,6 +95,9 @@ class ServiceSettings:
     poll_seconds: float = 2.0
     # How long an unloading version waits for its in-flight requests.
     unload_drain_seconds: float = 30.0
+    # "json" (one object per line) or "text"; the access log is one line per request.
+    log_format: str = "json"
+    access_log: bool = True
 
     def runtime_for(self, model: str) -> str:
         return self.model_runtimes.get(model, self.runtime)
@@ -102,17 +112,12 @@ class ServiceSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ServiceSettings:
         env = os.environ if env is None else env
-        runtime = env.get("TFSHIP_RUNTIME") or "onnx"
-        if runtime not in RUNTIMES:
-            raise SettingsError(
-                f"TFSHIP_RUNTIME: expected one of {', '.join(RUNTIMES)}, got {runtime!r}"
-            )
         return cls(
             model_dir=Path(env.get("TFSHIP_MODEL_DIR") or "models"),
             host=env.get("TFSHIP_HOST") or "127.0.0.1",
             rest_port=_int(env, "TFSHIP_REST_PORT", 8501, 1, 65535),
             workers=_int(env, "TFSHIP_WORKERS", min(available_cpus(), 4), 1, 256),
-            runtime=runtime,
+            runtime=_choice(env, "TFSHIP_RUNTIME", RUNTIMES, "onnx"),
             model_runtimes=parse_model_runtimes(env.get("TFSHIP_MODEL_RUNTIMES") or ""),
             load_wait_seconds=_float(env, "TFSHIP_LOAD_WAIT_SECONDS", 60.0),
             intra_op_threads=_int(env, "TFSHIP_INTRA_OP_THREADS", 0, 0, 1024),
@@ -121,6 +126,8 @@ class ServiceSettings:
             else None,
             poll_seconds=_float(env, "TFSHIP_POLL_SECONDS", 2.0, allow_zero=True),
             unload_drain_seconds=_float(env, "TFSHIP_UNLOAD_DRAIN_SECONDS", 30.0),
+            log_format=_choice(env, "TFSHIP_LOG_FORMAT", ("json", "text"), "json"),
+            access_log=_choice(env, "TFSHIP_ACCESS_LOG", ("on", "off"), "on") == "on",
         )
 
     def to_env(self) -> dict[str, str]:
@@ -136,4 +143,6 @@ class ServiceSettings:
             "TFSHIP_MODEL_CONFIG": str(self.model_config) if self.model_config else "",
             "TFSHIP_POLL_SECONDS": str(self.poll_seconds),
             "TFSHIP_UNLOAD_DRAIN_SECONDS": str(self.unload_drain_seconds),
+            "TFSHIP_LOG_FORMAT": self.log_format,
+            "TFSHIP_ACCESS_LOG": "on" if self.access_log else "off",
         }

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 import pytest
@@ -205,6 +207,17 @@ def test_wrong_method_is_a_json_405(onnx_server: Server) -> None:
     }
 
 
+def access_log(text: str) -> list[dict[str, Any]]:
+    """The access log entries (JSON lines from the tfship.access logger) in a server log."""
+    entries = []
+    for line in text.splitlines():
+        if line.startswith("{"):
+            entry = json.loads(line)
+            if entry["logger"] == "tfship.access":
+                entries.append(entry)
+    return entries
+
+
 def _counter(text: str, name: str, **labels: str) -> float:
     """Sum of a metric's samples whose labels include ``labels``."""
     total = 0.0
@@ -249,11 +262,11 @@ def test_metrics_count_every_request_across_workers(onnx_server: Server) -> None
     assert all(got == want for got, want in statuses)
     after = scrape()
     access_lines = [
-        line
-        for line in onnx_server.log()[log_start:].splitlines()
-        if '"POST /v1/models/digits:predict' in line
+        entry
+        for entry in access_log(onnx_server.log()[log_start:])
+        if entry["path"] == "/v1/models/digits:predict"
     ]
-    pids = {re.search(r"<(\d+)>", line).group(1) for line in access_lines}  # type: ignore[union-attr]
+    pids = {entry["pid"] for entry in access_lines}
     assert len(access_lines) == ok + bad
     assert len(pids) == 2, "both workers must have answered for this test to mean anything"
 
@@ -300,3 +313,48 @@ def test_health_and_readiness(onnx_server: Server) -> None:
             }
         },
     }
+
+
+def test_request_ids_and_the_access_log(onnx_server: Server) -> None:
+    import urllib.request
+
+    def predict(request_id: str | None) -> str:
+        headers = {"Content-Type": "application/json"}
+        if request_id is not None:
+            headers["X-Request-ID"] = request_id
+        request = urllib.request.Request(
+            onnx_server.url + "/v1/models/digits:predict",
+            data=json.dumps({"instances": [ROW]}).encode(),
+            headers=headers,
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.headers["X-Request-ID"]
+
+    log_start = len(onnx_server.log())
+    assert predict("client-id-17") == "client-id-17"
+    generated = predict(None)
+    assert re.fullmatch(r"[0-9a-f]{32}", generated)
+    # Ids that could break a log line are replaced, not logged.
+    replaced = predict('bad id "quoted" {json}')
+    assert re.fullmatch(r"[0-9a-f]{32}", replaced)
+    assert predict("x" * 129) != "x" * 129
+
+    time.sleep(0.2)  # let the workers flush their log lines
+    entries = {e["request_id"]: e for e in access_log(onnx_server.log()[log_start:])}
+    entry = entries["client-id-17"]
+    assert entry["message"] == "request"
+    assert (entry["method"], entry["path"], entry["status"]) == (
+        "POST",
+        "/v1/models/digits:predict",
+        200,
+    )
+    assert (entry["protocol"], entry["api"], entry["model"], entry["version"]) == (
+        "tfserving",
+        "predict",
+        "digits",
+        "1",
+    )
+    assert entry["latency_ms"] > 0 and isinstance(entry["pid"], int)
+    assert generated in entries and replaced in entries
+    assert "bad id" not in onnx_server.log()[log_start:]

@@ -1,0 +1,85 @@
+"""Structured logs: one JSON object per line, with the request id inside a request.
+
+Every API request gets an id: the client's ``X-Request-ID`` when it is a sane token, else
+a new one; it is echoed in the response header and carried by every log line written
+while the request runs, so one grep finds everything about one request.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+import sys
+import uuid
+from typing import Any
+
+import orjson
+from flask import g, has_request_context, request
+
+REQUEST_ID_HEADER = "X-Request-ID"
+# Client ids end up in logs: keep them short and free of anything a log parser could trip on.
+_SANE_ID = re.compile(r"^[A-Za-z0-9._:/+=@-]{1,128}$")
+
+access_log = logging.getLogger("tfship.access")
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(
+                timespec="milliseconds"
+            ),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "pid": record.process,
+            "message": record.getMessage(),
+        }
+        if has_request_context() and "request_id" in g:
+            entry["request_id"] = g.request_id
+        entry.update(getattr(record, "fields", {}))
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return orjson.dumps(entry, default=str).decode()
+
+
+def configure(log_format: str) -> None:
+    """Send the ``tfship`` loggers to stderr, as JSON lines or as plain text."""
+    logger = logging.getLogger("tfship")
+    if logger.handlers:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s [%(process)d] [%(levelname)s] %(name)s: %(message)s")
+        )
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
+def assign_request_id() -> str:
+    given = request.headers.get(REQUEST_ID_HEADER, "")
+    g.request_id = given if _SANE_ID.match(given) else uuid.uuid4().hex
+    return g.request_id
+
+
+def log_access(status: int, seconds: float) -> None:
+    access_log.info(
+        "request",
+        extra={
+            "fields": {
+                "method": request.method,
+                "path": request.path,
+                "status": status,
+                "latency_ms": round(seconds * 1000, 3),
+                "protocol": g.get("protocol"),
+                "api": g.get("api"),
+                "model": g.get("model"),
+                "version": g.get("version"),
+                "remote": request.remote_addr,
+            }
+        },
+    )
