@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import orjson
 from flask import Blueprint, Response, current_app
 
@@ -20,6 +22,19 @@ def healthz() -> Response:
 def readyz() -> Response:
     ready, report = current_app.extensions["tfship.registry"].readiness()
     return Response(orjson.dumps(report), status=200 if ready else 503, mimetype="application/json")
+
+
+@blueprint.get("/openapi.json")
+def openapi() -> Response:
+    return Response(_openapi_body(), mimetype="application/json")
+
+
+@functools.cache
+def _openapi_body() -> bytes:
+    from service.openapi import build_spec
+    from tfship import __version__
+
+    return orjson.dumps(build_spec(__version__))
 
 
 @blueprint.get("/metrics")

@@ -1,0 +1,439 @@
+"""The OpenAPI 3.1 description of every REST endpoint, served at ``/openapi.json``.
+
+tests/test_openapi.py keeps it true: the paths and methods here must be exactly the app's
+routes, and live responses must validate against the schemas here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+ERROR = {"$ref": "#/components/schemas/Error"}
+NUMBERS = {"description": "a number, or nested lists of numbers"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    words = {
+        400: "bad request",
+        404: "unknown model, version, label or path",
+        503: "model loading or failed to load",
+    }
+    return {str(code): _json(ERROR, words[code]) for code in codes}
+
+
+NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+VERSION = {
+    "name": "version",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "integer", "minimum": 0},
+}
+LABEL = {"name": "label", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _variants(base: str, suffix: str, labels: bool) -> list[tuple[str, list[dict[str, Any]]]]:
+    """``base{suffix}``, by version, and (TF Serving only) by label."""
+    found = [(base + suffix, [NAME]), (f"{base}/versions/{{version}}{suffix}", [NAME, VERSION])]
+    if labels:
+        found.append((f"{base}/labels/{{label}}{suffix}", [NAME, LABEL]))
+    return found
+
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "additionalProperties": False,
+        "properties": {"error": {"type": "string"}},
+    },
+    "ModelStatus": {
+        "type": "object",
+        "required": ["model_version_status"],
+        "properties": {
+            "model_version_status": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["version", "state", "status"],
+                    "properties": {
+                        "version": {"type": "string"},
+                        "state": {"enum": ["START", "LOADING", "AVAILABLE", "UNLOADING", "END"]},
+                        "status": {
+                            "type": "object",
+                            "required": ["error_code", "error_message"],
+                            "properties": {
+                                "error_code": {"type": "string"},
+                                "error_message": {"type": "string"},
+                            },
+                        },
+                    },
+                },
+            }
+        },
+    },
+    "ModelMetadata": {
+        "type": "object",
+        "required": ["model_spec", "metadata"],
+        "properties": {
+            "model_spec": {
+                "type": "object",
+                "required": ["name", "signature_name", "version"],
+                "properties": {
+                    "name": {"type": "string"},
+                    "signature_name": {"type": "string"},
+                    "version": {"type": "string"},
+                },
+            },
+            "metadata": {
+                "type": "object",
+                "required": ["signature_def"],
+                "properties": {
+                    "signature_def": {
+                        "type": "object",
+                        "required": ["signature_def"],
+                        "properties": {"signature_def": {"type": "object"}},
+                    }
+                },
+            },
+        },
+    },
+    "PredictRequest": {
+        "type": "object",
+        "description": "Row format ('instances') or columnar format ('inputs'), not both.",
+        "properties": {
+            "signature_name": {"type": "string"},
+            "instances": {
+                "type": "array",
+                "minItems": 1,
+                "items": {"description": "a row: a value, or {input name: value}"},
+            },
+            "inputs": {"description": "a tensor, or {input name: tensor}"},
+        },
+        "oneOf": [{"required": ["instances"]}, {"required": ["inputs"]}],
+    },
+    "PredictResponse": {
+        "type": "object",
+        "oneOf": [
+            {"required": ["predictions"], "properties": {"predictions": {"type": "array"}}},
+            {"required": ["outputs"], "properties": {"outputs": NUMBERS}},
+        ],
+    },
+    "Readiness": {
+        "type": "object",
+        "required": ["ready", "models"],
+        "properties": {
+            "ready": {"type": "boolean"},
+            "error": {"type": "string"},
+            "models": {
+                "type": "object",
+                "additionalProperties": {
+                    "type": "object",
+                    "required": ["runtime", "version_policy", "serving", "versions"],
+                    "properties": {
+                        "runtime": {"enum": ["onnx", "savedmodel"]},
+                        "version_policy": {"type": "string"},
+                        "serving": {"type": ["integer", "null"]},
+                        "error": {"type": "string"},
+                        "versions": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["version", "state"],
+                                "properties": {
+                                    "version": {"type": "integer"},
+                                    "state": {"type": "string"},
+                                    "error": {"type": "string"},
+                                },
+                            },
+                        },
+                    },
+                },
+            },
+        },
+    },
+    "V2ServerMetadata": {
+        "type": "object",
+        "required": ["name", "version", "extensions"],
+        "properties": {
+            "name": {"type": "string"},
+            "version": {"type": "string"},
+            "extensions": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+    "V2TensorMetadata": {
+        "type": "object",
+        "required": ["name", "datatype", "shape"],
+        "properties": {
+            "name": {"type": "string"},
+            "datatype": {"type": "string"},
+            "shape": {"type": "array", "items": {"type": "integer"}},
+        },
+    },
+    "V2ModelMetadata": {
+        "type": "object",
+        "required": ["name", "versions", "platform", "inputs", "outputs"],
+        "properties": {
+            "name": {"type": "string"},
+            "versions": {"type": "array", "items": {"type": "string"}},
+            "platform": {"type": "string"},
+            "inputs": {"type": "array", "items": {"$ref": "#/components/schemas/V2TensorMetadata"}},
+            "outputs": {
+                "type": "array",
+                "items": {"$ref": "#/components/schemas/V2TensorMetadata"},
+            },
+        },
+    },
+    "V2InferRequest": {
+        "type": "object",
+        "required": ["inputs"],
+        "properties": {
+            "id": {"type": "string"},
+            "parameters": {
+                "type": "object",
+                "properties": {"binary_data_output": {"type": "boolean"}},
+            },
+            "inputs": {
+                "type": "array",
+                "minItems": 1,
+                "items": {
+                    "type": "object",
+                    "required": ["name", "shape", "datatype"],
+                    "properties": {
+                        "name": {"type": "string"},
+                        "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+                        "datatype": {
+                            "enum": [
+                                "BOOL",
+                                "UINT8",
+                                "UINT16",
+                                "UINT32",
+                                "UINT64",
+                                "INT8",
+                                "INT16",
+                                "INT32",
+                                "INT64",
+                                "FP16",
+                                "FP32",
+                                "FP64",
+                            ]
+                        },
+                        "parameters": {
+                            "type": "object",
+                            "properties": {"binary_data_size": {"type": "integer", "minimum": 0}},
+                        },
+                        "data": {"description": "flat (row-major) or nested list of values"},
+                    },
+                },
+            },
+            "outputs": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["name"],
+                    "properties": {
+                        "name": {"type": "string"},
+                        "parameters": {
+                            "type": "object",
+                            "properties": {"binary_data": {"type": "boolean"}},
+                        },
+                    },
+                },
+            },
+        },
+    },
+    "V2InferResponse": {
+        "type": "object",
+        "required": ["model_name", "outputs"],
+        "properties": {
+            "model_name": {"type": "string"},
+            "model_version": {"type": "string"},
+            "id": {"type": "string"},
+            "outputs": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["name", "datatype", "shape"],
+                    "properties": {
+                        "name": {"type": "string"},
+                        "datatype": {"type": "string"},
+                        "shape": {"type": "array", "items": {"type": "integer"}},
+                        "data": {"type": "array"},
+                        "parameters": {
+                            "type": "object",
+                            "properties": {"binary_data_size": {"type": "integer"}},
+                        },
+                    },
+                },
+            },
+        },
+    },
+}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _build_paths() -> dict[str, Any]:
+    paths: dict[str, Any] = {
+        "/healthz": {
+            "get": {
+                "summary": "Liveness",
+                "responses": {"200": _json({"type": "object"}, "the process answers")},
+            }
+        },
+        "/readyz": {
+            "get": {
+                "summary": "Readiness: every model has an AVAILABLE version",
+                "responses": {
+                    "200": _json(_ref("Readiness"), "ready"),
+                    "503": _json(_ref("Readiness"), "not ready"),
+                },
+            }
+        },
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus metrics, summed over workers",
+                "responses": {
+                    "200": {
+                        "description": "Prometheus text format",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    }
+                },
+            }
+        },
+        "/openapi.json": {
+            "get": {
+                "summary": "This description",
+                "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1")},
+            }
+        },
+        "/v2/health/live": {
+            "get": {
+                "summary": "V2 server liveness (status code only)",
+                "responses": {"200": {"description": "live"}},
+            }
+        },
+        "/v2/health/ready": {
+            "get": {
+                "summary": "V2 server readiness (status code only)",
+                "responses": {"200": {"description": "ready"}, "400": {"description": "not ready"}},
+            }
+        },
+        "/v2": {
+            "get": {
+                "summary": "V2 server metadata",
+                "responses": {"200": _json(_ref("V2ServerMetadata"), "server metadata")},
+            }
+        },
+    }
+    for path, params in _variants("/v1/models/{name}", "", labels=True):
+        paths[path] = {
+            "get": {
+                "summary": "TF Serving model status",
+                "parameters": params,
+                "responses": {"200": _json(_ref("ModelStatus"), "status"), **_errors(404)},
+            }
+        }
+    for path, params in _variants("/v1/models/{name}", "/metadata", labels=True):
+        paths[path] = {
+            "get": {
+                "summary": "TF Serving model metadata",
+                "parameters": params,
+                "responses": {"200": _json(_ref("ModelMetadata"), "metadata"), **_errors(404, 503)},
+            }
+        }
+    for path, params in _variants("/v1/models/{name}", ":predict", labels=True):
+        paths[path] = {
+            "post": {
+                "summary": "TF Serving predict",
+                "parameters": params,
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("PredictRequest")}},
+                },
+                "responses": {
+                    "200": _json(_ref("PredictResponse"), "predictions"),
+                    **_errors(400, 404, 503),
+                },
+            }
+        }
+    for path, params in _variants("/v2/models/{name}", "", labels=False):
+        paths[path] = {
+            "get": {
+                "summary": "V2 model metadata",
+                "parameters": params,
+                "responses": {
+                    "200": _json(_ref("V2ModelMetadata"), "metadata"),
+                    **_errors(404, 503),
+                },
+            }
+        }
+    for path, params in _variants("/v2/models/{name}", "/ready", labels=False):
+        paths[path] = {
+            "get": {
+                "summary": "V2 model readiness (status code only)",
+                "parameters": params,
+                "responses": {
+                    "200": {"description": "ready"},
+                    "400": {"description": "not ready"},
+                    **_errors(404),
+                },
+            }
+        }
+    for path, params in _variants("/v2/models/{name}", "/infer", labels=False):
+        paths[path] = {
+            "post": {
+                "summary": "V2 inference; with Inference-Header-Content-Length, binary tensors "
+                "follow the JSON",
+                "parameters": [
+                    *params,
+                    {
+                        "name": "Inference-Header-Content-Length",
+                        "in": "header",
+                        "required": False,
+                        "schema": {"type": "integer"},
+                    },
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {"schema": _ref("V2InferRequest")},
+                        "application/octet-stream": {
+                            "schema": {"type": "string", "format": "binary"}
+                        },
+                    },
+                },
+                "responses": {
+                    "200": {
+                        "description": "outputs; binary ones after the JSON header",
+                        "content": {
+                            "application/json": {"schema": _ref("V2InferResponse")},
+                            "application/octet-stream": {
+                                "schema": {"type": "string", "format": "binary"}
+                            },
+                        },
+                    },
+                    **_errors(400, 404, 503),
+                },
+            }
+        }
+    return paths
+
+
+def build_spec(version: str) -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "tfship",
+            "version": version,
+            "description": "TensorFlow Serving REST API and the Open Inference Protocol "
+            "(V2) over one model registry.",
+        },
+        "paths": _build_paths(),
+        "components": {"schemas": SCHEMAS},
+    }
