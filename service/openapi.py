@@ -238,7 +238,14 @@ SCHEMAS: dict[str, Any] = {
                         "name": {"type": "string"},
                         "parameters": {
                             "type": "object",
-                            "properties": {"binary_data": {"type": "boolean"}},
+                            "properties": {
+                                "binary_data": {"type": "boolean"},
+                                "classification": {
+                                    "type": "integer",
+                                    "minimum": 0,
+                                    "description": "top-k as BYTES 'value:index:label'",
+                                },
+                            },
                         },
                     },
                 },

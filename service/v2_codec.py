@@ -5,11 +5,17 @@ Supports JSON tensors and the binary tensor data extension: when the request car
 little-endian tensor bytes of inputs marked ``binary_data_size`` follow, in input order.
 Outputs are returned as binary when asked per output (``binary_data``) or for the whole
 request (``binary_data_output``), the way Triton does.
+
+The classification extension is supported too: ``"parameters": {"classification": k}`` on a
+requested ``[batch, classes]`` output returns, instead of the scores, a BYTES tensor
+``[batch, k]`` of ``"value:index:label"`` strings, highest value first, labels from the
+model's class names.
 """
 
 from __future__ import annotations
 
 import math
+import struct
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,11 +56,18 @@ def tensor_metadata(spec: TensorSpec) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
+class RequestedOutput:
+    name: str
+    binary: bool
+    # Top-k classifications instead of the raw tensor; 0 = the tensor itself.
+    classification: int = 0
+
+
+@dataclass(frozen=True)
 class InferRequest:
     id: str | None
     inputs: dict[str, np.ndarray]
-    # Requested outputs in order, each with "return as binary".
-    outputs: list[tuple[str, bool]]
+    outputs: list[RequestedOutput]
 
 
 def _object(value: Any, what: str) -> dict[str, Any]:
@@ -192,14 +205,15 @@ def _decode_tensor(
     return array.reshape(shape), 0
 
 
-def _requested_outputs(body: dict[str, Any], signature: Signature) -> list[tuple[str, bool]]:
+def _requested_outputs(body: dict[str, Any], signature: Signature) -> list[RequestedOutput]:
     binary_default = bool(_parameters(body, "request").get("binary_data_output", False))
     requested = body.get("outputs")
     if requested is None:
-        return [(name, binary_default) for name in signature.output_names]
+        return [RequestedOutput(name, binary_default) for name in signature.output_names]
     if not isinstance(requested, list):
         raise InvalidArgument("'outputs' must be a list of {\"name\": ...} objects")
-    chosen: list[tuple[str, bool]] = []
+    specs = {spec.name: spec for spec in signature.outputs}
+    chosen: list[RequestedOutput] = []
     for index, item in enumerate(requested):
         entry = _object(item, f"outputs[{index}]")
         name = entry.get("name")
@@ -208,30 +222,82 @@ def _requested_outputs(body: dict[str, Any], signature: Signature) -> list[tuple
             raise InvalidArgument(
                 f"outputs[{index}]: unknown output {name!r}; the model's outputs are {known}"
             )
-        binary = _parameters(entry, f"output '{name}'").get("binary_data", binary_default)
-        chosen.append((name, bool(binary)))
+        parameters = _parameters(entry, f"output '{name}'")
+        binary = parameters.get("binary_data", binary_default)
+        classes = _classification(parameters.get("classification", 0), specs[name])
+        chosen.append(RequestedOutput(name, bool(binary), classes))
     return chosen
 
 
+def _classification(count: Any, spec: TensorSpec) -> int:
+    label = f"output '{spec.name}': classification"
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise InvalidArgument(f"{label} must be a positive integer, got {count!r}")
+    if count == 0:
+        return 0
+    if len(spec.shape) != 2:
+        raise InvalidArgument(
+            f"{label} needs an output of shape [batch, classes], this one "
+            f"is {shape_text(spec.shape)}"
+        )
+    if spec.shape[1] != -1 and count > spec.shape[1]:
+        raise InvalidArgument(f"{label} asks for {count} classes, the output has {spec.shape[1]}")
+    return count
+
+
+def classify(scores: np.ndarray, count: int, labels: list[str] | None) -> np.ndarray:
+    """Top ``count`` per row as Triton's "value:index[:label]" strings, best first."""
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :count]
+    rows = []
+    for row, indices in zip(scores, order, strict=True):
+        rows.append(
+            [
+                f"{row[i]}:{i}" + (f":{labels[i]}" if labels and i < len(labels) else "")
+                for i in indices
+            ]
+        )
+    return np.array(rows, dtype=object).reshape(len(scores), count)
+
+
+def _bytes_blob(array: np.ndarray) -> bytes:
+    parts = []
+    for item in array.reshape(-1):
+        data = item.encode() if isinstance(item, str) else bytes(item)
+        parts.append(struct.pack("<I", len(data)) + data)
+    return b"".join(parts)
+
+
 def encode_infer(
-    model_name: str, model_version: str, request: InferRequest, outputs: dict[str, np.ndarray]
+    model_name: str,
+    model_version: str,
+    request: InferRequest,
+    outputs: dict[str, np.ndarray],
+    labels: list[str] | None = None,
 ) -> tuple[bytes, dict[str, str]]:
     """Response body and headers; binary outputs go after the JSON, in output order."""
     tensors: list[dict[str, Any]] = []
     blobs: list[bytes] = []
-    for name, binary in request.outputs:
-        array = np.ascontiguousarray(outputs[name])
+    for wanted in request.outputs:
+        array = np.ascontiguousarray(outputs[wanted.name])
+        if wanted.classification:
+            array = classify(array, wanted.classification, labels)
+        datatype = "BYTES" if array.dtype == object else datatype_of(array.dtype)
         tensor: dict[str, Any] = {
-            "name": name,
-            "datatype": datatype_of(array.dtype),
+            "name": wanted.name,
+            "datatype": datatype,
             "shape": list(array.shape),
         }
-        if binary:
-            blob = array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
+        if wanted.binary:
+            if datatype == "BYTES":
+                blob = _bytes_blob(array)
+            else:
+                blob = array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
             tensor["parameters"] = {"binary_data_size": len(blob)}
             blobs.append(blob)
         else:
-            tensor["data"] = array.reshape(-1)
+            tensor["data"] = (
+                array.reshape(-1).tolist() if datatype == "BYTES" else array.reshape(-1)
+            )
         tensors.append(tensor)
     response: dict[str, Any] = {"model_name": model_name, "model_version": model_version}
     if request.id is not None:

@@ -16,7 +16,7 @@ PROTOCOL = "v2"
 
 # Triton's platform names, so V2 clients that branch on them see familiar values.
 PLATFORMS = {"onnx": "onnxruntime_onnx", "savedmodel": "tensorflow_savedmodel"}
-EXTENSIONS = ["binary_tensor_data"]
+EXTENSIONS = ["binary_tensor_data", "classification"]
 
 
 @blueprint.get("/v2/health/live")
@@ -74,6 +74,8 @@ def infer(name: str, version: int | None = None) -> Response:
         decoded = decode_infer(
             raw, request.headers.get(HEADER_LENGTH), served.runtime.signature, may_hold_bool
         )
-        outputs = served.predict(decoded.inputs, [n for n, _ in decoded.outputs])
-        body, headers = encode_infer(served.name, str(served.version), decoded, outputs)
+        outputs = served.predict(decoded.inputs, [o.name for o in decoded.outputs])
+        body, headers = encode_infer(
+            served.name, str(served.version), decoded, outputs, served.metadata.get("class_names")
+        )
         return Response(body, status=200, headers=headers)

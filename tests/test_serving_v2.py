@@ -35,7 +35,8 @@ def test_health_and_metadata_through_tritonclient(client: Any) -> None:
     assert client.is_model_ready("digits")
     assert client.is_model_ready("digits", "1")
     server = client.get_server_metadata()
-    assert server["name"] == "tfship" and "binary_tensor_data" in server["extensions"]
+    assert server["name"] == "tfship"
+    assert server["extensions"] == ["binary_tensor_data", "classification"]
     assert client.get_model_metadata("digits") == {
         "name": "digits",
         "versions": ["1"],
@@ -272,3 +273,54 @@ def test_v2_requests_are_counted_under_their_protocol(onnx_server: Server) -> No
     for _ in range(6):
         assert onnx_server.post("/v2/models/digits/infer", {"inputs": [_tensor()]}).status == 200
     assert count() - before == 6
+
+
+@pytest.mark.parametrize("binary_out", [True, False])
+def test_classification_extension_through_tritonclient(
+    client: Any,
+    trained_repo: TrainedRepo,
+    digits: tuple[np.ndarray, np.ndarray],
+    binary_out: bool,
+) -> None:
+    x = digits[0][:4]
+    tensor = triton.InferInput("pixels", list(x.shape), "FP32")
+    tensor.set_data_from_numpy(x)
+    output = triton.InferRequestedOutput("probabilities", binary_data=binary_out, class_count=3)
+    result = client.infer("digits", [tensor], outputs=[output])
+    classes = result.as_numpy("probabilities")
+    assert classes.shape == (4, 3)
+    (meta,) = result.get_response()["outputs"]
+    assert (meta["datatype"], meta["shape"]) == ("BYTES", [4, 3])
+    scores = _ort(trained_repo, x)
+    names = trained_repo.metadata()["class_names"]
+    for row, expected in zip(classes, scores, strict=True):
+        # tritonclient gives bytes for binary outputs, str for JSON ones.
+        parsed = [(item.decode() if isinstance(item, bytes) else item).split(":") for item in row]
+        indices = [int(index) for _, index, _ in parsed]
+        assert indices == list(np.argsort(-expected, kind="stable")[:3])
+        assert [label for _, _, label in parsed] == [names[i] for i in indices]
+        assert [np.float32(value) for value, _, _ in parsed] == [expected[i] for i in indices]
+
+
+@pytest.mark.parametrize(
+    ("classification", "message"),
+    [
+        (11, "asks for 11 classes, the output has 10"),
+        (-1, "classification must be a positive integer, got -1"),
+        ("3", "classification must be a positive integer, got '3'"),
+    ],
+)
+def test_bad_classification_requests(
+    onnx_server: Server, classification: Any, message: str
+) -> None:
+    body = {
+        **_v2_row(),
+        "outputs": [{"name": "probabilities", "parameters": {"classification": classification}}],
+    }
+    answer = onnx_server.post("/v2/models/digits/infer", body)
+    assert answer.status == 400
+    assert message in answer.json()["error"]
+
+
+def _v2_row() -> dict[str, Any]:
+    return {"inputs": [_tensor()]}
