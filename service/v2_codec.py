@@ -222,6 +222,8 @@ def _requested_outputs(body: dict[str, Any], signature: Signature) -> list[Reque
             raise InvalidArgument(
                 f"outputs[{index}]: unknown output {name!r}; the model's outputs are {known}"
             )
+        if any(c.name == name for c in chosen):
+            raise InvalidArgument(f"output '{name}' is requested twice")
         parameters = _parameters(entry, f"output '{name}'")
         binary = parameters.get("binary_data", binary_default)
         classes = _classification(parameters.get("classification", 0), specs[name])

@@ -209,6 +209,10 @@ def _tensor(**overrides: Any) -> dict[str, Any]:
             "outputs[0]: unknown output 'logits'; the model's outputs are 'probabilities'",
         ),
         (
+            {"inputs": [_tensor()], "outputs": [{"name": "probabilities"}] * 2},
+            "output 'probabilities' is requested twice",
+        ),
+        (
             {"inputs": [_tensor(data=None, parameters={"binary_data_size": 10})]},
             "binary_data_size is 10, but shape [1, 8, 8, 1] of FP32 needs 256 bytes",
         ),
