@@ -26,7 +26,9 @@ def registry() -> Registry:
 
 def _label_request(protocol: str, api: str, name: str) -> Registry:
     # The model label is set only for names the registry knows, so requests for made-up
-    # names cannot create metric label values.
+    # names cannot create metric label values. Known now: label it even if the lookup then
+    # fails (a 503 for a model that is loading still counts under its model). Not known yet
+    # (a worker still in its first poll): the lookup waits, and labels it once found.
     g.protocol, g.api = protocol, api
     models = registry()
     if models.has_model(name):
@@ -40,7 +42,7 @@ def serving(
 ) -> Iterator[ServedVersion]:
     """The AVAILABLE version a request names, held until the response is built."""
     with _label_request(protocol, api, name).serving(name, version, label) as served:
-        g.version = str(served.version)
+        g.model, g.version = served.name, str(served.version)
         yield served
 
 
@@ -48,6 +50,7 @@ def statuses(
     protocol: str, api: str, name: str, version: int | None = None, label: str | None = None
 ) -> list[ServedVersion]:
     found = _label_request(protocol, api, name).statuses(name, version, label)
+    g.model = name
     if len(found) == 1:
         g.version = str(found[0].version)
     return found

@@ -102,6 +102,8 @@ class ModelEntry:
     spec: ServedModelSpec
     versions: dict[int, ServedVersion] = field(default_factory=dict)
     problem: str | None = None
+    # Set once the first sync has registered this model's versions.
+    synced: threading.Event = field(default_factory=threading.Event)
 
     def available(self) -> list[ServedVersion]:
         return sorted(
@@ -187,19 +189,26 @@ class Registry:
         except OSError as exc:
             entry.problem = f"cannot list {spec.base_path}: {exc}"
             log.error("model %s: %s", spec.name, entry.problem)
+            entry.synced.set()
             return
         entry.problem = None if on_disk else f"no published version under {spec.base_path}"
         wanted = spec.policy.select(on_disk)
-        for version in wanted:
-            known = entry.versions.get(version)
-            # A failed version is not retried: versions are immutable once published.
-            if known is None or (known.state == END and not known.failed):
-                served = ServedVersion(
-                    spec.name, version, spec.base_path / str(version), spec.runtime
-                )
-                with self._lock:
+        # Register every new version (START) before loading any, so the status API lists
+        # them all at once; then load them one by one.
+        pending = []
+        with self._lock:
+            for version in wanted:
+                known = entry.versions.get(version)
+                # A failed version is not retried: versions are immutable once published.
+                if known is None or (known.state == END and not known.failed):
+                    served = ServedVersion(
+                        spec.name, version, spec.base_path / str(version), spec.runtime
+                    )
                     entry.versions[version] = served
-                self._load(served)
+                    pending.append(served)
+        entry.synced.set()
+        for served in pending:
+            self._load(served)
         serving_wanted = any(
             entry.versions[v].state == AVAILABLE for v in wanted if v in entry.versions
         )
@@ -314,6 +323,9 @@ class Registry:
     ) -> list[ServedVersion]:
         """Versions for the status API: one, or every managed version, newest first."""
         entry, version = self._target(name, version, label)
+        # Between the model's entry appearing and its versions being registered there is a
+        # moment with none; wait it out rather than answer "not found".
+        entry.synced.wait(self.settings.load_wait_seconds)
         with self._lock:
             versions = dict(entry.versions)
         if version is not None:

@@ -40,7 +40,7 @@ def publish_copy(
 class ClientLoop:
     """One client sending V2 infers in a loop, bounded in count and time."""
 
-    def __init__(self, server: Server, max_requests: int = 5000, max_seconds: float = 120):
+    def __init__(self, server: Server, max_requests: int = 50000, max_seconds: float = 120):
         self.server, self.max_requests, self.max_seconds = server, max_requests, max_seconds
         self.versions: list[str] = []
         self.failures: list[tuple[int, bytes]] = []

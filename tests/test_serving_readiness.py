@@ -20,11 +20,13 @@ def test_corrupted_version_is_refused_and_reported(repo_copy: Path, start_server
 
     server = start_server(repo_copy, "--workers", "1")
     assert server.wait_answering("/healthz").status == 200
-    # Loading is done once the status leaves LOADING/START.
-    for _ in range(200):
+    # Loading is done once the status leaves START/LOADING (bounded: 60 s).
+    deadline = time.monotonic() + 60
+    while True:
         status = server.get("/v1/models/digits").json()["model_version_status"][0]
-        if status["state"] not in ("START", "LOADING"):
+        if status["state"] not in ("START", "LOADING") or time.monotonic() > deadline:
             break
+        time.sleep(0.05)
     assert status["state"] == "END"
     assert status["status"]["error_code"] == "DATA_LOSS"
     assert "model.onnx is corrupted: sha256" in status["status"]["error_message"]

@@ -55,3 +55,44 @@ def test_onnx_path_does_not_import_tensorflow(trained_repo: TrainedRepo) -> None
     )
     report = run_python_json(code, str(trained_repo.path), timeout=60)
     assert report == {"status": 200, "ready": True, "heavy": []}
+
+
+def test_request_during_the_first_poll_is_counted_under_its_model(
+    trained_repo: TrainedRepo,
+) -> None:
+    """A worker may take a request before its first poll has registered the models: the
+    request waits, succeeds, and must be counted under its model (not as an unknown one)."""
+    import threading
+    import time
+    from pathlib import Path
+
+    from prometheus_client import REGISTRY
+
+    from service.app import create_app
+    from service.settings import ServiceSettings
+
+    labels = {
+        "model": "digits",
+        "version": "1",
+        "protocol": "tfserving",
+        "api": "predict",
+        "status": "200",
+    }
+    app = create_app(ServiceSettings(model_dir=Path(trained_repo.path)), load_models=False)
+    registry = app.extensions["tfship.registry"]
+    before = REGISTRY.get_sample_value("tfship_requests_total", labels) or 0.0
+    answers: list[int] = []
+    row = [[[0.0]] * 8] * 8
+
+    def send() -> None:
+        answer = app.test_client().post("/v1/models/digits:predict", json={"instances": [row]})
+        answers.append(answer.status_code)
+
+    client = threading.Thread(target=send)
+    client.start()
+    time.sleep(0.3)  # the request is now waiting for the first poll
+    assert answers == [], "the request must wait for the first poll"
+    registry.poll()
+    client.join(timeout=30)
+    assert answers == [200]
+    assert (REGISTRY.get_sample_value("tfship_requests_total", labels) or 0.0) - before == 1
