@@ -51,7 +51,6 @@ class ServedVersion:
     error_message: str = ""
     runtime: Runtime | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
-    load_seconds: float | None = None
     in_flight: int = 0
     _cond: threading.Condition = field(default_factory=threading.Condition, repr=False)
 
@@ -126,17 +125,11 @@ class Registry:
         self._changed = threading.Condition(self._lock)
         self._problem: str | None = None
         self._polled = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     # --- the poller ---
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="model-poller", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
+        threading.Thread(target=self._run, name="model-poller", daemon=True).start()
 
     def _run(self) -> None:
         while True:
@@ -144,8 +137,9 @@ class Registry:
                 self.poll()
             except Exception:  # never let the poller die: the next poll may succeed
                 log.exception("repository poll failed")
-            if self.settings.poll_seconds == 0 or self._stop.wait(self.settings.poll_seconds):
+            if self.settings.poll_seconds == 0:
                 return
+            time.sleep(self.settings.poll_seconds)
 
     def poll(self) -> None:
         """One sync of the registry with the repository."""
@@ -174,8 +168,7 @@ class Registry:
                 del self._models[entry.spec.name]
             VERSIONS_AVAILABLE.labels(entry.spec.name).set(0)
         self._polled.set()
-        with self._changed:
-            self._changed.notify_all()
+        self._notify()
 
     def _set_problem(self, problem: str | None) -> None:
         if problem and problem != self._problem:
@@ -247,9 +240,9 @@ class Registry:
             )
             rounds = warm_up(runtime)
             served.runtime, served.metadata = runtime, metadata
-            served.load_seconds = time.monotonic() - started
+            seconds = time.monotonic() - started
             served.state = AVAILABLE
-            observe_load(served.name, True, served.load_seconds)
+            observe_load(served.name, True, seconds)
             log.info(
                 "model %s version %d AVAILABLE (%s runtime, loaded and warmed up with %d "
                 "requests in %.2f s)",
@@ -257,7 +250,7 @@ class Registry:
                 served.version,
                 served.runtime_kind,
                 rounds,
-                served.load_seconds,
+                seconds,
             )
         except Exception as exc:  # any failure leaves the version unserved, with its reason
             served.error_code = "DATA_LOSS" if isinstance(exc, RepositoryError) else "UNKNOWN"

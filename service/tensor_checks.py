@@ -21,6 +21,12 @@ def shape_text(shape: tuple[int, ...] | list[int]) -> str:
     return "[" + ", ".join(str(d) for d in shape) + "]"
 
 
+def body_may_hold_bool(raw: bytes) -> bool:
+    """False when the raw JSON has no ``true``/``false`` token, so no boolean can hide among
+    numbers and ``cast_checked`` can skip its (slow) walk of the whole value."""
+    return b"true" in raw or b"false" in raw
+
+
 def _leading_depth(value: Any) -> int:
     depth = 0
     while isinstance(value, list) and value:
@@ -46,12 +52,12 @@ def as_array(value: Any, spec: TensorSpec, label: str) -> np.ndarray:
         if depth > len(spec.shape):
             # numpy refuses more than 64 dimensions; say what is wrong, not "ragged".
             raise InvalidArgument(
-                f"{label}: expected shape {spec.shape_text()} (rank {len(spec.shape)}), "
+                f"{label}: expected shape {shape_text(spec.shape)} (rank {len(spec.shape)}), "
                 f"got lists nested {depth} deep"
             ) from None
         raise InvalidArgument(
             f"{label}: ragged nested lists (rows of different lengths); expected a "
-            f"rectangular tensor of shape {spec.shape_text()}"
+            f"rectangular tensor of shape {shape_text(spec.shape)}"
         ) from None
 
 
@@ -59,14 +65,14 @@ def check_shape(shape: tuple[int, ...], spec: TensorSpec, label: str) -> None:
     """Rank and every fixed dimension against the signature; a batch of at least one."""
     if len(shape) != len(spec.shape):
         raise InvalidArgument(
-            f"{label}: expected shape {spec.shape_text()} (rank {len(spec.shape)}), "
+            f"{label}: expected shape {shape_text(spec.shape)} (rank {len(spec.shape)}), "
             f"got shape {shape_text(shape)} (rank {len(shape)})"
         )
     for axis, (want, got) in enumerate(zip(spec.shape, shape, strict=True)):
         if want != -1 and want != got:
             raise InvalidArgument(
                 f"{label}: dimension {axis} must be {want}, got {got} "
-                f"(expected shape {spec.shape_text()}, got {shape_text(shape)})"
+                f"(expected shape {shape_text(spec.shape)}, got {shape_text(shape)})"
             )
     if shape and shape[0] == 0:
         raise InvalidArgument(f"{label}: empty batch; send at least one row")

@@ -10,6 +10,7 @@ from flask import Blueprint, Response, request
 
 from service.errors import InvalidArgument
 from service.http import json_response, serving, statuses
+from service.tensor_checks import body_may_hold_bool
 from service.tfserving_codec import decode_predict, encode_predict
 
 blueprint = Blueprint("tfserving_rest", __name__)
@@ -54,9 +55,6 @@ def predict(name: str, version: int | None = None, label: str | None = None) -> 
         except orjson.JSONDecodeError as exc:
             raise InvalidArgument(f"request body is not valid JSON: {exc}") from None
         assert served.runtime is not None  # serving() yields AVAILABLE versions only
-        # Booleans hidden among numbers need a walk of the whole body; skip it when the raw
-        # text cannot contain one.
-        may_hold_bool = b"true" in raw or b"false" in raw
-        inputs, row_format = decode_predict(body, served.runtime.signature, may_hold_bool)
+        inputs, row_format = decode_predict(body, served.runtime.signature, body_may_hold_bool(raw))
         outputs = served.predict(inputs)
         return json_response(encode_predict(outputs, row_format))

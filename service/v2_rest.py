@@ -9,6 +9,7 @@ from flask import Blueprint, Response, request
 
 from service.http import json_response, registry, serving, statuses
 from service.registry import AVAILABLE
+from service.tensor_checks import body_may_hold_bool
 from service.v2_codec import HEADER_LENGTH, decode_infer, encode_infer, tensor_metadata
 
 blueprint = Blueprint("v2_rest", __name__)
@@ -70,9 +71,11 @@ def infer(name: str, version: int | None = None) -> Response:
     with serving(PROTOCOL, "infer", name, version) as served:
         assert served.runtime is not None
         raw = request.get_data(cache=False)
-        may_hold_bool = b"true" in raw or b"false" in raw
         decoded = decode_infer(
-            raw, request.headers.get(HEADER_LENGTH), served.runtime.signature, may_hold_bool
+            raw,
+            request.headers.get(HEADER_LENGTH),
+            served.runtime.signature,
+            body_may_hold_bool(raw),
         )
         outputs = served.predict(decoded.inputs, [o.name for o in decoded.outputs])
         body, headers = encode_infer(

@@ -318,13 +318,9 @@ def test_bad_classification_requests(
     onnx_server: Server, classification: Any, message: str
 ) -> None:
     body = {
-        **_v2_row(),
+        "inputs": [_tensor()],
         "outputs": [{"name": "probabilities", "parameters": {"classification": classification}}],
     }
     answer = onnx_server.post("/v2/models/digits/infer", body)
     assert answer.status == 400
     assert message in answer.json()["error"]
-
-
-def _v2_row() -> dict[str, Any]:
-    return {"inputs": [_tensor()]}

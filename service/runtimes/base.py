@@ -15,9 +15,6 @@ class TensorSpec:
     dtype: np.dtype
     shape: tuple[int, ...]  # -1 where any size is accepted (the batch)
 
-    def shape_text(self) -> str:
-        return "[" + ", ".join(str(d) for d in self.shape) + "]"
-
 
 @dataclass(frozen=True)
 class Signature:
@@ -47,7 +44,6 @@ def signature_from_metadata(metadata: Mapping[str, Any]) -> Signature:
 
 
 class Runtime(Protocol):
-    kind: str
     signature: Signature
 
     def predict(

@@ -14,9 +14,6 @@ from tfship.repository import ONNX_FILE
 
 
 class OnnxRuntime:
-    kind = "onnx"
-    artifact = "onnx"
-
     def __init__(self, folder: Path, metadata: Mapping[str, Any], threads: int) -> None:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads

@@ -32,9 +32,6 @@ def _import_tensorflow(threads: int) -> Any:
 
 
 class SavedModelRuntime:
-    kind = "savedmodel"
-    artifact = "savedmodel"
-
     def __init__(self, folder: Path, metadata: Mapping[str, Any], threads: int) -> None:
         tf = _import_tensorflow(threads)
         self._tf = tf
