@@ -26,6 +26,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--rest-port", type=int, help="REST port (env TFSHIP_REST_PORT; default: 8501)"
     )
     parser.add_argument(
+        "--grpc-port",
+        type=int,
+        help="gRPC port, TF Serving's PredictionService and ModelService (env "
+        "TFSHIP_GRPC_PORT; default: 8500; 0 = no gRPC)",
+    )
+    parser.add_argument(
         "--workers",
         type=int,
         help="gunicorn worker processes (env TFSHIP_WORKERS; default: CPUs, at most 4)",
@@ -62,6 +68,7 @@ def _environment(args: argparse.Namespace) -> dict[str, str]:
         "TFSHIP_MODEL_DIR": args.model_dir,
         "TFSHIP_HOST": args.host,
         "TFSHIP_REST_PORT": args.rest_port,
+        "TFSHIP_GRPC_PORT": args.grpc_port,
         "TFSHIP_WORKERS": args.workers,
         "TFSHIP_RUNTIME": args.runtime,
         "TFSHIP_MODEL_CONFIG": args.model_config,
@@ -108,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="tfship serve",
-        description="Serve every model in a repository with TF Serving's REST API.",
+        description="Serve the models of a repository over REST (TF Serving and V2) and gRPC.",
     )
     add_arguments(parser)
     return run(parser.parse_args(argv))

@@ -53,6 +53,27 @@ def on_starting(server):
     server.log.info("metrics: multi-process folder %s", path)
 
 
+def post_worker_init(worker):
+    """Start this worker's gRPC server, sharing the app's model registry.
+
+    Imported here, in the worker, so the master never initialises gRPC before forking.
+    A port that cannot be bound raises, and gunicorn stops: a boot error, not a restart loop.
+    """
+    settings = worker.wsgi.extensions["tfship.settings"]
+    if settings.grpc_port == 0:
+        return
+    from service.grpc_server import GrpcServer
+
+    worker.tfship_grpc = GrpcServer(worker.wsgi.extensions["tfship.registry"], settings)
+    worker.tfship_grpc.start()
+
+
+def worker_exit(server, worker):
+    grpc_server = getattr(worker, "tfship_grpc", None)
+    if grpc_server is not None:
+        grpc_server.stop(graceful_timeout)
+
+
 def child_exit(server, worker):
     from prometheus_client import multiprocess
 

@@ -115,6 +115,52 @@ SCHEMAS: dict[str, Any] = {
         },
         "oneOf": [{"required": ["instances"]}, {"required": ["inputs"]}],
     },
+    "ExamplesRequest": {
+        "type": "object",
+        "description": "tf.Example-like features: each feature named like a model input, "
+        "its values flattened (one example = one row).",
+        "required": ["examples"],
+        "properties": {
+            "signature_name": {"type": "string"},
+            "context": {
+                "type": "object",
+                "description": "features shared by every example",
+                "additionalProperties": {},
+            },
+            "examples": {
+                "type": "array",
+                "minItems": 1,
+                "items": {
+                    "type": "object",
+                    "additionalProperties": {"description": "a value or a flat list of values"},
+                },
+            },
+        },
+    },
+    "ClassifyResponse": {
+        "type": "object",
+        "required": ["result"],
+        "properties": {
+            "result": {
+                "type": "array",
+                "description": "per example: [class name, score] for every class",
+                "items": {
+                    "type": "array",
+                    "items": {
+                        "type": "array",
+                        "prefixItems": [{"type": "string"}, {"type": "number"}],
+                        "minItems": 2,
+                        "maxItems": 2,
+                    },
+                },
+            }
+        },
+    },
+    "RegressResponse": {
+        "type": "object",
+        "required": ["result"],
+        "properties": {"result": {"type": "array", "items": {"type": "number"}}},
+    },
     "PredictResponse": {
         "type": "object",
         "oneOf": [
@@ -369,6 +415,23 @@ def _build_paths() -> dict[str, Any]:
                 },
             }
         }
+    for verb, response in (("classify", "ClassifyResponse"), ("regress", "RegressResponse")):
+        for path, params in _variants("/v1/models/{name}", f":{verb}", labels=True):
+            paths[path] = {
+                "post": {
+                    "summary": f"TF Serving {verb} (tf.Example-style features; "
+                    f"{'classification' if verb == 'classify' else 'regression'} models)",
+                    "parameters": params,
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("ExamplesRequest")}},
+                    },
+                    "responses": {
+                        "200": _json(_ref(response), "result"),
+                        **_errors(400, 404, 503),
+                    },
+                }
+            }
     for path, params in _variants("/v2/models/{name}", "", labels=False):
         paths[path] = {
             "get": {

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,6 +125,7 @@ class Registry:
         self._changed = threading.Condition(self._lock)
         self._problem: str | None = None
         self._polled = threading.Event()
+        self._listeners: list[Callable[[], None]] = []
 
     # --- the poller ---
 
@@ -149,6 +150,7 @@ class Registry:
             # Keep serving what is loaded; report why nothing new can be seen.
             self._set_problem(str(exc))
             self._polled.set()
+            self._notify()
             return
         if not specs:
             self._set_problem(f"no published model found under {self.settings.model_dir}")
@@ -222,11 +224,20 @@ class Registry:
             for version in ended[:-_ENDED_KEPT]:
                 del entry.versions[version]
 
+    def add_listener(self, listener: Callable[[], None]) -> None:
+        """Call ``listener()`` after every state change (e.g. to update gRPC health)."""
+        self._listeners.append(listener)
+
     def _notify(self) -> None:
         with self._changed:
             for name, entry in self._models.items():
                 VERSIONS_AVAILABLE.labels(name).set(len(entry.available()))
             self._changed.notify_all()
+        for listener in self._listeners:
+            try:
+                listener()
+            except Exception:  # a listener's bug must not stop loading
+                log.exception("registry listener failed")
 
     def _load(self, served: ServedVersion) -> None:
         served.state = LOADING

@@ -82,6 +82,10 @@ class ServiceSettings:
     model_dir: Path
     host: str = "127.0.0.1"
     rest_port: int = 8501
+    # gRPC port, served by every worker (SO_REUSEPORT); 0 = no gRPC.
+    grpc_port: int = 8500
+    # Threads per worker answering gRPC calls.
+    grpc_threads: int = 4
     workers: int = 2
     runtime: str = "onnx"
     model_runtimes: dict[str, str] = field(default_factory=dict)
@@ -116,6 +120,8 @@ class ServiceSettings:
             model_dir=Path(env.get("TFSHIP_MODEL_DIR") or "models"),
             host=env.get("TFSHIP_HOST") or "127.0.0.1",
             rest_port=_int(env, "TFSHIP_REST_PORT", 8501, 1, 65535),
+            grpc_port=_int(env, "TFSHIP_GRPC_PORT", 8500, 0, 65535),
+            grpc_threads=_int(env, "TFSHIP_GRPC_THREADS", 4, 1, 256),
             workers=_int(env, "TFSHIP_WORKERS", min(available_cpus(), 4), 1, 256),
             runtime=_choice(env, "TFSHIP_RUNTIME", RUNTIMES, "onnx"),
             model_runtimes=parse_model_runtimes(env.get("TFSHIP_MODEL_RUNTIMES") or ""),
@@ -135,6 +141,8 @@ class ServiceSettings:
             "TFSHIP_MODEL_DIR": str(self.model_dir),
             "TFSHIP_HOST": self.host,
             "TFSHIP_REST_PORT": str(self.rest_port),
+            "TFSHIP_GRPC_PORT": str(self.grpc_port),
+            "TFSHIP_GRPC_THREADS": str(self.grpc_threads),
             "TFSHIP_WORKERS": str(self.workers),
             "TFSHIP_RUNTIME": self.runtime,
             "TFSHIP_MODEL_RUNTIMES": ",".join(f"{k}={v}" for k, v in self.model_runtimes.items()),

@@ -53,7 +53,7 @@ def decode_predict(
     )
 
 
-def _check_names(given: set[str], signature: Signature, where: str) -> None:
+def check_input_names(given: set[str], signature: Signature, where: str) -> None:
     expected = set(signature.input_names)
     if given == expected:
         return
@@ -88,7 +88,7 @@ def _decode_rows(instances: Any, signature: Signature, may_hold_bool: bool) -> d
     for index, row in enumerate(instances):
         if not isinstance(row, dict):
             raise InvalidArgument(f"instance {index} is not an object like instance 0")
-        _check_names(set(row), signature, f"instance {index}")
+        check_input_names(set(row), signature, f"instance {index}")
     return {
         spec.name: to_array(
             [row[spec.name] for row in instances], spec, " in 'instances'", may_hold_bool
@@ -102,7 +102,7 @@ def _decode_columns(inputs: Any, signature: Signature, may_hold_bool: bool) -> d
     # A single-input model may get its tensor bare; an object whose keys are not input
     # names is then taken as an attempt at named inputs and checked as such.
     if isinstance(inputs, dict):
-        _check_names(set(inputs), signature, "'inputs'")
+        check_input_names(set(inputs), signature, "'inputs'")
         return {
             spec.name: to_array(inputs[spec.name], spec, " in 'inputs'", may_hold_bool)
             for spec in signature.inputs

@@ -1,13 +1,16 @@
-"""TF Serving's REST API: model status, model metadata and predict, by version or label.
+"""TF Serving's REST API: status, metadata, predict, classify and regress, by version or label.
 
 Only wire formats live here; lookups go to the registry, validation to the codec.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 from flask import Blueprint, Response, request
 
+from service import examples
 from service.errors import InvalidArgument
 from service.http import json_response, serving, statuses
 from service.tensor_checks import body_may_hold_bool
@@ -50,11 +53,70 @@ def model_metadata(name: str, version: int | None = None, label: str | None = No
 def predict(name: str, version: int | None = None, label: str | None = None) -> Response:
     with serving(PROTOCOL, "predict", name, version, label) as served:
         raw = request.get_data(cache=False)
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise InvalidArgument(f"request body is not valid JSON: {exc}") from None
+        body = _json_body(raw)
         assert served.runtime is not None  # serving() yields AVAILABLE versions only
         inputs, row_format = decode_predict(body, served.runtime.signature, body_may_hold_bool(raw))
         outputs = served.predict(inputs)
         return json_response(encode_predict(outputs, row_format))
+
+
+@blueprint.post("/v1/models/<name>:classify")
+@blueprint.post("/v1/models/<name>/versions/<int:version>:classify")
+@blueprint.post("/v1/models/<name>/labels/<label>:classify")
+def classify(name: str, version: int | None = None, label: str | None = None) -> Response:
+    with serving(PROTOCOL, "classify", name, version, label) as served:
+        assert served.runtime is not None
+        signature = served.runtime.signature
+        outputs = served.predict(_example_inputs(_json_body(request.get_data()), signature))
+        result = examples.classifications(name, served.metadata, signature, outputs)
+        return json_response({"result": [[list(pair) for pair in row] for row in result]})
+
+
+@blueprint.post("/v1/models/<name>:regress")
+@blueprint.post("/v1/models/<name>/versions/<int:version>:regress")
+@blueprint.post("/v1/models/<name>/labels/<label>:regress")
+def regress(name: str, version: int | None = None, label: str | None = None) -> Response:
+    with serving(PROTOCOL, "regress", name, version, label) as served:
+        assert served.runtime is not None
+        signature = served.runtime.signature
+        outputs = served.predict(_example_inputs(_json_body(request.get_data()), signature))
+        return json_response(
+            {"result": examples.regressions(name, served.metadata, signature, outputs)}
+        )
+
+
+def _json_body(raw: bytes) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidArgument(f"request body is not valid JSON: {exc}") from None
+
+
+def _example_inputs(body: Any, signature: Any) -> dict[str, Any]:
+    """``{"examples": [...], "context": {...}}`` -> the model's inputs."""
+    if not isinstance(body, dict) or "examples" not in body:
+        raise InvalidArgument(
+            "request body must be a JSON object with 'examples': a list of "
+            "{feature name: value or list of values}"
+        )
+    examples.check_signature_name(body.get("signature_name"), signature)
+    given = body["examples"]
+    if not isinstance(given, list):
+        raise InvalidArgument(f"'examples' must be a list, got {type(given).__name__}")
+    parsed = [_features(e, f"example {i}") for i, e in enumerate(given)]
+    context = _features(body["context"], "'context'") if body.get("context") else None
+    return examples.examples_to_inputs(examples.merge_context(parsed, context), signature)
+
+
+def _features(value: Any, where: str) -> dict[str, list[Any]]:
+    if not isinstance(value, dict):
+        raise InvalidArgument(f"{where} must be an object {{feature name: value or list}}")
+    features = {}
+    for key, item in value.items():
+        values = item if isinstance(item, list) else [item]
+        if any(isinstance(v, list | dict) for v in values):
+            raise InvalidArgument(
+                f"{where}, feature '{key}': expected a value or a flat list of values"
+            )
+        features[key] = values
+    return features

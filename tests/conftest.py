@@ -149,6 +149,8 @@ class Server:
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.grpc_port = free_port()
+        self.grpc_target = f"127.0.0.1:{self.grpc_port}"
         self.log_path = log_path
         command = [
             *tfship_command(),
@@ -159,6 +161,8 @@ class Server:
             "127.0.0.1",
             "--rest-port",
             str(self.port),
+            "--grpc-port",
+            str(self.grpc_port),
             *args,
         ]
         self._log = log_path.open("wb")
@@ -229,6 +233,24 @@ def start_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 @pytest.fixture(scope="session")
 def onnx_server(trained_repo: TrainedRepo, start_server: Any) -> Server:
     server = start_server(trained_repo.path, "--workers", "2")
+    server.wait_ready()
+    return server
+
+
+@pytest.fixture(scope="session")
+def mixed_repo(trained_repo: TrainedRepo, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The trained digits classifier beside a hand-built ONNX regression model."""
+    from onnx_models import publish_linear_regression
+
+    target = tmp_path_factory.mktemp("mixed") / "repo"
+    shutil.copytree(trained_repo.path, target)
+    publish_linear_regression(target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def mixed_server(mixed_repo: Path, start_server: Any) -> Server:
+    server = start_server(mixed_repo, "--workers", "2")
     server.wait_ready()
     return server
 

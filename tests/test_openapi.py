@@ -87,6 +87,9 @@ V2 = {
         ("post", "/v1/models/digits:predict", {"inputs": [ROW]}, 200),
         ("post", "/v1/models/digits/versions/1:predict", {"instances": [[1]]}, 400),
         ("post", "/v1/models/digits/labels/none:predict", {"instances": [ROW]}, 404),
+        ("post", "/v1/models/digits:classify", {"examples": [{"pixels": [0] * 64}]}, 200),
+        ("post", "/v1/models/digits:classify", {"examples": [{"pixels": [0]}]}, 400),
+        ("post", "/v1/models/digits:regress", {"examples": [{"pixels": [0] * 64}]}, 400),
         ("get", "/v2", None, 200),
         ("get", "/v2/models/digits", None, 200),
         ("post", "/v2/models/digits/infer", V2, 200),
@@ -99,3 +102,10 @@ def test_live_answers_fit_the_schemas(
     answer = onnx_server.get(path) if method == "get" else onnx_server.post(path, body)
     assert answer.status == status, answer.body
     validate(path, method, status, answer.json())
+
+
+def test_regress_answer_fits_the_schema(mixed_server: Server, validate: Any) -> None:
+    path = "/v1/models/linear:regress"
+    answer = mixed_server.post(path, {"examples": [{"features": [1, 2, 3]}]})
+    assert answer.status == 200, answer.body
+    validate(path, "post", 200, answer.json())

@@ -358,3 +358,80 @@ def test_request_ids_and_the_access_log(onnx_server: Server) -> None:
     assert entry["latency_ms"] > 0 and isinstance(entry["pid"], int)
     assert generated in entries and replaced in entries
     assert "bad id" not in onnx_server.log()[log_start:]
+
+
+def test_classify_labels_the_predicted_probabilities(
+    onnx_server: Server, digits: tuple[np.ndarray, np.ndarray]
+) -> None:
+    images = digits[0][:5]
+    examples = [{"pixels": image.ravel().tolist()} for image in images]
+    answer = onnx_server.post("/v1/models/digits:classify", {"examples": examples})
+    assert answer.status == 200, answer.body
+    result = answer.json()["result"]
+    probabilities = np.array(
+        onnx_server.post("/v1/models/digits:predict", {"instances": images.tolist()}).json()[
+            "predictions"
+        ]
+    )
+    assert len(result) == 5
+    for row, expected in zip(result, probabilities, strict=True):
+        assert [pair[0] for pair in row] == [str(d) for d in range(10)]
+        np.testing.assert_allclose([pair[1] for pair in row], expected, atol=1e-6)
+    # A shared context feature is merged into every example; the version path works too.
+    with_context = onnx_server.post(
+        "/v1/models/digits/versions/1:classify",
+        {"context": {"pixels": images[0].ravel().tolist()}, "examples": [{}, {}]},
+    )
+    assert with_context.status == 200, with_context.body
+    first, second = with_context.json()["result"]
+    assert first == second
+    np.testing.assert_allclose([pair[1] for pair in first], probabilities[0], atol=1e-6)
+
+
+def test_regress_answers_one_value_per_example(mixed_server: Server) -> None:
+    from onnx_models import linear_prediction
+
+    rows = [[1.0, 2.0, 3.0], [4, 5, 6], [0.5, 0, -1]]
+    answer = mixed_server.post(
+        "/v1/models/linear:regress", {"examples": [{"features": row} for row in rows]}
+    )
+    assert answer.status == 200, answer.body
+    np.testing.assert_allclose(answer.json()["result"], linear_prediction(np.array(rows)))
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "message"),
+    [
+        (":classify", {"instances": [1]}, "must be a JSON object with 'examples'"),
+        (":classify", {"examples": []}, "'examples' is empty"),
+        (":classify", {"examples": {"pixels": 1}}, "'examples' must be a list, got dict"),
+        (":classify", {"examples": [{"pix": [0] * 64}]}, "example 0 has no feature 'pixels'"),
+        (
+            ":classify",
+            {"examples": [{"pixels": [0] * 63}]},
+            "example 0, feature 'pixels': 63 values; the input takes 64 per example",
+        ),
+        (
+            ":classify",
+            {"examples": [{"pixels": [[0] * 8] * 8}]},
+            "example 0, feature 'pixels': expected a value or a flat list of values",
+        ),
+        (":classify", {"examples": [{"pixels": ["a"] * 64}]}, "expected numbers, got strings"),
+        (
+            ":classify",
+            {"signature_name": "other", "examples": [{"pixels": [0] * 64}]},
+            "signature 'other' not found",
+        ),
+        (
+            ":regress",
+            {"examples": [{"pixels": [0] * 64}]},
+            "model 'digits' is a classification model; regress needs a regression model",
+        ),
+    ],
+)
+def test_classify_and_regress_errors(
+    onnx_server: Server, path: str, body: Any, message: str
+) -> None:
+    answer = onnx_server.post("/v1/models/digits" + path, body)
+    assert answer.status == 400, answer.body
+    assert message in answer.json()["error"]

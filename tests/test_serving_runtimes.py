@@ -42,19 +42,41 @@ def test_onnx_path_does_not_import_tensorflow(trained_repo: TrainedRepo) -> None
         "from pathlib import Path\n"
         "from service.app import create_app\n"
         "from service.settings import ServiceSettings\n"
-        "app = create_app(ServiceSettings(model_dir=Path(sys.argv[1])), load_models=False)\n"
+        "app = create_app(ServiceSettings(model_dir=Path(sys.argv[1]), grpc_port=0),\n"
+        "                 load_models=False)\n"
         "registry = app.extensions['tfship.registry']\n"
         "registry.poll()\n"
         "client = app.test_client()\n"
         "row = [[[0.0]] * 8] * 8\n"
         "answer = client.post('/v1/models/digits:predict', json={'instances': [row]})\n"
+        "import grpc, numpy as np\n"
+        "from service.grpc_protos import message\n"
+        "from service.grpc_server import GrpcServer\n"
+        "from service.tensor_proto import write_tensor\n"
+        "server = GrpcServer(registry, app.extensions['tfship.settings'])\n"
+        "port = server.start()\n"
+        "request = message('tensorflow.serving.PredictRequest')()\n"
+        "request.model_spec.name = 'digits'\n"
+        "write_tensor(request.inputs['pixels'], np.zeros((1, 8, 8, 1), np.float32))\n"
+        "Response = message('tensorflow.serving.PredictResponse')\n"
+        "with grpc.insecure_channel(f'127.0.0.1:{port}') as channel:\n"
+        "    call = channel.unary_unary('/tensorflow.serving.PredictionService/Predict',\n"
+        "        request_serializer=type(request).SerializeToString,\n"
+        "        response_deserializer=Response.FromString)\n"
+        "    grpc_outputs = sorted(call(request, timeout=30).outputs)\n"
+        "server.stop(1)\n"
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in\n"
         "               ('tensorflow', 'keras', 'tf2onnx', 'tensorflow_serving'))\n"
         "print(json.dumps({'status': answer.status_code, 'ready': registry.readiness()[0],\n"
-        "                  'heavy': heavy}))\n"
+        "                  'grpc_outputs': grpc_outputs, 'heavy': heavy}))\n"
     )
     report = run_python_json(code, str(trained_repo.path), timeout=60)
-    assert report == {"status": 200, "ready": True, "heavy": []}
+    assert report == {
+        "status": 200,
+        "ready": True,
+        "grpc_outputs": ["probabilities"],
+        "heavy": [],
+    }
 
 
 def test_request_during_the_first_poll_is_counted_under_its_model(

@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
 
     train = commands.add_parser("train", help="train a model from a YAML config and publish it")
     train_cli.add_arguments(train)
-    serve = commands.add_parser("serve", help="serve a model repository over HTTP")
+    serve = commands.add_parser("serve", help="serve a model repository over REST and gRPC")
     serve_cli.add_arguments(serve)
     predict = commands.add_parser("predict", help="send a request to a running server")
     predict_cli.add_arguments(predict)

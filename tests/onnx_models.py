@@ -1,0 +1,79 @@
+"""Small ONNX models built with onnx.helper, published the way training publishes versions.
+
+For serving paths the digits classifier cannot reach (a regression model), without training
+another Keras model: the graph is real ONNX, run by the real runtime, and its answers are
+known exactly (y = x . w + b).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from tfship.repository import ONNX_FILE, sha256_file, write_metadata
+
+LINEAR_WEIGHTS = np.array([[0.5], [-2.0], [1.25]], dtype=np.float32)
+LINEAR_BIAS = np.array([3.0], dtype=np.float32)
+
+
+def linear_prediction(rows: np.ndarray) -> np.ndarray:
+    return (np.asarray(rows, dtype=np.float32) @ LINEAR_WEIGHTS + LINEAR_BIAS)[:, 0]
+
+
+def _tensor_signature(name: str, shape: list[int]) -> dict[str, Any]:
+    return {
+        "name": f"serving_default_{name}:0",
+        "dtype": "DT_FLOAT",
+        "tensor_shape": {"dim": [{"size": str(d), "name": ""} for d in shape]},
+    }
+
+
+def publish_linear_regression(model_dir: Path, name: str = "linear", version: int = 1) -> Path:
+    """``features`` [-1, 3] float32 -> ``value`` [-1, 1]: a regression model."""
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["features", "w"], ["xw"]),
+            helper.make_node("Add", ["xw", "b"], ["value"]),
+        ],
+        "linear",
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["batch", 3])],
+        [helper.make_tensor_value_info("value", TensorProto.FLOAT, ["batch", 1])],
+        initializer=[
+            numpy_helper.from_array(LINEAR_WEIGHTS, "w"),
+            numpy_helper.from_array(LINEAR_BIAS, "b"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    folder = model_dir / name / str(version)
+    folder.mkdir(parents=True)
+    onnx.save(model, folder / ONNX_FILE)
+    write_metadata(
+        folder,
+        {
+            "format_version": 1,
+            "name": name,
+            "version": version,
+            "task": "regression",
+            "signature_name": "serving_default",
+            "inputs": [{"name": "features", "dtype": "float32", "shape": [-1, 3]}],
+            "outputs": [{"name": "value", "dtype": "float32", "shape": [-1, 1]}],
+            "class_names": [],
+            "tf_serving_signature_def": {
+                "serving_default": {
+                    "inputs": {"features": _tensor_signature("features", [-1, 3])},
+                    "outputs": {"value": _tensor_signature("value", [-1, 1])},
+                    "method_name": "tensorflow/serving/predict",
+                }
+            },
+            "artifacts": {
+                "onnx": {"format": "onnx", "files": {ONNX_FILE: sha256_file(folder / ONNX_FILE)}}
+            },
+        },
+    )
+    return folder
