@@ -26,15 +26,13 @@ from google.protobuf import json_format
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from service import examples, logs
+from service import tfserving_messages as messages
 from service.errors import InvalidArgument, ServingError
 from service.grpc_protos import enum_values, message, service_methods
 from service.metrics import NO_MODEL, observe_request
 from service.registry import Registry, ServedVersion
-from service.runtimes.base import Signature
 from service.settings import ServiceSettings
-from service.tensor_checks import check_shape
-from service.tensor_proto import to_dtype, to_numpy, write_tensor
-from service.tfserving_codec import check_input_names
+from service.tensor_proto import write_tensor
 
 log = logging.getLogger("tfship.grpc")
 PROTOCOL = "grpc"
@@ -101,29 +99,6 @@ def _version_choice(spec: Any) -> tuple[int | None, str | None]:
     return None, None
 
 
-def _example_features(example: Any) -> dict[str, list[Any]]:
-    features = {}
-    for key, feature in example.features.feature.items():
-        kind = feature.WhichOneof("kind")
-        features[key] = list(getattr(feature, kind).value) if kind else []
-    return features
-
-
-def _examples(given: Any) -> list[dict[str, list[Any]]]:
-    kind = given.WhichOneof("kind")
-    if kind == "example_list":
-        return [_example_features(e) for e in given.example_list.examples]
-    if kind == "example_list_with_context":
-        with_context = given.example_list_with_context
-        return examples.merge_context(
-            [_example_features(e) for e in with_context.examples],
-            _example_features(with_context.context),
-        )
-    raise InvalidArgument(
-        "request 'input' is empty: send example_list or example_list_with_context"
-    )
-
-
 class TFServingHandlers:
     """The RPC bodies; each takes the request and the call record, returns the response."""
 
@@ -153,15 +128,7 @@ class TFServingHandlers:
         with self._serving(call, request.model_spec) as served:
             assert served.runtime is not None
             signature = served.runtime.signature
-            examples.check_signature_name(request.model_spec.signature_name, signature)
-            check_input_names(set(request.inputs), signature, "'inputs'")
-            inputs = {}
-            for spec in signature.inputs:
-                label = f"input '{spec.name}'"
-                array = to_numpy(request.inputs[spec.name], label)
-                check_shape(array.shape, spec, label)
-                inputs[spec.name] = to_dtype(array, spec.dtype, label)
-            wanted = _output_filter(list(request.output_filter), signature)
+            inputs, wanted = messages.predict_inputs(request, signature)
             outputs = served.predict(inputs, wanted)
             response = self.prediction["Predict"][1]()
             self._fill_spec(response.model_spec, served, signature.name)
@@ -173,8 +140,7 @@ class TFServingHandlers:
         with self._serving(call, request.model_spec) as served:
             assert served.runtime is not None
             signature = served.runtime.signature
-            examples.check_signature_name(request.model_spec.signature_name, signature)
-            inputs = examples.examples_to_inputs(_examples(request.input), signature)
+            inputs = messages.example_inputs(request, signature)
             result = examples.classifications(
                 served.name, served.metadata, signature, served.predict(inputs)
             )
@@ -191,8 +157,7 @@ class TFServingHandlers:
         with self._serving(call, request.model_spec) as served:
             assert served.runtime is not None
             signature = served.runtime.signature
-            examples.check_signature_name(request.model_spec.signature_name, signature)
-            inputs = examples.examples_to_inputs(_examples(request.input), signature)
+            inputs = messages.example_inputs(request, signature)
             values = examples.regressions(
                 served.name, served.metadata, signature, served.predict(inputs)
             )
@@ -242,21 +207,6 @@ class TFServingHandlers:
 
     def not_implemented(self, request: Any, call: _Call) -> Any:
         raise Unimplemented(f"{call.method} is not implemented by tfship")
-
-
-def _output_filter(names: list[str], signature: Signature) -> list[str] | None:
-    if not names:
-        return None
-    known = set(signature.output_names)
-    for name in names:
-        if name not in known:
-            raise InvalidArgument(
-                f"output_filter: unknown output '{name}'; the model's outputs are "
-                + ", ".join(f"'{n}'" for n in signature.output_names)
-            )
-    if len(set(names)) != len(names):
-        raise InvalidArgument("output_filter names an output twice")
-    return names
 
 
 class GrpcServer:

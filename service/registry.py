@@ -249,18 +249,19 @@ class Registry:
             runtime = load_runtime(
                 served.runtime_kind, served.path, metadata, self.settings.threads_per_worker()
             )
-            rounds = warm_up(runtime)
+            rounds, source = warm_up(runtime, served.path)
             served.runtime, served.metadata = runtime, metadata
             seconds = time.monotonic() - started
             served.state = AVAILABLE
             observe_load(served.name, True, seconds)
             log.info(
                 "model %s version %d AVAILABLE (%s runtime, loaded and warmed up with %d "
-                "requests in %.2f s)",
+                "%s in %.2f s)",
                 served.name,
                 served.version,
                 served.runtime_kind,
                 rounds,
+                source,
                 seconds,
             )
         except Exception as exc:  # any failure leaves the version unserved, with its reason

@@ -149,7 +149,9 @@ def test_versions_go_live_and_broken_ones_never_serve(repo_copy: Path, start_ser
     )
     assert server.get("/readyz").status == 200, "version 2 still serves: ready"
     log = server.log()
-    assert "model digits version 2 AVAILABLE" in log and "warmed up with 3 requests" in log
+    assert (
+        "model digits version 2 AVAILABLE" in log and "warmed up with 3 synthetic requests" in log
+    )
     assert server.post("/v1/models/digits/versions/3:predict", {"instances": [ROW]}).status == 503
     assert server.post("/v1/models/digits/versions/1:predict", {"instances": [ROW]}).status == 404
 

@@ -1,0 +1,74 @@
+"""TF Serving request messages (PredictRequest, ClassificationRequest, RegressionRequest)
+-> validated model inputs. Used by the gRPC service and by the warm-up file replay."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from service import examples
+from service.errors import InvalidArgument
+from service.runtimes.base import Signature
+from service.tensor_checks import check_shape
+from service.tensor_proto import to_dtype, to_numpy
+from service.tfserving_codec import check_input_names
+
+
+def predict_inputs(
+    request: Any, signature: Signature
+) -> tuple[dict[str, np.ndarray], list[str] | None]:
+    """A PredictRequest -> (inputs of the signature's dtypes, outputs asked for or None)."""
+    examples.check_signature_name(request.model_spec.signature_name, signature)
+    check_input_names(set(request.inputs), signature, "'inputs'")
+    inputs = {}
+    for spec in signature.inputs:
+        label = f"input '{spec.name}'"
+        array = to_numpy(request.inputs[spec.name], label)
+        check_shape(array.shape, spec, label)
+        inputs[spec.name] = to_dtype(array, spec.dtype, label)
+    return inputs, _output_filter(list(request.output_filter), signature)
+
+
+def example_inputs(request: Any, signature: Signature) -> dict[str, np.ndarray]:
+    """A ClassificationRequest or RegressionRequest -> the model's inputs."""
+    examples.check_signature_name(request.model_spec.signature_name, signature)
+    return examples.examples_to_inputs(_examples(request.input), signature)
+
+
+def _example_features(example: Any) -> dict[str, list[Any]]:
+    features = {}
+    for key, feature in example.features.feature.items():
+        kind = feature.WhichOneof("kind")
+        features[key] = list(getattr(feature, kind).value) if kind else []
+    return features
+
+
+def _examples(given: Any) -> list[dict[str, list[Any]]]:
+    kind = given.WhichOneof("kind")
+    if kind == "example_list":
+        return [_example_features(e) for e in given.example_list.examples]
+    if kind == "example_list_with_context":
+        with_context = given.example_list_with_context
+        return examples.merge_context(
+            [_example_features(e) for e in with_context.examples],
+            _example_features(with_context.context),
+        )
+    raise InvalidArgument(
+        "request 'input' is empty: send example_list or example_list_with_context"
+    )
+
+
+def _output_filter(names: list[str], signature: Signature) -> list[str] | None:
+    if not names:
+        return None
+    known = set(signature.output_names)
+    for name in names:
+        if name not in known:
+            raise InvalidArgument(
+                f"output_filter: unknown output '{name}'; the model's outputs are "
+                + ", ".join(f"'{n}'" for n in signature.output_names)
+            )
+    if len(set(names)) != len(names):
+        raise InvalidArgument("output_filter names an output twice")
+    return names
