@@ -210,3 +210,33 @@ def test_version_policies_select_from_what_is_published() -> None:
     assert VersionPolicy(all=True).select(published) == published
     assert VersionPolicy(specific=[2, 3, 9]).select(published) == [2, 9]
     assert VersionPolicy().select([]) == []
+
+
+def test_unloading_waits_for_requests_in_flight(repo_copy: Path) -> None:
+    """A version leaving service stays loaded until the requests holding it are done."""
+    from service.app import create_app
+    from service.registry import AVAILABLE, END, UNLOADING
+    from service.settings import ServiceSettings
+
+    settings = ServiceSettings(model_dir=repo_copy, poll_seconds=0, unload_drain_seconds=60)
+    registry = create_app(settings, load_models=False).extensions["tfship.registry"]
+    registry.poll()
+    pixels = {"pixels": np.zeros((1, 8, 8, 1), np.float32)}
+    with registry.serving("digits") as held:  # a slow request, still running on version 1
+        assert held.version == 1
+        publish_copy(repo_copy / "digits", 1)
+        poll = threading.Thread(target=registry.poll, daemon=True)
+        poll.start()
+        deadline = time.monotonic() + 60
+        while held.state != UNLOADING and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert held.state == UNLOADING
+        # New requests already go to version 2; the held one still runs on version 1.
+        with registry.serving("digits") as newer:
+            assert newer.version == 2 and newer.state == AVAILABLE
+        time.sleep(0.3)
+        assert poll.is_alive(), "the unload must wait for the request in flight"
+        assert held.predict(pixels)["probabilities"].shape == (1, 10)
+    poll.join(10)
+    assert not poll.is_alive()
+    assert held.state == END and held.runtime is None
