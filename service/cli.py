@@ -7,13 +7,25 @@ import os
 import sys
 from pathlib import Path
 
-from service.settings import RUNTIMES, ServiceSettings, SettingsError, parse_model_runtimes
+from service.settings import (
+    CONFIG_VARIABLE,
+    RUNTIMES,
+    ServiceSettings,
+    SettingsError,
+    config_file_env,
+    parse_model_runtimes,
+)
 
 CONFIG_FILE = Path(__file__).with_name("gunicorn.conf.py")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     # Defaults are None so that an unset flag leaves the TFSHIP_* variable in charge.
+    parser.add_argument(
+        "--config",
+        help="settings file, YAML or JSON, keys named like the settings (rest_port: 8501); "
+        "flags and TFSHIP_* variables override it (env TFSHIP_CONFIG)",
+    )
     parser.add_argument(
         "--model-dir", help="model repository (env TFSHIP_MODEL_DIR; default: models)"
     )
@@ -53,6 +65,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "0 = load once)",
     )
     parser.add_argument(
+        "--grpc-threads",
+        type=int,
+        help="threads per worker answering gRPC calls (env TFSHIP_GRPC_THREADS; default: 4)",
+    )
+    parser.add_argument(
+        "--intra-op-threads",
+        type=int,
+        help="onnxruntime/TensorFlow threads per worker (env TFSHIP_INTRA_OP_THREADS; "
+        "default: 0 = CPUs divided among workers)",
+    )
+    parser.add_argument(
+        "--load-wait-seconds",
+        type=float,
+        help="how long a request for a model still loading waits before a 503 (env "
+        "TFSHIP_LOAD_WAIT_SECONDS; default: 60)",
+    )
+    parser.add_argument(
+        "--unload-drain-seconds",
+        type=float,
+        help="how long a version leaving service waits for its in-flight requests (env "
+        "TFSHIP_UNLOAD_DRAIN_SECONDS; default: 30)",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=("json", "text"),
+        help="log lines as JSON objects or plain text (env TFSHIP_LOG_FORMAT; default: json)",
+    )
+    parser.add_argument(
+        "--access-log",
+        choices=("on", "off"),
+        help="one log line per request (env TFSHIP_ACCESS_LOG; default: on)",
+    )
+    parser.add_argument(
         "--model-runtime",
         action="append",
         default=[],
@@ -65,6 +110,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _environment(args: argparse.Namespace) -> dict[str, str]:
     env = dict(os.environ)
     flags = {
+        "TFSHIP_CONFIG": args.config,
         "TFSHIP_MODEL_DIR": args.model_dir,
         "TFSHIP_HOST": args.host,
         "TFSHIP_REST_PORT": args.rest_port,
@@ -73,10 +119,20 @@ def _environment(args: argparse.Namespace) -> dict[str, str]:
         "TFSHIP_RUNTIME": args.runtime,
         "TFSHIP_MODEL_CONFIG": args.model_config,
         "TFSHIP_POLL_SECONDS": args.poll_seconds,
+        "TFSHIP_GRPC_THREADS": args.grpc_threads,
+        "TFSHIP_INTRA_OP_THREADS": args.intra_op_threads,
+        "TFSHIP_LOAD_WAIT_SECONDS": args.load_wait_seconds,
+        "TFSHIP_UNLOAD_DRAIN_SECONDS": args.unload_drain_seconds,
+        "TFSHIP_LOG_FORMAT": args.log_format,
+        "TFSHIP_ACCESS_LOG": args.access_log,
     }
     env.update({key: str(value) for key, value in flags.items() if value is not None})
     if args.model_runtime:
-        merged = parse_model_runtimes(env.get("TFSHIP_MODEL_RUNTIMES", ""))
+        # Flags add to the runtimes the variable (or else the settings file) names.
+        base = env.get("TFSHIP_MODEL_RUNTIMES")
+        if base is None and env.get(CONFIG_VARIABLE):
+            base = config_file_env(Path(env[CONFIG_VARIABLE])).get("TFSHIP_MODEL_RUNTIMES")
+        merged = parse_model_runtimes(base or "")
         merged.update(parse_model_runtimes(",".join(args.model_runtime), "--model-runtime"))
         env["TFSHIP_MODEL_RUNTIMES"] = ",".join(f"{k}={v}" for k, v in merged.items())
     return env

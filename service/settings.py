@@ -1,15 +1,19 @@
-"""Service settings: environment variables (``TFSHIP_*``), overridable by CLI flags.
+"""Service settings: a config file, environment variables (``TFSHIP_*``) and CLI flags.
 
-Workers read their settings from the environment, which ``tfship serve`` fills from its
-flags before gunicorn forks them; so a flag, a variable and the container's env all meet here.
+Precedence: flag > environment variable > config file (``TFSHIP_CONFIG`` / ``--config``) >
+default. The config file uses the settings' own names (``rest_port: 8501``); each becomes
+the variable ``TFSHIP_REST_PORT`` unless that is already set, so one parser and one set of
+checks serve all three sources. Workers read their settings from the environment, which
+``tfship serve`` fills from its flags before gunicorn forks them.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 RUNTIMES = ("onnx", "savedmodel")
 
@@ -116,6 +120,8 @@ class ServiceSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ServiceSettings:
         env = os.environ if env is None else env
+        if env.get(CONFIG_VARIABLE):
+            env = {**config_file_env(Path(env[CONFIG_VARIABLE])), **env}
         return cls(
             model_dir=Path(env.get("TFSHIP_MODEL_DIR") or "models"),
             host=env.get("TFSHIP_HOST") or "127.0.0.1",
@@ -154,3 +160,46 @@ class ServiceSettings:
             "TFSHIP_LOG_FORMAT": self.log_format,
             "TFSHIP_ACCESS_LOG": "on" if self.access_log else "off",
         }
+
+
+CONFIG_VARIABLE = "TFSHIP_CONFIG"
+
+
+def setting_names() -> list[str]:
+    """The config-file keys; each is also the variable ``TFSHIP_<NAME>``."""
+    return [f.name for f in fields(ServiceSettings)]
+
+
+def _as_text(key: str, value: Any, source: str) -> str:
+    if key == "model_runtimes" and isinstance(value, dict):
+        return ",".join(f"{name}={runtime}" for name, runtime in value.items())
+    if key == "access_log" and isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise SettingsError(f"{source}: '{key}' must be a single value, got {value!r}")
+    return str(value)
+
+
+def config_file_env(path: Path) -> dict[str, str]:
+    """A settings file (YAML or JSON mapping) -> ``TFSHIP_*`` variables."""
+    import yaml  # JSON is YAML; imported here so servers without a file never load it
+
+    source = f"{CONFIG_VARIABLE} {path}"
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SettingsError(f"{source}: cannot read: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise SettingsError(f"{source}: not valid YAML/JSON: {exc}") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise SettingsError(f"{source}: expected a mapping of setting: value")
+    known = setting_names()
+    env = {}
+    for key, value in raw.items():
+        if key not in known:
+            raise SettingsError(f"{source}: unknown setting '{key}' (settings: {', '.join(known)})")
+        if value is not None:
+            env[f"TFSHIP_{key.upper()}"] = _as_text(key, value, source)
+    return env
