@@ -174,6 +174,7 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "ready": {"type": "boolean"},
             "error": {"type": "string"},
+            "model_config_error": {"type": "string"},
             "models": {
                 "type": "object",
                 "additionalProperties": {

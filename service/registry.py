@@ -28,7 +28,7 @@ from service.metrics import IN_FLIGHT, VERSIONS_AVAILABLE, observe_inference, ob
 from service.model_config import ServedModelSpec, discover, load_model_config
 from service.runtimes import ARTIFACT_FOR_RUNTIME, load_runtime
 from service.runtimes.base import Runtime
-from service.settings import ServiceSettings
+from service.settings import ServiceSettings, SettingsError
 from service.warmup import warm_up
 from tfship.repository import RepositoryError, list_versions, read_metadata, verify_artifact
 
@@ -117,7 +117,12 @@ class Registry:
     def __init__(self, settings: ServiceSettings) -> None:
         self.settings = settings
         self._explicit: list[ServedModelSpec] | None = None
+        # The model config file is re-read when its (mtime, size) changes; a bad edit is
+        # reported and the previous config stays in force.
+        self._config_stamp: tuple[int, int] | None = None
+        self._config_problem: str | None = None
         if settings.model_config is not None:
+            self._config_stamp = _stamp(settings.model_config)
             self._explicit = load_model_config(settings.model_config, settings)
         self._models: dict[str, ModelEntry] = {}
         self._lock = threading.RLock()
@@ -142,8 +147,26 @@ class Registry:
                 return
             time.sleep(self.settings.poll_seconds)
 
+    def _reload_model_config(self) -> None:
+        path = self.settings.model_config
+        assert path is not None
+        stamp = _stamp(path)
+        if stamp == self._config_stamp:
+            return
+        self._config_stamp = stamp
+        try:
+            self._explicit = load_model_config(path, self.settings)
+        except SettingsError as exc:
+            self._config_problem = f"{exc}; still serving the previous model config"
+            log.error("%s", self._config_problem)
+            return
+        self._config_problem = None
+        log.info("model config %s reloaded: %s", path, ", ".join(s.name for s in self._explicit))
+
     def poll(self) -> None:
-        """One sync of the registry with the repository."""
+        """One sync of the registry with the repository (and the model config file)."""
+        if self.settings.model_config is not None:
+            self._reload_model_config()
         try:
             specs = self._explicit if self._explicit is not None else discover(self.settings)
         except RepositoryError as exc:
@@ -156,19 +179,32 @@ class Registry:
             self._set_problem(f"no published model found under {self.settings.model_dir}")
         else:
             self._set_problem(None)
+        gone: list[ModelEntry] = []
         with self._lock:
             for spec in specs:
-                self._models.setdefault(spec.name, ModelEntry(spec))
-            gone = [e for n, e in self._models.items() if n not in {s.name for s in specs}]
+                entry = self._models.get(spec.name)
+                if entry is not None and (entry.spec.base_path, entry.spec.runtime) == (
+                    spec.base_path,
+                    spec.runtime,
+                ):
+                    entry.spec = spec  # new policy and labels apply from this sync on
+                    continue
+                if entry is not None:  # other files or another runtime: load it afresh
+                    gone.append(entry)
+                self._models[spec.name] = ModelEntry(spec)
+            names = {s.name for s in specs}
+            gone += [e for n, e in self._models.items() if n not in names]
+            for entry in gone:
+                if self._models.get(entry.spec.name) is entry:
+                    del self._models[entry.spec.name]
         for spec in specs:
             self._sync(self._models[spec.name])
-        for entry in gone:  # a discovered model folder was removed
+        for entry in gone:  # a model left the config, or its folder was removed
             for served in list(entry.versions.values()):
                 if served.state == AVAILABLE:
                     self._unload(served)
-            with self._lock:
-                del self._models[entry.spec.name]
-            VERSIONS_AVAILABLE.labels(entry.spec.name).set(0)
+            if entry.spec.name not in self._models:
+                VERSIONS_AVAILABLE.labels(entry.spec.name).set(0)
         self._polled.set()
         self._notify()
 
@@ -440,8 +476,19 @@ class Registry:
             and all(m["serving"] is not None for m in models.values())
         )
         report: dict[str, Any] = {"ready": ready, "models": models}
+        if self._config_problem:
+            # Still ready (the previous config serves), but the edit must not go unnoticed.
+            report["model_config_error"] = self._config_problem
         if self._problem:
             report["error"] = self._problem
         elif not self._polled.is_set():
             report["error"] = "loading models"
         return ready, report
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_mtime_ns, info.st_size

@@ -172,7 +172,9 @@ def test_model_config_file_policy_and_labels(
     )
     empty = tmp_path / "unused"
     empty.mkdir()
-    server = start_server(empty, "--workers", "1", "--model-config", str(config))
+    server = start_server(
+        empty, "--workers", "1", "--model-config", str(config), "--poll-seconds", "0.2"
+    )
     server.wait_ready()
     statuses = server.get("/v1/models/digits").json()["model_version_status"]
     assert [(s["version"], s["state"]) for s in statuses] == [
@@ -200,6 +202,35 @@ def test_model_config_file_policy_and_labels(
     )
     assert server.get("/v1/models/digits/versions/3").status == 404
     assert server.get("/readyz").json()["models"]["digits"]["version_policy"] == "specific 1,2"
+
+    # The model config file is re-read on change: a new policy and labels, no restart.
+    config.write_text(
+        "models:\n"
+        "  - name: digits\n"
+        f"    base_path: {root}\n"
+        "    version_policy: {latest: 1}\n"
+        "    labels: {stable: 3}\n"
+    )
+    wait_status(server, [("3", "AVAILABLE", "OK"), ("2", "END", "OK"), ("1", "END", "OK")])
+    stable = server.get("/v1/models/digits/labels/stable").json()["model_version_status"]
+    assert [s["version"] for s in stable] == ["3"]
+    assert server.get("/v1/models/digits/labels/canary").status == 404
+    # A bad edit is reported and changes nothing: the previous config keeps serving.
+    config.write_text("models:\n  - name: digits\n    version_policy: {latest: 0}\n")
+    deadline = time.monotonic() + 30
+    while "model_config_error" not in server.get("/readyz").json():
+        assert time.monotonic() < deadline, "the bad model config was never reported"
+        time.sleep(0.1)
+    ready = server.get("/readyz")
+    assert ready.status == 200
+    assert (
+        "models[0].version_policy.latest: must be at least 1"
+        in (ready.json()["model_config_error"])
+    )
+    answer = server.post(
+        "/v1/models/digits/labels/stable:predict", {"instances": [np.zeros((8, 8, 1)).tolist()]}
+    )
+    assert answer.status == 200, answer.body
 
 
 def test_version_policies_select_from_what_is_published() -> None:
