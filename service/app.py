@@ -15,7 +15,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from service import logs, ops, tfserving_rest, v2_rest
 from service.errors import ServingError
 from service.http import json_response
-from service.metrics import NO_MODEL, observe_request
+from service.metrics import NO_MODEL, observe_request, start_process_metrics
 from service.registry import Registry
 from service.settings import ServiceSettings
 
@@ -80,4 +80,5 @@ def create_app(settings: ServiceSettings | None = None, *, load_models: bool = T
 
     if load_models:
         registry.start()
+        start_process_metrics()
     return app

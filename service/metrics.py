@@ -8,6 +8,8 @@ worker starts) makes ``/metrics`` report the sum over all workers, whichever one
 from __future__ import annotations
 
 import os
+import threading
+import time
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -92,6 +94,45 @@ VERSIONS_AVAILABLE = Gauge(
 )
 
 
+# Process metrics per worker. prometheus-client's own process collector does not work in
+# multi-process mode (it would describe only the worker that answers the scrape), so each
+# worker copies its values into these gauges; "liveall" keeps one series per live worker
+# (label pid) and drops those of workers that have exited.
+_PROCESS_GAUGES = {
+    name: Gauge(f"tfship_{name}", text, multiprocess_mode="liveall")
+    for name, text in (
+        ("process_resident_memory_bytes", "Resident memory of each worker, in bytes."),
+        ("process_virtual_memory_bytes", "Virtual memory of each worker, in bytes."),
+        ("process_cpu_seconds", "CPU time (user + system) each worker has used, in seconds."),
+        ("process_open_fds", "Open file descriptors of each worker."),
+        ("process_start_time_seconds", "Start time of each worker, in seconds since the epoch."),
+    )
+}
+PROCESS_METRICS_SECONDS = 5.0
+
+
+def update_process_metrics() -> None:
+    """Copy this process's figures (from /proc, via prometheus-client) into the gauges."""
+    from prometheus_client.process_collector import ProcessCollector
+
+    for family in ProcessCollector(registry=None).collect():
+        for sample in family.samples:
+            name = sample.name.removesuffix("_total")
+            if name in _PROCESS_GAUGES:
+                _PROCESS_GAUGES[name].set(sample.value)
+
+
+def start_process_metrics() -> None:
+    """Refresh the process gauges every few seconds, in a daemon thread of this worker."""
+
+    def run() -> None:
+        while True:
+            update_process_metrics()
+            time.sleep(PROCESS_METRICS_SECONDS)
+
+    threading.Thread(target=run, name="process-metrics", daemon=True).start()
+
+
 def observe_inference(model: str, runtime: str, rows: int, seconds: float) -> None:
     INFERENCE_SECONDS.labels(model, runtime).observe(seconds)
     BATCH_SIZE.labels(model).observe(rows)
@@ -112,6 +153,7 @@ def observe_request(
 
 def exposition() -> tuple[bytes, str]:
     """The text format for ``/metrics``: summed over workers in multi-process mode."""
+    update_process_metrics()  # the answering worker's figures are exact, not 5 s old
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess
 

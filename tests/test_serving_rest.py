@@ -296,6 +296,15 @@ def test_metrics_count_every_request_across_workers(onnx_server: Server) -> None
     # Gauges: every held version was released; both workers agree one version is available.
     assert _counter(after, "tfship_in_flight_requests", model="digits") == 0
     assert _counter(after, "tfship_model_versions_available", model="digits") == 1
+    # Process figures: one series per live worker, whichever worker answered the scrape.
+    memory = {
+        int(pid): float(value)
+        for pid, value in re.findall(
+            r'^tfship_process_resident_memory_bytes\{pid="(\d+)"\} (\S+)$', after, re.M
+        )
+    }
+    assert set(memory) == pids
+    assert all(20 * 2**20 < rss < 2**30 for rss in memory.values()), memory
 
 
 def test_health_and_readiness(onnx_server: Server) -> None:
