@@ -21,7 +21,7 @@ import yaml
 
 from service.settings import RUNTIMES, ServiceSettings, SettingsError
 from tfship.config_schema import SchemaError, build
-from tfship.repository import is_valid_model_name, list_models
+from tfship.repository import is_valid_model_name, is_valid_variant, list_models
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,8 @@ class ModelConfig:
     runtime: str = ""
     version_policy: VersionPolicy = field(default_factory=VersionPolicy)
     labels: dict[str, int] = field(default_factory=dict)
+    # An ONNX variant published beside model.onnx, e.g. int8 -> model.int8.onnx.
+    variant: str = ""
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,7 @@ class ServedModelSpec:
     runtime: str
     policy: VersionPolicy
     labels: dict[str, int]
+    variant: str = ""
 
 
 def _check(config: ModelConfig, index: int, settings: ServiceSettings) -> ServedModelSpec:
@@ -79,6 +82,15 @@ def _check(config: ModelConfig, index: int, settings: ServiceSettings) -> Served
     if runtime not in RUNTIMES:
         raise SettingsError(
             f"{where}.runtime: expected one of {', '.join(RUNTIMES)}, got {runtime!r}"
+        )
+    if config.variant and not is_valid_variant(config.variant):
+        raise SettingsError(
+            f"{where}.variant: {config.variant!r} is not a variant name (e.g. int8)"
+        )
+    if config.variant and runtime != "onnx":
+        raise SettingsError(
+            f"{where}.variant: variants are ONNX files (model.<variant>.onnx); the runtime "
+            f"here is {runtime}"
         )
     policy = config.version_policy
     chosen = sum([policy.latest is not None, policy.all, policy.specific is not None])
@@ -92,7 +104,7 @@ def _check(config: ModelConfig, index: int, settings: ServiceSettings) -> Served
         if version < 1:
             raise SettingsError(f"{where}.labels.{label}: must be a positive version")
     base = Path(config.base_path) if config.base_path else settings.model_dir / config.name
-    return ServedModelSpec(config.name, base, runtime, policy, dict(config.labels))
+    return ServedModelSpec(config.name, base, runtime, policy, dict(config.labels), config.variant)
 
 
 def load_model_config(path: Path, settings: ServiceSettings) -> list[ServedModelSpec]:

@@ -182,6 +182,7 @@ SCHEMAS: dict[str, Any] = {
                     "required": ["runtime", "version_policy", "serving", "versions"],
                     "properties": {
                         "runtime": {"enum": ["onnx", "savedmodel"]},
+                        "variant": {"type": "string"},
                         "version_policy": {"type": "string"},
                         "serving": {"type": ["integer", "null"]},
                         "error": {"type": "string"},

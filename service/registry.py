@@ -30,7 +30,13 @@ from service.runtimes import ARTIFACT_FOR_RUNTIME, load_runtime
 from service.runtimes.base import Runtime
 from service.settings import ServiceSettings, SettingsError
 from service.warmup import warm_up
-from tfship.repository import RepositoryError, list_versions, read_metadata, verify_artifact
+from tfship.repository import (
+    RepositoryError,
+    artifact_key,
+    list_versions,
+    read_metadata,
+    verify_artifact,
+)
 
 log = logging.getLogger("tfship.registry")
 
@@ -46,6 +52,7 @@ class ServedVersion:
     version: int
     path: Path
     runtime_kind: str
+    variant: str = ""
     state: str = START
     error_code: str = "OK"
     error_message: str = ""
@@ -183,10 +190,7 @@ class Registry:
         with self._lock:
             for spec in specs:
                 entry = self._models.get(spec.name)
-                if entry is not None and (entry.spec.base_path, entry.spec.runtime) == (
-                    spec.base_path,
-                    spec.runtime,
-                ):
+                if entry is not None and _files_of(entry.spec) == _files_of(spec):
                     entry.spec = spec  # new policy and labels apply from this sync on
                     continue
                 if entry is not None:  # other files or another runtime: load it afresh
@@ -233,7 +237,11 @@ class Registry:
                 # A failed version is not retried: versions are immutable once published.
                 if known is None or (known.state == END and not known.failed):
                     served = ServedVersion(
-                        spec.name, version, spec.base_path / str(version), spec.runtime
+                        spec.name,
+                        version,
+                        spec.base_path / str(version),
+                        spec.runtime,
+                        spec.variant,
                     )
                     entry.versions[version] = served
                     pending.append(served)
@@ -281,9 +289,14 @@ class Registry:
         started = time.monotonic()
         try:
             metadata = read_metadata(served.path)
-            verify_artifact(served.path, metadata, ARTIFACT_FOR_RUNTIME[served.runtime_kind])
+            artifact = artifact_key(ARTIFACT_FOR_RUNTIME[served.runtime_kind], served.variant)
+            verify_artifact(served.path, metadata, artifact)
             runtime = load_runtime(
-                served.runtime_kind, served.path, metadata, self.settings.threads_per_worker()
+                served.runtime_kind,
+                served.path,
+                metadata,
+                self.settings.threads_per_worker(),
+                served.variant,
             )
             rounds, source = warm_up(runtime, served.path)
             served.runtime, served.metadata = runtime, metadata
@@ -457,6 +470,7 @@ class Registry:
                 available = entry.available()
                 models[entry.spec.name] = {
                     "runtime": entry.spec.runtime,
+                    **({"variant": entry.spec.variant} if entry.spec.variant else {}),
                     "version_policy": entry.spec.policy.describe(),
                     "serving": available[-1].version if available else None,
                     "versions": [
@@ -484,6 +498,11 @@ class Registry:
         elif not self._polled.is_set():
             report["error"] = "loading models"
         return ready, report
+
+
+def _files_of(spec: ServedModelSpec) -> tuple[Path, str, str]:
+    """What a model's loaded versions depend on; a change means loading it afresh."""
+    return spec.base_path, spec.runtime, spec.variant
 
 
 def _stamp(path: Path) -> tuple[int, int] | None:

@@ -47,6 +47,23 @@ class RepositoryError(Exception):
     """The repository or a version in it breaks the contract."""
 
 
+_VARIANT_RE = re.compile(r"^[a-z0-9][a-z0-9_]{0,31}$")
+
+
+def is_valid_variant(variant: str) -> bool:
+    return bool(_VARIANT_RE.match(variant))
+
+
+def onnx_file(variant: str = "") -> str:
+    """``model.onnx``, or ``model.<variant>.onnx`` for a variant such as ``int8``."""
+    return f"model.{variant}.onnx" if variant else ONNX_FILE
+
+
+def artifact_key(artifact: str, variant: str = "") -> str:
+    """The ``artifacts`` entry of metadata.json: ``onnx``, or ``onnx.<variant>``."""
+    return f"{artifact}.{variant}" if variant else artifact
+
+
 def is_valid_model_name(name: str) -> bool:
     """Model names become path components and metric labels: keep them boring."""
     return bool(_NAME_RE.match(name)) and name not in {".", ".."}

@@ -12,11 +12,15 @@ from service.runtimes.base import Runtime
 ARTIFACT_FOR_RUNTIME = {"onnx": "onnx", "savedmodel": "savedmodel"}
 
 
-def load_runtime(kind: str, folder: Path, metadata: Mapping[str, Any], threads: int) -> Runtime:
+def load_runtime(
+    kind: str, folder: Path, metadata: Mapping[str, Any], threads: int, variant: str = ""
+) -> Runtime:
     if kind == "onnx":
         from service.runtimes.onnx import OnnxRuntime
 
-        return OnnxRuntime(folder, metadata, threads)
+        return OnnxRuntime(folder, metadata, threads, variant)
+    if variant:
+        raise ValueError(f"runtime {kind!r} has no variants (only onnx does)")
     if kind == "savedmodel":
         from service.runtimes.savedmodel import SavedModelRuntime
 

@@ -10,11 +10,14 @@ import numpy as np
 import onnxruntime as ort
 
 from service.runtimes.base import Signature, signature_from_metadata
-from tfship.repository import ONNX_FILE
+from tfship.repository import onnx_file
 
 
 class OnnxRuntime:
-    def __init__(self, folder: Path, metadata: Mapping[str, Any], threads: int) -> None:
+    def __init__(
+        self, folder: Path, metadata: Mapping[str, Any], threads: int, variant: str = ""
+    ) -> None:
+        path = folder / onnx_file(variant)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         # One request at a time per worker: parallel branches would only add scheduling.
@@ -22,7 +25,7 @@ class OnnxRuntime:
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self._session = ort.InferenceSession(
-            str(folder / ONNX_FILE), sess_options=options, providers=["CPUExecutionProvider"]
+            str(path), sess_options=options, providers=["CPUExecutionProvider"]
         )
         self.signature: Signature = signature_from_metadata(metadata)
         onnx_inputs = {i.name for i in self._session.get_inputs()}
@@ -32,7 +35,7 @@ class OnnxRuntime:
             or not set(self.signature.output_names) <= onnx_outputs
         ):
             raise ValueError(
-                f"{folder / ONNX_FILE} does not match metadata.json: ONNX inputs "
+                f"{path} does not match metadata.json: ONNX inputs "
                 f"{sorted(onnx_inputs)}, outputs {sorted(onnx_outputs)}; metadata inputs "
                 f"{self.signature.input_names}, outputs {self.signature.output_names}"
             )

@@ -1,0 +1,87 @@
+"""ONNX variants (model.<variant>.onnx, e.g. a quantized int8 model) chosen per model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from flask import Flask
+
+from service.app import create_app
+from service.model_config import load_model_config
+from service.registry import AVAILABLE, END
+from service.settings import ServiceSettings, SettingsError
+from tfship.repository import onnx_file, read_metadata, sha256_file, write_metadata
+
+
+def add_int8_variant(version_dir: Path) -> None:
+    """Quantize the float model for real (onnxruntime's dynamic int8) and record it."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    target = version_dir / onnx_file("int8")
+    quantize_dynamic(version_dir / onnx_file(), target, weight_type=QuantType.QInt8)
+    metadata = read_metadata(version_dir)
+    metadata["artifacts"]["onnx.int8"] = {
+        "format": "onnx",
+        "files": {target.name: sha256_file(target)},
+    }
+    write_metadata(version_dir, metadata)
+
+
+def app_for(repo: Path, tmp_path: Path, variant_line: str) -> Flask:
+    config = tmp_path / "models.yaml"
+    config.write_text(
+        f"models:\n  - name: digits\n    base_path: {repo / 'digits'}\n{variant_line}"
+    )
+    settings = ServiceSettings(model_dir=repo, model_config=config, poll_seconds=0)
+    return create_app(settings, load_models=False)
+
+
+def test_int8_variant_is_served_and_agrees_with_the_float_model(
+    repo_copy: Path, tmp_path: Path, digits: tuple[np.ndarray, np.ndarray]
+) -> None:
+    add_int8_variant(repo_copy / "digits" / "1")
+    images, labels = digits
+    answers = {}
+    for name, line in (("float", ""), ("int8", "    variant: int8\n")):
+        app = app_for(repo_copy, tmp_path, line)
+        registry = app.extensions["tfship.registry"]
+        registry.poll()
+        assert registry.statuses("digits")[0].state == AVAILABLE
+        report = registry.readiness()[1]["models"]["digits"]
+        assert report.get("variant") == (None if name == "float" else "int8")
+        answer = app.test_client().post(
+            "/v1/models/digits:predict", json={"instances": images[:200].tolist()}
+        )
+        assert answer.status_code == 200
+        answers[name] = np.array(answer.get_json()["predictions"])
+    # Really a different model: quantized weights move the scores a little, not the answers.
+    assert 0 < np.abs(answers["float"] - answers["int8"]).max() < 0.1
+    assert (answers["int8"].argmax(1) == labels[:200]).mean() >= 0.95
+    assert np.mean(answers["int8"].argmax(1) == answers["float"].argmax(1)) >= 0.98
+
+
+def test_a_version_without_the_variant_is_not_served(repo_copy: Path, tmp_path: Path) -> None:
+    app = app_for(repo_copy, tmp_path, "    variant: int8\n")
+    registry = app.extensions["tfship.registry"]
+    registry.poll()
+    (served,) = registry.statuses("digits")
+    assert served.state == END and served.error_code == "DATA_LOSS"
+    assert "has no 'onnx.int8' artifact in metadata.json (it has: onnx, savedmodel)" in (
+        served.error_message
+    )
+
+
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        ("    variant: int8\n    runtime: savedmodel\n", "variants are ONNX files"),
+        ("    variant: ../x\n", "'../x' is not a variant name"),
+    ],
+)
+def test_bad_variants_are_refused(tmp_path: Path, lines: str, message: str) -> None:
+    config = tmp_path / "models.yaml"
+    config.write_text(f"models:\n  - name: digits\n{lines}")
+    with pytest.raises(SettingsError, match=message):
+        load_model_config(config, ServiceSettings(model_dir=tmp_path))
