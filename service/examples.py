@@ -105,6 +105,34 @@ def classifications(
     return [list(zip(classes, row.tolist(), strict=True)) for row in scores]
 
 
+def parse_top_k(value: Any, name: str, metadata: Mapping[str, Any]) -> int:
+    """The request's ``top_k``: a positive integer, at most the number of classes."""
+    if _task(metadata) != "classification":
+        raise InvalidArgument(
+            f"'top_k' needs a classification model; model '{name}' is a {_task(metadata)} model"
+        )
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidArgument(f"'top_k' must be a positive integer, got {value!r}")
+    count = len(metadata.get("class_names") or [])
+    if count and value > count:
+        raise InvalidArgument(f"'top_k' is {value}, the model has {count} classes")
+    return value
+
+
+def top_k(
+    name: str,
+    metadata: Mapping[str, Any],
+    signature: Signature,
+    outputs: Mapping[str, Any],
+    k: int,
+) -> list[list[tuple[str, float]]]:
+    """Per example: the ``k`` best (class name, score) pairs, best first (ties: class order)."""
+    rows = classifications(name, metadata, signature, outputs)
+    scores = np.array([[score for _, score in row] for row in rows])
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return [[row[i] for i in indices] for row, indices in zip(rows, order, strict=True)]
+
+
 def regressions(
     name: str, metadata: Mapping[str, Any], signature: Signature, outputs: Mapping[str, Any]
 ) -> list[float]:

@@ -112,6 +112,12 @@ SCHEMAS: dict[str, Any] = {
                 "items": {"description": "a row: a value, or {input name: value}"},
             },
             "inputs": {"description": "a tensor, or {input name: tensor}"},
+            "top_k": {
+                "type": "integer",
+                "minimum": 1,
+                "description": "classification models: answer the k best class names and "
+                "scores ({'classes': [...], 'scores': [...]} per row) instead of the tensor",
+            },
         },
         "oneOf": [{"required": ["instances"]}, {"required": ["inputs"]}],
     },
@@ -122,6 +128,11 @@ SCHEMAS: dict[str, Any] = {
         "required": ["examples"],
         "properties": {
             "signature_name": {"type": "string"},
+            "top_k": {
+                "type": "integer",
+                "minimum": 1,
+                "description": "classify: only the k best classes, best first",
+            },
             "context": {
                 "type": "object",
                 "description": "features shared by every example",

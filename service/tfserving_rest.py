@@ -13,6 +13,7 @@ from flask import Blueprint, Response, request
 from service import examples
 from service.errors import InvalidArgument
 from service.http import json_response, serving, statuses
+from service.registry import ServedVersion
 from service.tensor_checks import body_may_hold_bool
 from service.tfserving_codec import decode_predict, encode_predict
 
@@ -55,9 +56,25 @@ def predict(name: str, version: int | None = None, label: str | None = None) -> 
         raw = request.get_data(cache=False)
         body = _json_body(raw)
         assert served.runtime is not None  # serving() yields AVAILABLE versions only
-        inputs, row_format = decode_predict(body, served.runtime.signature, body_may_hold_bool(raw))
+        signature = served.runtime.signature
+        # "top_k": k answers class names and scores, best first, instead of the tensor.
+        k = _top_k(body, served)
+        inputs, row_format = decode_predict(body, signature, body_may_hold_bool(raw))
         outputs = served.predict(inputs)
-        return json_response(encode_predict(outputs, row_format))
+        if not k:
+            return json_response(encode_predict(outputs, row_format))
+        best = examples.top_k(served.name, served.metadata, signature, outputs, k)
+        classes = [[label for label, _ in row] for row in best]
+        scores = [[score for _, score in row] for row in best]
+        if row_format:
+            return json_response(
+                {
+                    "predictions": [
+                        {"classes": c, "scores": s} for c, s in zip(classes, scores, strict=True)
+                    ]
+                }
+            )
+        return json_response({"outputs": {"classes": classes, "scores": scores}})
 
 
 @blueprint.post("/v1/models/<name>:classify")
@@ -67,8 +84,14 @@ def classify(name: str, version: int | None = None, label: str | None = None) ->
     with serving(PROTOCOL, "classify", name, version, label) as served:
         assert served.runtime is not None
         signature = served.runtime.signature
-        outputs = served.predict(_example_inputs(_json_body(request.get_data()), signature))
-        result = examples.classifications(name, served.metadata, signature, outputs)
+        body = _json_body(request.get_data())
+        k = _top_k(body, served)
+        outputs = served.predict(_example_inputs(body, signature))
+        result = (
+            examples.top_k(name, served.metadata, signature, outputs, k)
+            if k
+            else examples.classifications(name, served.metadata, signature, outputs)
+        )
         return json_response({"result": [[list(pair) for pair in row] for row in result]})
 
 
@@ -83,6 +106,13 @@ def regress(name: str, version: int | None = None, label: str | None = None) -> 
         return json_response(
             {"result": examples.regressions(name, served.metadata, signature, outputs)}
         )
+
+
+def _top_k(body: Any, served: ServedVersion) -> int:
+    """tfship's extension to predict and classify: ``"top_k": k``; 0 when not asked."""
+    if isinstance(body, dict) and "top_k" in body:
+        return examples.parse_top_k(body["top_k"], served.name, served.metadata)
+    return 0
 
 
 def _json_body(raw: bytes) -> Any:

@@ -88,6 +88,8 @@ V2 = {
         ("post", "/v1/models/digits/versions/1:predict", {"instances": [[1]]}, 400),
         ("post", "/v1/models/digits/labels/none:predict", {"instances": [ROW]}, 404),
         ("post", "/v1/models/digits:classify", {"examples": [{"pixels": [0] * 64}]}, 200),
+        ("post", "/v1/models/digits:predict", {"instances": [ROW], "top_k": 2}, 200),
+        ("post", "/v1/models/digits:predict", {"inputs": [ROW], "top_k": 2}, 200),
         ("post", "/v1/models/digits:classify", {"examples": [{"pixels": [0]}]}, 400),
         ("post", "/v1/models/digits:regress", {"examples": [{"pixels": [0] * 64}]}, 400),
         ("get", "/v2", None, 200),

@@ -444,3 +444,48 @@ def test_classify_and_regress_errors(
     answer = onnx_server.post("/v1/models/digits" + path, body)
     assert answer.status == 400, answer.body
     assert message in answer.json()["error"]
+
+
+def test_top_k_answers_class_names_and_scores_best_first(
+    onnx_server: Server, digits: tuple[np.ndarray, np.ndarray]
+) -> None:
+    images = digits[0][:4]
+    full = np.array(
+        onnx_server.post("/v1/models/digits:predict", {"instances": images.tolist()}).json()[
+            "predictions"
+        ]
+    )
+    best = np.argsort(-full, axis=1, kind="stable")[:, :3]
+    rows = onnx_server.post(
+        "/v1/models/digits:predict", {"instances": images.tolist(), "top_k": 3}
+    ).json()["predictions"]
+    for row, indices, scores in zip(rows, best, full, strict=True):
+        assert row["classes"] == [str(i) for i in indices]
+        np.testing.assert_allclose(row["scores"], scores[indices], atol=1e-6)
+    columns = onnx_server.post(
+        "/v1/models/digits:predict", {"inputs": images.tolist(), "top_k": 3}
+    ).json()["outputs"]
+    assert columns["classes"] == [row["classes"] for row in rows]
+    classify = onnx_server.post(
+        "/v1/models/digits:classify",
+        {"examples": [{"pixels": image.ravel().tolist()} for image in images], "top_k": 2},
+    ).json()["result"]
+    assert [[label for label, _ in row] for row in classify] == [r["classes"][:2] for r in rows]
+    for k, message in (
+        (0, "'top_k' must be a positive integer, got 0"),
+        (True, "'top_k' must be a positive integer, got True"),
+        (11, "'top_k' is 11, the model has 10 classes"),
+    ):
+        answer = onnx_server.post(
+            "/v1/models/digits:predict", {"instances": images.tolist(), "top_k": k}
+        )
+        assert answer.status == 400 and message in answer.json()["error"]
+
+
+def test_top_k_needs_a_classification_model(mixed_server: Server) -> None:
+    answer = mixed_server.post("/v1/models/linear:predict", {"instances": [[1, 2, 3]], "top_k": 1})
+    assert answer.status == 400
+    assert (
+        "'top_k' needs a classification model; model 'linear' is a regression model"
+        in (answer.json()["error"])
+    )
