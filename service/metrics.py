@@ -86,12 +86,20 @@ IN_FLIGHT = Gauge(
     ["model"],
     multiprocess_mode="livesum",
 )
-VERSIONS_AVAILABLE = Gauge(
-    "tfship_model_versions_available",
-    "Versions of a model that are AVAILABLE.",
-    ["model"],
+MODEL_VERSIONS = Gauge(
+    "tfship_model_versions",
+    "Versions of a model in each state (START, LOADING, AVAILABLE, UNLOADING, END, and "
+    "FAILED for a version that ended with an error).",
+    ["model", "state"],
     multiprocess_mode="livemax",
 )
+VERSION_STATES = ("START", "LOADING", "AVAILABLE", "UNLOADING", "END", "FAILED")
+
+
+def set_version_states(model: str, counts: dict[str, int]) -> None:
+    """Every state's count, zeros included, so a state that empties does not linger."""
+    for state in VERSION_STATES:
+        MODEL_VERSIONS.labels(model, state).set(counts.get(state, 0))
 
 
 # Process metrics per worker. prometheus-client's own process collector does not work in

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from service.errors import NotFound, Unavailable
-from service.metrics import IN_FLIGHT, VERSIONS_AVAILABLE, observe_inference, observe_load
+from service.metrics import IN_FLIGHT, observe_inference, observe_load, set_version_states
 from service.model_config import ServedModelSpec, discover, load_model_config
 from service.runtimes import ARTIFACT_FOR_RUNTIME, load_runtime
 from service.runtimes.base import Runtime
@@ -208,7 +208,7 @@ class Registry:
                 if served.state == AVAILABLE:
                     self._unload(served)
             if entry.spec.name not in self._models:
-                VERSIONS_AVAILABLE.labels(entry.spec.name).set(0)
+                set_version_states(entry.spec.name, {})
         self._polled.set()
         self._notify()
 
@@ -275,7 +275,11 @@ class Registry:
     def _notify(self) -> None:
         with self._changed:
             for name, entry in self._models.items():
-                VERSIONS_AVAILABLE.labels(name).set(len(entry.available()))
+                counts: dict[str, int] = {}
+                for served in entry.versions.values():
+                    state = "FAILED" if served.failed else served.state
+                    counts[state] = counts.get(state, 0) + 1
+                set_version_states(name, counts)
             self._changed.notify_all()
         for listener in self._listeners:
             try:

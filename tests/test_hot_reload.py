@@ -148,6 +148,11 @@ def test_versions_go_live_and_broken_ones_never_serve(repo_copy: Path, start_ser
         "[-1, 9]" in status["status"]["error_message"]
     )
     assert server.get("/readyz").status == 200, "version 2 still serves: ready"
+    metrics = server.get("/metrics").body.decode()
+    # Both workers agree: two failed versions, one available; each worker counted its loads.
+    assert 'tfship_model_versions{model="digits",state="FAILED"} 2.0' in metrics
+    assert 'tfship_model_versions{model="digits",state="AVAILABLE"} 1.0' in metrics
+    assert 'tfship_model_loads_total{model="digits",result="failed"} 4.0' in metrics
     log = server.log()
     assert (
         "model digits version 2 AVAILABLE" in log and "warmed up with 3 synthetic requests" in log

@@ -295,7 +295,8 @@ def test_metrics_count_every_request_across_workers(onnx_server: Server) -> None
     assert moved("tfship_batch_size_sum", model="digits") == ok
     # Gauges: every held version was released; both workers agree one version is available.
     assert _counter(after, "tfship_in_flight_requests", model="digits") == 0
-    assert _counter(after, "tfship_model_versions_available", model="digits") == 1
+    assert _counter(after, "tfship_model_versions", model="digits", state="AVAILABLE") == 1
+    assert _counter(after, "tfship_model_versions", model="digits", state="FAILED") == 0
     # Process figures: one series per live worker, whichever worker answered the scrape.
     memory = {
         int(pid): float(value)
