@@ -15,11 +15,31 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from service import logs, ops, tfserving_rest, v2_rest
 from service.errors import ServingError
 from service.http import json_response
-from service.metrics import NO_MODEL, observe_request, start_process_metrics
+from service.metrics import NO_MODEL, observe_queue, observe_request, start_process_metrics
 from service.registry import Registry
 from service.settings import ServiceSettings
 
 log = logging.getLogger("tfship.app")
+# Set by proxies (nginx: proxy_set_header X-Request-Start "t=${msec}") when they accept a
+# request; the time until a worker takes it is the queue time tfship cannot see itself.
+REQUEST_START_HEADER = "X-Request-Start"
+# Beyond this the clocks disagree (or the header is junk): not a queue time.
+MAX_QUEUE_SECONDS = 3600.0
+
+
+def request_start(value: str) -> float | None:
+    """``t=1700000000.123`` (seconds), or the same in milliseconds or microseconds."""
+    try:
+        number = float(value.strip().removeprefix("t="))
+    except ValueError:
+        return None
+    if number != number or number <= 0:
+        return None
+    if number > 1e14:
+        return number / 1e6
+    if number > 1e11:
+        return number / 1e3
+    return number
 
 
 def create_app(settings: ServiceSettings | None = None, *, load_models: bool = True) -> Flask:
@@ -36,6 +56,7 @@ def create_app(settings: ServiceSettings | None = None, *, load_models: bool = T
     @app.before_request
     def _start() -> None:
         g.started = time.perf_counter()
+        g.received = time.time()
         logs.assign_request_id()
 
     @app.after_request
@@ -44,6 +65,9 @@ def create_app(settings: ServiceSettings | None = None, *, load_models: bool = T
         response.headers[logs.REQUEST_ID_HEADER] = g.request_id
         api = g.get("api")
         if api is not None:
+            queued_since = request_start(request.headers.get(REQUEST_START_HEADER, ""))
+            if queued_since is not None and 0 <= g.received - queued_since < MAX_QUEUE_SECONDS:
+                observe_queue(g.protocol, g.received - queued_since)
             observe_request(
                 g.get("model", NO_MODEL),
                 g.get("version", ""),

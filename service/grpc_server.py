@@ -29,7 +29,7 @@ from service import examples, logs
 from service import tfserving_messages as messages
 from service.errors import InvalidArgument, ServingError
 from service.grpc_protos import enum_values, message, service_methods
-from service.metrics import NO_MODEL, observe_request
+from service.metrics import NO_MODEL, observe_queue, observe_request
 from service.registry import Registry, ServedVersion
 from service.settings import ServiceSettings
 from service.tensor_proto import write_tensor
@@ -51,6 +51,19 @@ _CODE_FOR_STATUS = {
 _STATE = enum_values("tensorflow.serving.ModelVersionStatus.State")
 _ERROR_CODE = enum_values("tensorflow.error.Code")
 _SignatureDefMap = message("tensorflow.serving.SignatureDefMap")
+
+
+class _QueueTimedPool(ThreadPoolExecutor):
+    """gRPC hands each call to this pool; the wait for a free thread is the queue time."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        queued = time.perf_counter()
+
+        def timed() -> Any:
+            observe_queue(PROTOCOL, time.perf_counter() - queued)
+            return fn(*args, **kwargs)
+
+        return super().submit(timed)
 
 
 class Unimplemented(ServingError):
@@ -218,7 +231,7 @@ class GrpcServer:
         self.handlers = TFServingHandlers(registry)
         self.health = health.HealthServicer()
         self._server = grpc.server(
-            ThreadPoolExecutor(max_workers=settings.grpc_threads, thread_name_prefix="grpc"),
+            _QueueTimedPool(max_workers=settings.grpc_threads, thread_name_prefix="grpc"),
             options=[
                 ("grpc.so_reuseport", 1),
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),

@@ -37,6 +37,15 @@ REQUEST_LATENCY = Histogram(
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
 
+QUEUE_SECONDS = Histogram(
+    "tfship_queue_duration_seconds",
+    "Time a request waited before tfship began work on it, by protocol: for gRPC the wait "
+    "for a free thread of the worker's pool; for REST the time since the proxy's "
+    "X-Request-Start header (observed only when a proxy sets it).",
+    ["protocol"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+
 
 MODEL_LOADS = Counter(
     "tfship_model_loads",
@@ -157,6 +166,10 @@ def observe_request(
 ) -> None:
     REQUESTS.labels(model, version, protocol, api, str(status)).inc()
     REQUEST_LATENCY.labels(model, protocol, api).observe(seconds)
+
+
+def observe_queue(protocol: str, seconds: float) -> None:
+    QUEUE_SECONDS.labels(protocol).observe(max(0.0, seconds))
 
 
 def exposition() -> tuple[bytes, str]:

@@ -127,14 +127,21 @@ class HttpResult:
 
 
 def http(
-    method: str, url: str, body: bytes | str | dict[str, Any] | None = None, timeout: float = 30.0
+    method: str,
+    url: str,
+    body: bytes | str | dict[str, Any] | None = None,
+    timeout: float = 30.0,
+    headers: dict[str, str] | None = None,
 ) -> HttpResult:
     if isinstance(body, dict):
         body = json.dumps(body)
     if isinstance(body, str):
         body = body.encode()
     request = urllib.request.Request(
-        url, data=body, method=method, headers={"Content-Type": "application/json"}
+        url,
+        data=body,
+        method=method,
+        headers={"Content-Type": "application/json", **(headers or {})},
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:

@@ -329,6 +329,9 @@ def test_request_id_metrics_and_access_log(stub: Any, mixed_server: Server, digi
         re.search(r'tfship_requests_total\{api="predict",model="nope",protocol="grpc"', metrics)
         is None
     )
+    # Every call waited (if only microseconds) for a thread of the worker's gRPC pool.
+    queued = re.search(r'tfship_queue_duration_seconds_count\{protocol="grpc"\} (\S+)', metrics)
+    assert queued and float(queued.group(1)) >= 1
 
 
 def test_every_worker_answers_grpc(mixed_server: Server, digits: Digits) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import Server, TrainedRepo
+from conftest import Server, TrainedRepo, http
 
 
 def _ort_probabilities(trained_repo: TrainedRepo, x: np.ndarray) -> np.ndarray:
@@ -490,3 +490,22 @@ def test_top_k_needs_a_classification_model(mixed_server: Server) -> None:
         "'top_k' needs a classification model; model 'linear' is a regression model"
         in (answer.json()["error"])
     )
+
+
+def test_queue_time_from_the_proxys_request_start_header(onnx_server: Server) -> None:
+    def queue(metrics: str) -> tuple[float, float]:
+        return (
+            _counter(metrics, "tfship_queue_duration_seconds_count", protocol="tfserving"),
+            _counter(metrics, "tfship_queue_duration_seconds_sum", protocol="tfserving"),
+        )
+
+    count, total = queue(onnx_server.get("/metrics").body.decode())
+    url = onnx_server.url + "/v1/models/digits:predict"
+    body = {"instances": [ROW]}
+    now = time.time()
+    for header in (f"t={now - 0.25:.3f}", f"t={int((now - 0.25) * 1000)}", "t=junk"):
+        assert http("POST", url, body, headers={"X-Request-Start": header}).status == 200
+    assert http("POST", url, body).status == 200  # no header: nothing observed
+    after_count, after_total = queue(onnx_server.get("/metrics").body.decode())
+    assert after_count - count == 2
+    assert 0.5 <= after_total - total < 5.0
