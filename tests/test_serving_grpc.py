@@ -362,3 +362,15 @@ def _pid_of(server: Server, request_id: str) -> int:
                 return int(re.search(r'"pid":(\d+)', line).group(1))  # type: ignore[union-attr]
         time.sleep(0.05)
     raise AssertionError(f"no access line for {request_id}")
+
+
+def test_grpc_on_the_savedmodel_runtime(
+    savedmodel_server: Server, stub: Any, digits: Digits
+) -> None:
+    """A worker that has imported TensorFlow (and its protos) serves the same messages."""
+    with grpc.insecure_channel(savedmodel_server.grpc_target) as channel:
+        tf_stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        request = predict_request(pixels=digits[0][:8])
+        from_tf = tf.make_ndarray(tf_stub.Predict(request, timeout=60).outputs["probabilities"])
+    from_onnx = tf.make_ndarray(stub.Predict(request, timeout=30).outputs["probabilities"])
+    np.testing.assert_allclose(from_tf, from_onnx, atol=1e-4)
