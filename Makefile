@@ -4,6 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8501
+GRPC_PORT ?= 8500
 MODEL_DIR ?= models
 CONFIG ?= training/configs/digits.yaml
 
@@ -32,19 +33,19 @@ demo: install
 	fi
 	@$(BIN)/tfship models --model-dir $(MODEL_DIR)
 	@echo
-	@echo "Starting the server on http://$(HOST):$(PORT) (Ctrl-C stops it)."
+	@echo "Starting the server: REST on http://$(HOST):$(PORT), gRPC on $(HOST):$(GRPC_PORT) (Ctrl-C stops it)."
 	@echo "Once it logs 'model digits version N AVAILABLE', try from another terminal:"
 	@echo
 	@echo "  curl -s -d @training/examples/digits_request.json http://$(HOST):$(PORT)/v1/models/digits:predict"
 	@echo
-	$(BIN)/tfship serve --model-dir $(MODEL_DIR) --host $(HOST) --rest-port $(PORT)
+	$(BIN)/tfship serve --model-dir $(MODEL_DIR) --host $(HOST) --rest-port $(PORT) --grpc-port $(GRPC_PORT)
 
 # Publish a new version even if one exists.
 train: install
 	$(BIN)/tfship train $(CONFIG) --model-dir $(MODEL_DIR)
 
 serve: install
-	$(BIN)/tfship serve --model-dir $(MODEL_DIR) --host $(HOST) --rest-port $(PORT)
+	$(BIN)/tfship serve --model-dir $(MODEL_DIR) --host $(HOST) --rest-port $(PORT) --grpc-port $(GRPC_PORT)
 
 lint: install-dev
 	$(BIN)/ruff check .
