@@ -38,8 +38,8 @@ log = logging.getLogger("tfship.grpc")
 PROTOCOL = "grpc"
 PREDICTION_SERVICE = "tensorflow.serving.PredictionService"
 MODEL_SERVICE = "tensorflow.serving.ModelService"
-# Matches gRPC's own default for what a server sends; requests may be as large as the REST
-# body limit allows.
+# gRPC refuses requests over 4 MiB by default: too small for batches of images. 16 MiB is
+# also the REST body size the service is meant to accept (issue 6 makes both configurable).
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 
 _CODE_FOR_STATUS = {
@@ -230,6 +230,7 @@ class GrpcServer:
         self.registry = registry
         self.handlers = TFServingHandlers(registry)
         self.health = health.HealthServicer()
+        self._health_models: set[str] = set()
         self._server = grpc.server(
             _QueueTimedPool(max_workers=settings.grpc_threads, thread_name_prefix="grpc"),
             options=[
@@ -325,6 +326,10 @@ class GrpcServer:
         self.health.set(MODEL_SERVICE, overall)
         for name, model in report["models"].items():
             self.health.set(name, serving if model["serving"] is not None else not_serving)
+        # A model no longer served answers NOT_SERVING, not its last state.
+        for name in self._health_models - set(report["models"]):
+            self.health.set(name, not_serving)
+        self._health_models |= set(report["models"])
 
     def start(self) -> int:
         host = f"[{self.settings.host}]" if ":" in self.settings.host else self.settings.host
