@@ -10,16 +10,22 @@ import logging
 import time
 
 from flask import Flask, Response, g, request
-from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 
-from service import logs, ops, tfserving_rest, v2_rest
+from service import logs, ops, request_body, tfserving_rest, v2_rest
 from service.errors import ServingError
 from service.http import json_response
 from service.metrics import NO_MODEL, observe_queue, observe_request, start_process_metrics
 from service.registry import Registry
+from service.request_body import BINARY_TYPES, JSON_TYPES, check_request
 from service.settings import ServiceSettings
+from service.tensor_checks import set_non_finite_policy
 
 log = logging.getLogger("tfship.app")
+_PROTOCOL_OF_BLUEPRINT = {
+    tfserving_rest.blueprint.name: tfserving_rest.PROTOCOL,
+    v2_rest.blueprint.name: v2_rest.PROTOCOL,
+}
 # Set by proxies (nginx: proxy_set_header X-Request-Start "t=${msec}") when they accept a
 # request; the time until a worker takes it is the queue time tfship cannot see itself.
 REQUEST_START_HEADER = "X-Request-Start"
@@ -46,6 +52,9 @@ def create_app(settings: ServiceSettings | None = None, *, load_models: bool = T
     settings = settings or ServiceSettings.from_env()
     logs.configure(settings.log_format)
     app = Flask("tfship")
+    # One byte over the limit: see request_body.read_body (chunked bodies).
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes + 1
+    set_non_finite_policy(settings.non_finite)
     registry = Registry(settings)
     app.extensions["tfship.registry"] = registry
     app.extensions["tfship.settings"] = settings
@@ -58,6 +67,12 @@ def create_app(settings: ServiceSettings | None = None, *, load_models: bool = T
         g.started = time.perf_counter()
         g.received = time.time()
         logs.assign_request_id()
+        if request.method == "POST" and request.blueprint in _PROTOCOL_OF_BLUEPRINT:
+            # Label it now so that a request refused here is counted under its API too.
+            g.protocol = _PROTOCOL_OF_BLUEPRINT[request.blueprint]
+            g.api = request.endpoint.rsplit(".", 1)[-1] if request.endpoint else "unknown"
+            accepted = JSON_TYPES | BINARY_TYPES if g.api == "infer" else JSON_TYPES
+            check_request(request, accepted, settings.max_body_bytes)
 
     @app.after_request
     def _finish(response: Response) -> Response:
@@ -86,6 +101,9 @@ def create_app(settings: ServiceSettings | None = None, *, load_models: bool = T
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException) -> Response:
+        if isinstance(error, RequestEntityTooLarge):
+            too_large = request_body.too_large(request.content_length, settings.max_body_bytes)
+            return json_response({"error": too_large.message}, too_large.status)
         if isinstance(error, NotFound):
             message = f"no such endpoint: {request.method} {request.path}"
         elif isinstance(error, MethodNotAllowed):

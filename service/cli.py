@@ -98,6 +98,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="one log line per request (env TFSHIP_ACCESS_LOG; default: on)",
     )
     parser.add_argument(
+        "--max-body-bytes",
+        type=int,
+        help="largest request body (REST: 413 above it) and gRPC message (env "
+        "TFSHIP_MAX_BODY_BYTES; default: 16777216 = 16 MiB)",
+    )
+    parser.add_argument(
+        "--max-rows",
+        type=int,
+        help="most rows (instances) in one request; more is a 400 (env TFSHIP_MAX_ROWS; "
+        "default: 10000)",
+    )
+    parser.add_argument(
+        "--non-finite",
+        choices=("reject", "allow"),
+        help="NaN and Infinity in request tensors: a 400, or passed to the model (env "
+        "TFSHIP_NON_FINITE; default: reject)",
+    )
+    parser.add_argument(
         "--model-runtime",
         action="append",
         default=[],
@@ -125,6 +143,9 @@ def _environment(args: argparse.Namespace) -> dict[str, str]:
         "TFSHIP_UNLOAD_DRAIN_SECONDS": args.unload_drain_seconds,
         "TFSHIP_LOG_FORMAT": args.log_format,
         "TFSHIP_ACCESS_LOG": args.access_log,
+        "TFSHIP_MAX_BODY_BYTES": args.max_body_bytes,
+        "TFSHIP_MAX_ROWS": args.max_rows,
+        "TFSHIP_NON_FINITE": args.non_finite,
     }
     env.update({key: str(value) for key, value in flags.items() if value is not None})
     if args.model_runtime:

@@ -38,9 +38,6 @@ log = logging.getLogger("tfship.grpc")
 PROTOCOL = "grpc"
 PREDICTION_SERVICE = "tensorflow.serving.PredictionService"
 MODEL_SERVICE = "tensorflow.serving.ModelService"
-# gRPC refuses requests over 4 MiB by default: too small for batches of images. 16 MiB is
-# also the REST body size the service is meant to accept (issue 6 makes both configurable).
-MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 
 _CODE_FOR_STATUS = {
     400: grpc.StatusCode.INVALID_ARGUMENT,
@@ -235,7 +232,7 @@ class GrpcServer:
             _QueueTimedPool(max_workers=settings.grpc_threads, thread_name_prefix="grpc"),
             options=[
                 ("grpc.so_reuseport", 1),
-                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_receive_message_length", settings.max_body_bytes),
                 ("grpc.max_send_message_length", -1),
             ],
         )

@@ -20,6 +20,8 @@ def _errors(*codes: int) -> dict[str, Any]:
     words = {
         400: "bad request",
         404: "unknown model, version, label or path",
+        413: "request body over the size limit (TFSHIP_MAX_BODY_BYTES)",
+        415: "Content-Type not accepted",
         503: "model loading or failed to load",
     }
     return {str(code): _json(ERROR, words[code]) for code in codes}
@@ -424,7 +426,7 @@ def _build_paths() -> dict[str, Any]:
                 },
                 "responses": {
                     "200": _json(_ref("PredictResponse"), "predictions"),
-                    **_errors(400, 404, 503),
+                    **_errors(400, 404, 413, 415, 503),
                 },
             }
         }
@@ -441,7 +443,7 @@ def _build_paths() -> dict[str, Any]:
                     },
                     "responses": {
                         "200": _json(_ref(response), "result"),
-                        **_errors(400, 404, 503),
+                        **_errors(400, 404, 413, 415, 503),
                     },
                 }
             }
@@ -501,7 +503,7 @@ def _build_paths() -> dict[str, Any]:
                             },
                         },
                     },
-                    **_errors(400, 404, 503),
+                    **_errors(400, 404, 413, 415, 503),
                 },
             }
         }

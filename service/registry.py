@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from service.errors import NotFound, Unavailable
+from service.errors import InvalidArgument, NotFound, Unavailable
 from service.metrics import IN_FLIGHT, observe_inference, observe_load, set_version_states
 from service.model_config import ServedModelSpec, discover, load_model_config
 from service.runtimes import ARTIFACT_FOR_RUNTIME, load_runtime
@@ -53,6 +53,8 @@ class ServedVersion:
     path: Path
     runtime_kind: str
     variant: str = ""
+    # Most rows one request may send (TFSHIP_MAX_ROWS); 0 = no limit.
+    max_rows: int = 0
     state: str = START
     error_code: str = "OK"
     error_message: str = ""
@@ -77,9 +79,14 @@ class ServedVersion:
         """Run the runtime, timing the model compute alone for the metrics."""
         runtime = self.runtime
         assert runtime is not None, "predict() is only called on a held AVAILABLE version"
+        rows = len(next(iter(inputs.values()))) if inputs else 0
+        if self.max_rows and rows > self.max_rows:
+            raise InvalidArgument(
+                f"request has {rows} rows; the limit is {self.max_rows} per request "
+                "(TFSHIP_MAX_ROWS): split it"
+            )
         started = time.perf_counter()
         result = runtime.predict(inputs, outputs)
-        rows = len(next(iter(inputs.values()))) if inputs else 0
         observe_inference(self.name, self.runtime_kind, rows, time.perf_counter() - started)
         return result
 
@@ -242,6 +249,7 @@ class Registry:
                         spec.base_path / str(version),
                         spec.runtime,
                         spec.variant,
+                        self.settings.max_rows,
                     )
                     entry.versions[version] = served
                     pending.append(served)

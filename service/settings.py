@@ -106,6 +106,11 @@ class ServiceSettings:
     # "json" (one object per line) or "text"; the access log is one line per request.
     log_format: str = "json"
     access_log: bool = True
+    # Request limits: body bytes (REST 413; also the gRPC message limit), rows per request.
+    max_body_bytes: int = 16 * 1024 * 1024
+    max_rows: int = 10_000
+    # "reject" (default): NaN and Infinity in a request are a 400; "allow": passed to the model.
+    non_finite: str = "reject"
 
     def runtime_for(self, model: str) -> str:
         return self.model_runtimes.get(model, self.runtime)
@@ -140,6 +145,9 @@ class ServiceSettings:
             unload_drain_seconds=_float(env, "TFSHIP_UNLOAD_DRAIN_SECONDS", 30.0),
             log_format=_choice(env, "TFSHIP_LOG_FORMAT", ("json", "text"), "json"),
             access_log=_choice(env, "TFSHIP_ACCESS_LOG", ("on", "off"), "on") == "on",
+            max_body_bytes=_int(env, "TFSHIP_MAX_BODY_BYTES", 16 * 1024 * 1024, 1024, 2**31 - 1),
+            max_rows=_int(env, "TFSHIP_MAX_ROWS", 10_000, 1, 10**8),
+            non_finite=_choice(env, "TFSHIP_NON_FINITE", ("reject", "allow"), "reject"),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -159,6 +167,9 @@ class ServiceSettings:
             "TFSHIP_UNLOAD_DRAIN_SECONDS": str(self.unload_drain_seconds),
             "TFSHIP_LOG_FORMAT": self.log_format,
             "TFSHIP_ACCESS_LOG": "on" if self.access_log else "off",
+            "TFSHIP_MAX_BODY_BYTES": str(self.max_body_bytes),
+            "TFSHIP_MAX_ROWS": str(self.max_rows),
+            "TFSHIP_NON_FINITE": self.non_finite,
         }
 
 

@@ -101,11 +101,30 @@ def cast_checked(
     return check_numbers(array, dtype, label)
 
 
+# The NaN/Infinity policy (TFSHIP_NON_FINITE). A process serves one settings object, so the
+# app sets this once at start-up rather than threading it through every codec.
+_allow_non_finite = False
+
+
+def set_non_finite_policy(policy: str) -> None:
+    global _allow_non_finite
+    _allow_non_finite = policy == "allow"
+
+
 def check_numbers(array: np.ndarray, dtype: np.dtype, label: str) -> np.ndarray:
-    """Numeric array -> dtype, refusing NaN/Infinity, fractions for integers, overflow."""
+    """Numeric array -> dtype, refusing NaN/Infinity (unless allowed for a float input),
+    fractions for integers, overflow."""
     kind = array.dtype.kind
-    if kind == "f" and not np.isfinite(array).all():
-        raise InvalidArgument(f"{label}: NaN and Infinity are not accepted")
+    finite: np.ndarray | None = None
+    if kind == "f":
+        finite = np.isfinite(array)
+        if finite.all():
+            finite = None
+        elif not (_allow_non_finite and dtype.kind == "f"):
+            raise InvalidArgument(
+                f"{label}: NaN and Infinity are not accepted"
+                + ("" if dtype.kind != "f" else " (TFSHIP_NON_FINITE=reject)")
+            )
     if dtype.kind in "iu":
         if kind == "f" and not np.all(np.mod(array, 1) == 0):
             raise InvalidArgument(f"{label}: expected integers ({dtype.name}), got fractions")
@@ -119,7 +138,9 @@ def check_numbers(array: np.ndarray, dtype: np.dtype, label: str) -> np.ndarray:
                 )
     elif dtype.kind == "f" and array.size and kind in "iuf":
         limit = np.finfo(dtype).max
-        if np.abs(array).max() > limit:
+        # Allowed NaN/Infinity are not overflow: only finite values are measured.
+        measured = array if finite is None else np.where(finite, array, 0)
+        if np.abs(measured).max() > limit:
             raise InvalidArgument(
                 f"{label}: values must fit {dtype.name} (magnitude up to {float(limit):.4g})"
             )

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response
 
 from service import examples
 from service.errors import InvalidArgument
 from service.http import json_response, serving, statuses
 from service.registry import ServedVersion
+from service.request_body import parse_json, read_body
 from service.tensor_checks import body_may_hold_bool
 from service.tfserving_codec import decode_predict, encode_predict
 
@@ -53,7 +53,7 @@ def model_metadata(name: str, version: int | None = None, label: str | None = No
 @blueprint.post("/v1/models/<name>/labels/<label>:predict")
 def predict(name: str, version: int | None = None, label: str | None = None) -> Response:
     with serving(PROTOCOL, "predict", name, version, label) as served:
-        raw = request.get_data(cache=False)
+        raw = read_body()
         body = _json_body(raw)
         assert served.runtime is not None  # serving() yields AVAILABLE versions only
         signature = served.runtime.signature
@@ -84,7 +84,7 @@ def classify(name: str, version: int | None = None, label: str | None = None) ->
     with serving(PROTOCOL, "classify", name, version, label) as served:
         assert served.runtime is not None
         signature = served.runtime.signature
-        body = _json_body(request.get_data())
+        body = _json_body(read_body())
         k = _top_k(body, served)
         outputs = served.predict(_example_inputs(body, signature))
         result = (
@@ -102,7 +102,7 @@ def regress(name: str, version: int | None = None, label: str | None = None) -> 
     with serving(PROTOCOL, "regress", name, version, label) as served:
         assert served.runtime is not None
         signature = served.runtime.signature
-        outputs = served.predict(_example_inputs(_json_body(request.get_data()), signature))
+        outputs = served.predict(_example_inputs(_json_body(read_body()), signature))
         return json_response(
             {"result": examples.regressions(name, served.metadata, signature, outputs)}
         )
@@ -116,10 +116,7 @@ def _top_k(body: Any, served: ServedVersion) -> int:
 
 
 def _json_body(raw: bytes) -> Any:
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidArgument(f"request body is not valid JSON: {exc}") from None
+    return parse_json(raw)
 
 
 def _example_inputs(body: Any, signature: Any) -> dict[str, Any]:

@@ -23,6 +23,7 @@ import numpy as np
 import orjson
 
 from service.errors import InvalidArgument
+from service.request_body import parse_json
 from service.runtimes.base import Signature, TensorSpec
 from service.tensor_checks import as_array, cast_checked, check_numbers, check_shape, shape_text
 
@@ -93,10 +94,7 @@ def split_body(raw: bytes, header_length: str | None) -> tuple[Any, memoryview]:
             ) from None
         if not 0 < size <= len(raw):
             raise InvalidArgument(f"{HEADER_LENGTH} is {size} but the body has {len(raw)} bytes")
-    try:
-        header = orjson.loads(raw[:size])
-    except orjson.JSONDecodeError as exc:
-        raise InvalidArgument(f"request JSON is not valid: {exc}") from None
+    header = parse_json(raw[:size])
     return header, memoryview(raw)[size:]
 
 

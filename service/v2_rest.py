@@ -9,6 +9,7 @@ from flask import Blueprint, Response, request
 
 from service.http import json_response, registry, serving, statuses
 from service.registry import AVAILABLE
+from service.request_body import read_body
 from service.tensor_checks import body_may_hold_bool
 from service.v2_codec import HEADER_LENGTH, decode_infer, encode_infer, tensor_metadata
 
@@ -70,7 +71,7 @@ def model_ready(name: str, version: int | None = None) -> Response:
 def infer(name: str, version: int | None = None) -> Response:
     with serving(PROTOCOL, "infer", name, version) as served:
         assert served.runtime is not None
-        raw = request.get_data(cache=False)
+        raw = read_body()
         decoded = decode_infer(
             raw,
             request.headers.get(HEADER_LENGTH),

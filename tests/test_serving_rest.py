@@ -113,7 +113,7 @@ ROW = np.zeros((8, 8, 1)).tolist()
     ("body", "message"),
     [
         ("{not json", "request body is not valid JSON"),
-        ('{"instances": [NaN]}', "request body is not valid JSON"),
+        ('{"instances": [NaN]}', "request body holds NaN or Infinity, which JSON does not allow"),
         ('{"instances": [[1e999]]}', "request body is not valid JSON"),
         ("[1, 2]", "request body must be a JSON object with 'instances'"),
         ({}, "missing 'instances' (row format) or 'inputs' (columnar format)"),

@@ -179,7 +179,7 @@ def _tensor(**overrides: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ("{oops", "request JSON is not valid"),
+        ("{oops", "request body is not valid JSON"),
         ({"inputs": []}, "'inputs' must be a non-empty list of tensors"),
         (
             {"inputs": [_tensor(name="image")]},
