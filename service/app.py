@@ -13,6 +13,7 @@ from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 
 from service import logs, ops, request_body, tfserving_rest, v2_rest
+from service.auth import api_keys_for
 from service.errors import ServingError
 from service.http import json_response
 from service.metrics import NO_MODEL, observe_queue, observe_request, start_process_metrics
@@ -22,6 +23,15 @@ from service.settings import ServiceSettings
 from service.tensor_checks import set_non_finite_policy
 
 log = logging.getLogger("tfship.app")
+# Endpoints that TFSHIP_AUTH_EXEMPT can leave open; every other one is "api".
+_PART_OF_ENDPOINT = {
+    "ops.healthz": "health",
+    "ops.readyz": "health",
+    "v2_rest.live": "health",
+    "v2_rest.ready": "health",
+    "ops.metrics": "metrics",
+    "ops.openapi": "openapi",
+}
 _PROTOCOL_OF_BLUEPRINT = {
     tfserving_rest.blueprint.name: tfserving_rest.PROTOCOL,
     v2_rest.blueprint.name: v2_rest.PROTOCOL,
@@ -58,6 +68,7 @@ def create_app(settings: ServiceSettings | None = None, *, load_models: bool = T
     registry = Registry(settings)
     app.extensions["tfship.registry"] = registry
     app.extensions["tfship.settings"] = settings
+    keys = api_keys_for(settings)
     app.register_blueprint(ops.blueprint)
     app.register_blueprint(tfserving_rest.blueprint)
     app.register_blueprint(v2_rest.blueprint)
@@ -71,6 +82,16 @@ def create_app(settings: ServiceSettings | None = None, *, load_models: bool = T
             # Label it now so that a request refused here is counted under its API too.
             g.protocol = _PROTOCOL_OF_BLUEPRINT[request.blueprint]
             g.api = request.endpoint.rsplit(".", 1)[-1] if request.endpoint else "unknown"
+        endpoint = request.endpoint
+        if (
+            keys is not None
+            and endpoint
+            and _PART_OF_ENDPOINT.get(endpoint, "api") not in keys.exempt
+        ):
+            client = keys.authenticate(request.headers)
+            g.client = client.name
+            client.check_model((request.view_args or {}).get("name"))
+        if "api" in g:
             accepted = JSON_TYPES | BINARY_TYPES if g.api == "infer" else JSON_TYPES
             check_request(request, accepted, settings.max_body_bytes)
 
@@ -97,7 +118,10 @@ def create_app(settings: ServiceSettings | None = None, *, load_models: bool = T
 
     @app.errorhandler(ServingError)
     def _serving_error(error: ServingError) -> Response:
-        return json_response({"error": error.message}, error.status)
+        response = json_response({"error": error.message}, error.status)
+        if error.status == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="tfship"'
+        return response
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException) -> Response:

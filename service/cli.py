@@ -116,6 +116,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "TFSHIP_NON_FINITE; default: reject)",
     )
     parser.add_argument(
+        "--api-keys-file",
+        help="turn authentication on: one API key per line, optional name=CLIENT and "
+        "models=A,B (env TFSHIP_API_KEYS_FILE; default: none, no authentication)",
+    )
+    parser.add_argument(
+        "--api-key-header",
+        help="header that may carry the key besides 'Authorization: Bearer' (env "
+        "TFSHIP_API_KEY_HEADER; default: X-API-Key)",
+    )
+    parser.add_argument(
+        "--auth-exempt",
+        help="what stays open with keys on: any of health,metrics,openapi, or none (env "
+        "TFSHIP_AUTH_EXEMPT; default: health,metrics)",
+    )
+    parser.add_argument(
         "--model-runtime",
         action="append",
         default=[],
@@ -146,6 +161,9 @@ def _environment(args: argparse.Namespace) -> dict[str, str]:
         "TFSHIP_MAX_BODY_BYTES": args.max_body_bytes,
         "TFSHIP_MAX_ROWS": args.max_rows,
         "TFSHIP_NON_FINITE": args.non_finite,
+        "TFSHIP_API_KEYS_FILE": args.api_keys_file,
+        "TFSHIP_API_KEY_HEADER": args.api_key_header,
+        "TFSHIP_AUTH_EXEMPT": args.auth_exempt,
     }
     env.update({key: str(value) for key, value in flags.items() if value is not None})
     if args.model_runtime:
@@ -173,7 +191,15 @@ def run(args: argparse.Namespace) -> int:
         except SettingsError as exc:
             print(f"tfship serve: {exc}", file=sys.stderr)
             return 2
-    elif not settings.model_dir.is_dir():
+    if settings.api_keys_file is not None:
+        from service.auth import KeysFileError, parse_keys_file
+
+        try:
+            parse_keys_file(settings.api_keys_file)  # fail here, not in every worker
+        except KeysFileError as exc:
+            print(f"tfship serve: {exc}", file=sys.stderr)
+            return 2
+    if settings.model_config is None and not settings.model_dir.is_dir():
         print(
             f"tfship serve: model repository {settings.model_dir} does not exist; train a "
             f"model first (tfship train CONFIG --model-dir {settings.model_dir})",

@@ -27,6 +27,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from service import examples, logs
 from service import tfserving_messages as messages
+from service.auth import ApiKeys, Client, Unauthenticated, api_keys_for
 from service.errors import InvalidArgument, ServingError
 from service.grpc_protos import enum_values, message, service_methods
 from service.metrics import NO_MODEL, observe_queue, observe_request
@@ -41,6 +42,8 @@ MODEL_SERVICE = "tensorflow.serving.ModelService"
 
 _CODE_FOR_STATUS = {
     400: grpc.StatusCode.INVALID_ARGUMENT,
+    401: grpc.StatusCode.UNAUTHENTICATED,
+    403: grpc.StatusCode.PERMISSION_DENIED,
     404: grpc.StatusCode.NOT_FOUND,
     501: grpc.StatusCode.UNIMPLEMENTED,
     503: grpc.StatusCode.UNAVAILABLE,
@@ -63,6 +66,30 @@ class _QueueTimedPool(ThreadPoolExecutor):
         return super().submit(timed)
 
 
+class _HealthAuth(grpc.ServerInterceptor):
+    """Keys for the health service too, when TFSHIP_AUTH_EXEMPT does not leave it open (the
+    TF Serving services check keys in their own handlers, where the model is known)."""
+
+    def __init__(self, keys: ApiKeys) -> None:
+        self.keys = keys
+
+    def intercept_service(self, continuation: Any, details: Any) -> Any:
+        if not details.method.startswith("/grpc.health.v1.Health/"):
+            return continuation(details)
+        try:
+            self.keys.authenticate(dict(details.invocation_metadata))
+        except Unauthenticated as exc:
+            message = exc.message
+
+            def refuse(request: Any, context: grpc.ServicerContext) -> Any:
+                context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
+
+            if details.method.endswith("/Watch"):
+                return grpc.unary_stream_rpc_method_handler(refuse)
+            return grpc.unary_unary_rpc_method_handler(refuse)
+        return continuation(details)
+
+
 class Unimplemented(ServingError):
     status = 501
 
@@ -78,6 +105,7 @@ class _Call:
     started: float
     model: str = NO_MODEL
     version: str = ""
+    client: Client | None = None
 
     def finish(self, status: int, code: grpc.StatusCode, access_log: bool) -> None:
         seconds = time.perf_counter() - self.started
@@ -96,6 +124,7 @@ class _Call:
                     "version": self.version or None,
                     "remote": self.peer,
                     "request_id": self.request_id,
+                    **({"client": self.client.name} if self.client else {}),
                 }
             )
 
@@ -121,6 +150,8 @@ class TFServingHandlers:
     def _serving(self, call: _Call, spec: Any) -> Iterator[ServedVersion]:
         if not spec.name:
             raise InvalidArgument("model_spec.name is empty: name the model to run")
+        if call.client is not None:
+            call.client.check_model(spec.name)
         version, label = _version_choice(spec)
         if self.registry.has_model(spec.name):
             call.model = spec.name
@@ -200,6 +231,8 @@ class TFServingHandlers:
         spec = request.model_spec
         if not spec.name:
             raise InvalidArgument("model_spec.name is empty: name the model")
+        if call.client is not None:
+            call.client.check_model(spec.name)
         version, label = _version_choice(spec)
         if self.registry.has_model(spec.name):
             call.model = spec.name
@@ -226,10 +259,14 @@ class GrpcServer:
         self.settings = settings
         self.registry = registry
         self.handlers = TFServingHandlers(registry)
+        self.keys = api_keys_for(settings)
         self.health = health.HealthServicer()
         self._health_models: set[str] = set()
         self._server = grpc.server(
             _QueueTimedPool(max_workers=settings.grpc_threads, thread_name_prefix="grpc"),
+            interceptors=[_HealthAuth(self.keys)]
+            if self.keys is not None and "health" not in self.keys.exempt
+            else [],
             options=[
                 ("grpc.so_reuseport", 1),
                 ("grpc.max_receive_message_length", settings.max_body_bytes),
@@ -296,6 +333,8 @@ class GrpcServer:
             )
             context.send_initial_metadata((("x-request-id", call.request_id),))
             try:
+                if self.keys is not None:
+                    call.client = self.keys.authenticate(metadata)
                 response = body(request, call)
             except ServingError as exc:
                 code = _CODE_FOR_STATUS.get(exc.status, grpc.StatusCode.INTERNAL)

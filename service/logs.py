@@ -89,6 +89,7 @@ def log_access(status: int, seconds: float) -> None:
                 "model": g.get("model"),
                 "version": g.get("version"),
                 "remote": request.remote_addr,
+                **({"client": g.client} if "client" in g else {}),
             }
         },
     )

@@ -19,6 +19,8 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 def _errors(*codes: int) -> dict[str, Any]:
     words = {
         400: "bad request",
+        401: "no valid API key (only when API keys are on)",
+        403: "the API key may not use this model",
         404: "unknown model, version, label or path",
         413: "request body over the size limit (TFSHIP_MAX_BODY_BYTES)",
         415: "Content-Type not accepted",
@@ -519,6 +521,27 @@ def build_spec(version: str) -> dict[str, Any]:
             "description": "TensorFlow Serving REST API and the Open Inference Protocol "
             "(V2) over one model registry.",
         },
-        "paths": _build_paths(),
-        "components": {"schemas": SCHEMAS},
+        "paths": _with_security(_build_paths()),
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+            },
+        },
     }
+
+
+# Open by default even when API keys are on (TFSHIP_AUTH_EXEMPT); /openapi.json can be too.
+_OPEN_PATHS = {"/healthz", "/readyz", "/metrics", "/v2/health/live", "/v2/health/ready"}
+
+
+def _with_security(paths: dict[str, Any]) -> dict[str, Any]:
+    """API keys are optional (off by default): {} in the list says a call may carry none."""
+    for path, operations in paths.items():
+        if path in _OPEN_PATHS:
+            continue
+        for operation in operations.values():
+            operation["security"] = [{}, {"bearer": []}, {"apiKey": []}]
+            operation["responses"].update(_errors(401, 403))
+    return paths

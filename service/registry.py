@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from service.errors import InvalidArgument, NotFound, Unavailable
+from service.file_stamp import file_stamp
 from service.metrics import IN_FLIGHT, observe_inference, observe_load, set_version_states
 from service.model_config import ServedModelSpec, discover, load_model_config
 from service.runtimes import ARTIFACT_FOR_RUNTIME, load_runtime
@@ -136,7 +137,7 @@ class Registry:
         self._config_stamp: tuple[int, int] | None = None
         self._config_problem: str | None = None
         if settings.model_config is not None:
-            self._config_stamp = _stamp(settings.model_config)
+            self._config_stamp = file_stamp(settings.model_config)
             self._explicit = load_model_config(settings.model_config, settings)
         self._models: dict[str, ModelEntry] = {}
         self._lock = threading.RLock()
@@ -164,7 +165,7 @@ class Registry:
     def _reload_model_config(self) -> None:
         path = self.settings.model_config
         assert path is not None
-        stamp = _stamp(path)
+        stamp = file_stamp(path)
         if stamp == self._config_stamp:
             return
         self._config_stamp = stamp
@@ -515,11 +516,3 @@ class Registry:
 def _files_of(spec: ServedModelSpec) -> tuple[Path, str, str]:
     """What a model's loaded versions depend on; a change means loading it afresh."""
     return spec.base_path, spec.runtime, spec.variant
-
-
-def _stamp(path: Path) -> tuple[int, int] | None:
-    try:
-        info = path.stat()
-    except OSError:
-        return None
-    return info.st_mtime_ns, info.st_size

@@ -10,6 +10,7 @@ checks serve all three sources. Workers read their settings from the environment
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -81,6 +82,31 @@ def _choice(env: Mapping[str, str], key: str, choices: tuple[str, ...], default:
     return value
 
 
+_EXEMPTIBLE = ("health", "metrics", "openapi")
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+
+
+def _header_name(value: str) -> str:
+    if not _HEADER_NAME.match(value) or value.lower() == "authorization":
+        raise SettingsError(
+            f"TFSHIP_API_KEY_HEADER: expected a header name such as X-API-Key, got {value!r}"
+        )
+    return value
+
+
+def _exempt(value: str) -> tuple[str, ...]:
+    """``health,metrics`` -> ("health", "metrics"); ``none`` -> ()."""
+    if value.strip() == "none":
+        return ()
+    parts = tuple(dict.fromkeys(p.strip() for p in value.split(",") if p.strip()))
+    unknown = [p for p in parts if p not in _EXEMPTIBLE]
+    if unknown:
+        raise SettingsError(
+            f"TFSHIP_AUTH_EXEMPT: {unknown[0]!r} is not one of {', '.join(_EXEMPTIBLE)} (or none)"
+        )
+    return parts
+
+
 @dataclass(frozen=True)
 class ServiceSettings:
     model_dir: Path
@@ -111,6 +137,12 @@ class ServiceSettings:
     max_rows: int = 10_000
     # "reject" (default): NaN and Infinity in a request are a 400; "allow": passed to the model.
     non_finite: str = "reject"
+    # API keys file; None = no authentication (the default).
+    api_keys_file: Path | None = None
+    # The header that may carry a key besides "Authorization: Bearer KEY".
+    api_key_header: str = "X-API-Key"
+    # Parts left open when keys are on: any of health, metrics, openapi.
+    auth_exempt: tuple[str, ...] = ("health", "metrics")
 
     def runtime_for(self, model: str) -> str:
         return self.model_runtimes.get(model, self.runtime)
@@ -148,6 +180,11 @@ class ServiceSettings:
             max_body_bytes=_int(env, "TFSHIP_MAX_BODY_BYTES", 16 * 1024 * 1024, 1024, 2**31 - 1),
             max_rows=_int(env, "TFSHIP_MAX_ROWS", 10_000, 1, 10**8),
             non_finite=_choice(env, "TFSHIP_NON_FINITE", ("reject", "allow"), "reject"),
+            api_keys_file=Path(env["TFSHIP_API_KEYS_FILE"])
+            if env.get("TFSHIP_API_KEYS_FILE")
+            else None,
+            api_key_header=_header_name(env.get("TFSHIP_API_KEY_HEADER") or "X-API-Key"),
+            auth_exempt=_exempt(env.get("TFSHIP_AUTH_EXEMPT") or "health,metrics"),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -170,6 +207,9 @@ class ServiceSettings:
             "TFSHIP_MAX_BODY_BYTES": str(self.max_body_bytes),
             "TFSHIP_MAX_ROWS": str(self.max_rows),
             "TFSHIP_NON_FINITE": self.non_finite,
+            "TFSHIP_API_KEYS_FILE": str(self.api_keys_file) if self.api_keys_file else "",
+            "TFSHIP_API_KEY_HEADER": self.api_key_header,
+            "TFSHIP_AUTH_EXEMPT": ",".join(self.auth_exempt) or "none",
         }
 
 
@@ -184,6 +224,8 @@ def setting_names() -> list[str]:
 def _as_text(key: str, value: Any, source: str) -> str:
     if key == "model_runtimes" and isinstance(value, dict):
         return ",".join(f"{name}={runtime}" for name, runtime in value.items())
+    if key == "auth_exempt" and isinstance(value, list):
+        return ",".join(str(v) for v in value) or "none"
     if key == "access_log" and isinstance(value, bool):
         return "on" if value else "off"
     if isinstance(value, bool) or not isinstance(value, str | int | float):
