@@ -34,6 +34,7 @@ from service.warmup import warm_up
 from tfship.repository import (
     RepositoryError,
     artifact_key,
+    check_inside,
     list_versions,
     read_metadata,
     verify_artifact,
@@ -301,6 +302,7 @@ class Registry:
         self._notify()
         started = time.monotonic()
         try:
+            check_inside(served.path, served.path.parent)
             metadata = read_metadata(served.path)
             artifact = artifact_key(ARTIFACT_FOR_RUNTIME[served.runtime_kind], served.variant)
             verify_artifact(served.path, metadata, artifact)

@@ -124,8 +124,20 @@ class VersionRef:
     path: Path
 
 
+def check_inside(path: Path, root: Path) -> None:
+    """Refuse a path that leads (through a symlink or ``..``) out of ``root``.
+
+    A server reads only its repository: a version folder, or a file of one, that points
+    elsewhere on the machine is refused, whatever it points at.
+    """
+    real, real_root = path.resolve(), root.resolve()
+    if not real.is_relative_to(real_root):
+        raise RepositoryError(f"{path} leads to {real}, outside {real_root}; refusing to read it")
+
+
 def read_metadata(version_dir: Path) -> dict[str, Any]:
     path = version_dir / METADATA_FILE
+    check_inside(path, version_dir)
     try:
         metadata = json.loads(path.read_text())
     except FileNotFoundError as exc:
@@ -157,6 +169,7 @@ def verify_artifact(version_dir: Path, metadata: dict[str, Any], artifact: str) 
     expected: dict[str, str] = artifacts[artifact]["files"]
     for rel, want in expected.items():
         path = version_dir / rel
+        check_inside(path, version_dir)
         if not path.is_file():
             raise RepositoryError(f"{path} is listed in {METADATA_FILE} but missing")
         got = sha256_file(path)
