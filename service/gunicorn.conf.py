@@ -16,7 +16,8 @@ _host = f"[{_settings.host}]" if ":" in _settings.host else _settings.host
 wsgi_app = "service.wsgi:app"
 bind = [f"{_host}:{_settings.rest_port}"]
 workers = _settings.workers
-worker_class = "sync"
+# gunicorn's sync worker, which also answers connections already queued when it stops.
+worker_class = "service.worker.DrainingSyncWorker"
 # A worker silent this long is killed and replaced; model loading runs in a background
 # thread, so a slow load does not trip it.
 timeout = 60
