@@ -110,6 +110,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "default: 10000)",
     )
     parser.add_argument(
+        "--request-timeout-seconds",
+        type=float,
+        help="model compute time per request before it is stopped with a 504 (ONNX "
+        "runtime; env TFSHIP_REQUEST_TIMEOUT_SECONDS; default: 30; 0 = no limit)",
+    )
+    parser.add_argument(
         "--non-finite",
         choices=("reject", "allow"),
         help="NaN and Infinity in request tensors: a 400, or passed to the model (env "
@@ -160,6 +166,7 @@ def _environment(args: argparse.Namespace) -> dict[str, str]:
         "TFSHIP_ACCESS_LOG": args.access_log,
         "TFSHIP_MAX_BODY_BYTES": args.max_body_bytes,
         "TFSHIP_MAX_ROWS": args.max_rows,
+        "TFSHIP_REQUEST_TIMEOUT_SECONDS": args.request_timeout_seconds,
         "TFSHIP_NON_FINITE": args.non_finite,
         "TFSHIP_API_KEYS_FILE": args.api_keys_file,
         "TFSHIP_API_KEY_HEADER": args.api_key_header,

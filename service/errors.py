@@ -21,3 +21,7 @@ class NotFound(ServingError):
 
 class Unavailable(ServingError):
     status = 503
+
+
+class ComputeTimeout(ServingError):
+    status = 504

@@ -47,6 +47,7 @@ _CODE_FOR_STATUS = {
     404: grpc.StatusCode.NOT_FOUND,
     501: grpc.StatusCode.UNIMPLEMENTED,
     503: grpc.StatusCode.UNAVAILABLE,
+    504: grpc.StatusCode.DEADLINE_EXCEEDED,
 }
 _STATE = enum_values("tensorflow.serving.ModelVersionStatus.State")
 _ERROR_CODE = enum_values("tensorflow.error.Code")

@@ -20,7 +20,9 @@ workers = _settings.workers
 worker_class = "service.worker.DrainingSyncWorker"
 # A worker silent this long is killed and replaced; model loading runs in a background
 # thread, so a slow load does not trip it.
-timeout = 60
+# Above the request timeout, which stops ONNX Runtime in time to answer 504 itself; this is
+# the backstop for what cannot be stopped (TensorFlow).
+timeout = max(60, int(_settings.request_timeout_seconds) + 30)
 graceful_timeout = 30
 proc_name = "tfship"
 # The app writes the access log itself (JSON, with model, version and request id), so

@@ -25,6 +25,7 @@ def _errors(*codes: int) -> dict[str, Any]:
         413: "request body over the size limit (TFSHIP_MAX_BODY_BYTES)",
         415: "Content-Type not accepted",
         503: "model loading or failed to load",
+        504: "model compute stopped at the request timeout",
     }
     return {str(code): _json(ERROR, words[code]) for code in codes}
 
@@ -428,7 +429,7 @@ def _build_paths() -> dict[str, Any]:
                 },
                 "responses": {
                     "200": _json(_ref("PredictResponse"), "predictions"),
-                    **_errors(400, 404, 413, 415, 503),
+                    **_errors(400, 404, 413, 415, 503, 504),
                 },
             }
         }
@@ -445,7 +446,7 @@ def _build_paths() -> dict[str, Any]:
                     },
                     "responses": {
                         "200": _json(_ref(response), "result"),
-                        **_errors(400, 404, 413, 415, 503),
+                        **_errors(400, 404, 413, 415, 503, 504),
                     },
                 }
             }
@@ -505,7 +506,7 @@ def _build_paths() -> dict[str, Any]:
                             },
                         },
                     },
-                    **_errors(400, 404, 413, 415, 503),
+                    **_errors(400, 404, 413, 415, 503, 504),
                 },
             }
         }

@@ -57,6 +57,8 @@ class ServedVersion:
     variant: str = ""
     # Most rows one request may send (TFSHIP_MAX_ROWS); 0 = no limit.
     max_rows: int = 0
+    # Model compute time allowed per request (TFSHIP_REQUEST_TIMEOUT_SECONDS); 0 = none.
+    timeout_seconds: float = 0.0
     state: str = START
     error_code: str = "OK"
     error_message: str = ""
@@ -88,7 +90,7 @@ class ServedVersion:
                 "(TFSHIP_MAX_ROWS): split it"
             )
         started = time.perf_counter()
-        result = runtime.predict(inputs, outputs)
+        result = runtime.predict(inputs, outputs, self.timeout_seconds or None)
         observe_inference(self.name, self.runtime_kind, rows, time.perf_counter() - started)
         return result
 
@@ -252,6 +254,7 @@ class Registry:
                         spec.runtime,
                         spec.variant,
                         self.settings.max_rows,
+                        self.settings.request_timeout_seconds,
                     )
                     entry.versions[version] = served
                     pending.append(served)

@@ -135,6 +135,8 @@ class ServiceSettings:
     # Request limits: body bytes (REST 413; also the gRPC message limit), rows per request.
     max_body_bytes: int = 16 * 1024 * 1024
     max_rows: int = 10_000
+    # Model compute time per request before it is stopped with a 504 (ONNX); 0 = no limit.
+    request_timeout_seconds: float = 30.0
     # "reject" (default): NaN and Infinity in a request are a 400; "allow": passed to the model.
     non_finite: str = "reject"
     # API keys file; None = no authentication (the default).
@@ -179,6 +181,9 @@ class ServiceSettings:
             access_log=_choice(env, "TFSHIP_ACCESS_LOG", ("on", "off"), "on") == "on",
             max_body_bytes=_int(env, "TFSHIP_MAX_BODY_BYTES", 16 * 1024 * 1024, 1024, 2**31 - 1),
             max_rows=_int(env, "TFSHIP_MAX_ROWS", 10_000, 1, 10**8),
+            request_timeout_seconds=_float(
+                env, "TFSHIP_REQUEST_TIMEOUT_SECONDS", 30.0, allow_zero=True
+            ),
             non_finite=_choice(env, "TFSHIP_NON_FINITE", ("reject", "allow"), "reject"),
             api_keys_file=Path(env["TFSHIP_API_KEYS_FILE"])
             if env.get("TFSHIP_API_KEYS_FILE")
@@ -206,6 +211,7 @@ class ServiceSettings:
             "TFSHIP_ACCESS_LOG": "on" if self.access_log else "off",
             "TFSHIP_MAX_BODY_BYTES": str(self.max_body_bytes),
             "TFSHIP_MAX_ROWS": str(self.max_rows),
+            "TFSHIP_REQUEST_TIMEOUT_SECONDS": str(self.request_timeout_seconds),
             "TFSHIP_NON_FINITE": self.non_finite,
             "TFSHIP_API_KEYS_FILE": str(self.api_keys_file) if self.api_keys_file else "",
             "TFSHIP_API_KEY_HEADER": self.api_key_header,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from http.client import HTTPConnection
 from pathlib import Path
 from typing import Any
@@ -212,3 +213,53 @@ def test_non_finite_policy(trained_repo: TrainedRepo, policy: str) -> None:
     size = int(answer.headers["Inference-Header-Content-Length"])
     scores = np.frombuffer(answer.data[size:], np.float32).reshape(2, 10)
     assert np.isfinite(scores[0]).all() and np.isnan(scores[1]).all()
+
+
+@pytest.mark.parametrize("timeout", [0.3, 0.0])
+def test_model_compute_is_stopped_at_the_request_timeout(tmp_path: Path, timeout: float) -> None:
+    from onnx_models import SLOW_FEATURES, publish_slow_model
+
+    publish_slow_model(tmp_path)
+    settings = ServiceSettings(model_dir=tmp_path, request_timeout_seconds=timeout)
+    app = create_app(settings, load_models=False)
+    app.extensions["tfship.registry"].poll()
+    rows = np.ones((3000, SLOW_FEATURES), np.float32)  # over a second of compute
+    header = orjson.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "features",
+                    "shape": list(rows.shape),
+                    "datatype": "FP32",
+                    "parameters": {"binary_data_size": rows.nbytes},
+                }
+            ]
+        }
+    )
+    started = time.monotonic()
+    answer = app.test_client().post(
+        "/v2/models/slow/infer",
+        data=header + rows.tobytes(),
+        headers={"Inference-Header-Content-Length": str(len(header))},
+    )
+    seconds = time.monotonic() - started
+    if timeout:
+        assert answer.status_code == 504, answer.data[:300]
+        assert (
+            "model compute took longer than 0.3 s and was stopped" in (answer.get_json()["error"])
+        )
+        assert seconds < 0.9, seconds  # stopped, not run to the end
+    else:
+        assert answer.status_code == 200 and seconds > 0.9
+    # The worker is free at once: a small request right after is answered.
+    small = {
+        "inputs": [
+            {
+                "name": "features",
+                "shape": [1, SLOW_FEATURES],
+                "datatype": "FP32",
+                "data": [1.0] * 256,
+            }
+        ]
+    }
+    assert app.test_client().post("/v2/models/slow/infer", json=small).status_code == 200

@@ -47,7 +47,14 @@ class Runtime(Protocol):
     signature: Signature
 
     def predict(
-        self, inputs: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None
+        self,
+        inputs: Mapping[str, np.ndarray],
+        outputs: Sequence[str] | None = None,
+        timeout: float | None = None,
     ) -> dict[str, np.ndarray]:
-        """Run the model; inputs are already validated against ``signature``."""
+        """Run the model; inputs are already validated against ``signature``.
+
+        ``timeout``: seconds after which the runtime should give up with ComputeTimeout,
+        where it can (ONNX Runtime can; TensorFlow ignores it).
+        """
         ...

@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from service.deadlines import WATCHDOG
+from service.errors import ComputeTimeout
 from service.runtimes.base import Signature, signature_from_metadata
 from tfship.repository import onnx_file
 
@@ -41,8 +43,24 @@ class OnnxRuntime:
             )
 
     def predict(
-        self, inputs: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None
+        self,
+        inputs: Mapping[str, np.ndarray],
+        outputs: Sequence[str] | None = None,
+        timeout: float | None = None,
     ) -> dict[str, np.ndarray]:
         names = list(outputs) if outputs else self.signature.output_names
-        results = self._session.run(names, dict(inputs))
+        if not timeout:
+            results = self._session.run(names, dict(inputs))
+            return dict(zip(names, results, strict=True))
+        options = ort.RunOptions()
+        with WATCHDOG.guard(timeout, options):
+            try:
+                results = self._session.run(names, dict(inputs), options)
+            except Exception:
+                if options.terminate:
+                    raise ComputeTimeout(
+                        f"model compute took longer than {timeout:g} s and was stopped "
+                        "(TFSHIP_REQUEST_TIMEOUT_SECONDS); send fewer rows per request"
+                    ) from None
+                raise
         return dict(zip(names, results, strict=True))

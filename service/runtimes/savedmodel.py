@@ -52,7 +52,10 @@ class SavedModelRuntime:
         return TensorSpec(name, np.dtype(spec.dtype.as_numpy_dtype), shape)
 
     def predict(
-        self, inputs: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None
+        self,
+        inputs: Mapping[str, np.ndarray],
+        outputs: Sequence[str] | None = None,
+        timeout: float | None = None,  # TensorFlow cannot stop a call: gunicorn's timeout can
     ) -> dict[str, np.ndarray]:
         tensors = {name: self._tf.constant(value) for name, value in inputs.items()}
         results = self._function(**tensors)
