@@ -8,7 +8,7 @@ GRPC_PORT ?= 8500
 MODEL_DIR ?= models
 CONFIG ?= training/configs/digits.yaml
 
-.PHONY: demo test install install-dev train serve lint bench-startup clean
+.PHONY: demo test install install-dev train serve lint bench-startup bench-soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,10 @@ test: lint
 
 bench-startup: install
 	$(BIN)/python benchmarks/startup.py
+
+# Ten minutes at half the measured maximum rate: errors, worker memory and p99 drift.
+bench-soak: install
+	$(BIN)/python benchmarks/soak.py --model-dir $(MODEL_DIR)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
