@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -140,6 +143,50 @@ def test_second_run_publishes_version_2_and_failed_run_publishes_nothing(repo_co
     assert "nothing was published" in failed.stderr
     assert list_versions(repo_copy / "digits") == [1, 2]
     assert not [p for p in (repo_copy / "digits").iterdir() if p.name.startswith(".")]
+
+
+def test_killed_during_export_publishes_nothing_and_the_next_run_cleans_up(
+    repo_copy: Path,
+) -> None:
+    """SIGKILL while tf2onnx converts: no version appears, only a staging folder, which the
+    next run removes before it publishes."""
+    run = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "training",
+            str(DIGITS_CONFIG),
+            "--model-dir",
+            str(repo_copy),
+            "--set",
+            "fit.epochs=1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=quiet_env(),
+        cwd=ROOT,
+        start_new_session=True,  # its own process group: the converter dies with it
+    )
+    seen = []
+    assert run.stderr is not None
+    for line in run.stderr:  # ends when the run does, at the latest
+        seen.append(line)
+        if "export: ONNX" in line:
+            os.killpg(run.pid, signal.SIGKILL)
+            break
+    run.wait(timeout=60)
+    assert run.returncode == -signal.SIGKILL, "".join(seen)[-3000:]
+    root = repo_copy / "digits"
+    assert list_versions(root) == [1]
+    (staging,) = [p for p in root.iterdir() if p.name.startswith(TEMP_PREFIX)]
+    assert (staging / "saved_model.pb").is_file()  # killed mid-export, not before it
+
+    again = run_training(repo_copy, "fit.epochs=1")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"removed leftover staging folder {staging.name}" in again.stderr
+    assert list_versions(root) == [1, 2]
+    assert not [p for p in root.iterdir() if p.name.startswith(".")]
 
 
 @pytest.mark.parametrize(
