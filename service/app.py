@@ -32,9 +32,16 @@ _PART_OF_ENDPOINT = {
     "ops.metrics": "metrics",
     "ops.openapi": "openapi",
 }
-_PROTOCOL_OF_BLUEPRINT = {
-    tfserving_rest.blueprint.name: tfserving_rest.PROTOCOL,
-    v2_rest.blueprint.name: v2_rest.PROTOCOL,
+# (protocol, api) metric labels of each API endpoint, as its view labels it.
+_API_OF_ENDPOINT = {
+    "tfserving_rest.model_status": (tfserving_rest.PROTOCOL, "status"),
+    "tfserving_rest.model_metadata": (tfserving_rest.PROTOCOL, "metadata"),
+    "tfserving_rest.predict": (tfserving_rest.PROTOCOL, "predict"),
+    "tfserving_rest.classify": (tfserving_rest.PROTOCOL, "classify"),
+    "tfserving_rest.regress": (tfserving_rest.PROTOCOL, "regress"),
+    "v2_rest.model_metadata": (v2_rest.PROTOCOL, "metadata"),
+    "v2_rest.model_ready": (v2_rest.PROTOCOL, "ready"),
+    "v2_rest.infer": (v2_rest.PROTOCOL, "infer"),
 }
 # Set by proxies (nginx: proxy_set_header X-Request-Start "t=${msec}") when they accept a
 # request; the time until a worker takes it is the queue time tfship cannot see itself.
@@ -78,10 +85,10 @@ def create_app(settings: ServiceSettings | None = None, *, load_models: bool = T
         g.started = time.perf_counter()
         g.received = time.time()
         logs.assign_request_id()
-        if request.method == "POST" and request.blueprint in _PROTOCOL_OF_BLUEPRINT:
-            # Label it now so that a request refused here is counted under its API too.
-            g.protocol = _PROTOCOL_OF_BLUEPRINT[request.blueprint]
-            g.api = request.endpoint.rsplit(".", 1)[-1] if request.endpoint else "unknown"
+        if request.endpoint in _API_OF_ENDPOINT:
+            # Label it now so that a request refused here (401, 413, 415...) is counted under
+            # its API too; the view sets the same labels, and the model once it is known.
+            g.protocol, g.api = _API_OF_ENDPOINT[request.endpoint]
         endpoint = request.endpoint
         if (
             keys is not None
@@ -91,7 +98,7 @@ def create_app(settings: ServiceSettings | None = None, *, load_models: bool = T
             client = keys.authenticate(request.headers)
             g.client = client.name
             client.check_model((request.view_args or {}).get("name"))
-        if "api" in g:
+        if "api" in g and request.method == "POST":
             accepted = JSON_TYPES | BINARY_TYPES if g.api == "infer" else JSON_TYPES
             check_request(request, accepted, settings.max_body_bytes)
 

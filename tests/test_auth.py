@@ -60,6 +60,13 @@ def test_without_a_valid_key_api_calls_are_401(guarded: Server) -> None:
     assert post(guarded, PREDICT, {"Authorization": "Basic " + SCORER}).status == 401
     for path in ("/v1/models/digits", "/v2/models/digits", "/openapi.json"):
         assert guarded.get(path).status == 401, path
+    # Refusals are counted under their API, with no model label (none was looked up).
+    metrics = guarded.get("/metrics").body.decode()
+    for api, protocol in (("predict", "tfserving"), ("status", "tfserving"), ("metadata", "v2")):
+        assert (
+            f'tfship_requests_total{{api="{api}",model="",protocol="{protocol}",status="401",'
+            in metrics
+        ), api
 
 
 def test_a_valid_key_in_either_header(guarded: Server) -> None:
