@@ -84,9 +84,11 @@ def local_command(argv: list[str], paths: dict[str, Path]) -> list[str]:
     """The image's argv with the image's paths mapped to this checkout's."""
     mapped = []
     for arg in argv:
-        for image_path, local in paths.items():
+        # The longest image path that matches, once (a local path may itself be under /tmp).
+        for image_path in sorted(paths, key=len, reverse=True):
             if arg == image_path or arg.startswith(image_path + "/"):
-                arg = str(local) + arg[len(image_path) :]
+                arg = str(paths[image_path]) + arg[len(image_path) :]
+                break
         mapped.append(arg)
     if mapped and (BIN / mapped[0]).exists():
         mapped[0] = str(BIN / mapped[0])

@@ -1,0 +1,164 @@
+"""k8s/: the kustomization builds, validates against Kubernetes' schemas offline, keeps the
+security settings, and the Deployment's container, run here as Kubernetes would run it,
+answers its probes as they are declared."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conftest import BIN, ROOT, TrainedRepo, free_port, quiet_env
+from test_dockerfile import chain, exec_form, last, local_command, parse_dockerfile
+
+K8S = ROOT / "k8s"
+KUBERNETES_VERSION = "1.30.0"
+
+
+def _kubectl() -> str:
+    path = shutil.which("kubectl")
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail("kubectl is not installed; .ci/run installs Debian's kubernetes-client")
+        pytest.skip("kubectl is not installed (apt-get install kubernetes-client)")
+    return path
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict[str, Any]]]:
+    result = subprocess.run(
+        [_kubectl(), "kustomize", str(K8S)], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    path = tmp_path_factory.mktemp("k8s") / "built.yaml"
+    path.write_text(result.stdout)
+    return path, [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def find(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
+    found = [d for d in docs if d["kind"] == kind and name in (None, d["metadata"]["name"])]
+    assert len(found) == 1, f"{kind} {name or ''}: {len(found)} found"
+    return found[0]
+
+
+def test_kustomization_builds_what_a_deployment_needs(
+    built: tuple[Path, list[dict[str, Any]]],
+) -> None:
+    _, docs = built
+    kinds = sorted(d["kind"] for d in docs)
+    assert kinds == sorted(
+        [
+            "ConfigMap",
+            "Deployment",
+            "HorizontalPodAutoscaler",
+            "PersistentVolumeClaim",
+            "PodDisruptionBudget",
+            "Service",
+        ]
+    )
+
+
+def test_manifests_validate_against_kubernetes_schemas(
+    built: tuple[Path, list[dict[str, Any]]],
+) -> None:
+    path, _ = built
+    result = subprocess.run(
+        [str(BIN / "kubernetes-validate"), "--strict", "-k", KUBERNETES_VERSION, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "failed" not in result.stdout.lower()
+
+
+def test_security_settings_and_stop_timing(built: tuple[Path, list[dict[str, Any]]]) -> None:
+    _, docs = built
+    pod = find(docs, "Deployment")["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == 10001  # the image's user
+    (container,) = pod["containers"]
+    security = container["securityContext"]
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"]["drop"] == ["ALL"]
+    assert container["resources"]["requests"]["cpu"] and container["resources"]["limits"]
+    # Writable places are volumes: /tmp (metrics files, HOME) and nothing else.
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    assert mounts["/models"]["readOnly"] and mounts["/etc/tfship"]["readOnly"]
+    assert "emptyDir" in next(v for v in pod["volumes"] if v["name"] == mounts["/tmp"]["name"])
+    # The stop: preStop pause, then gunicorn's graceful timeout; the pod waits for both.
+    pause = int(container["lifecycle"]["preStop"]["exec"]["command"][-1])
+    assert pod["terminationGracePeriodSeconds"] > pause + 30
+
+
+def _probe_url(probe: dict[str, Any], ports: dict[str, int], local: dict[int, int]) -> str:
+    port = probe["httpGet"]["port"]
+    container_port = ports[port] if isinstance(port, str) else port
+    return f"http://127.0.0.1:{local[container_port]}{probe['httpGet']['path']}"
+
+
+def test_deployment_container_runs_here_and_answers_its_probes(
+    built: tuple[Path, list[dict[str, Any]]], trained_repo: TrainedRepo, tmp_path: Path
+) -> None:
+    _, docs = built
+    (container,) = find(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
+    serve = chain(parse_dockerfile(), "serve")
+    # Kubernetes runs the image's entrypoint and command unless the container overrides them.
+    command = container.get("command") or exec_form(last(serve, "ENTRYPOINT"))
+    args = container.get("args") or exec_form(last(serve, "CMD"))
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    local = {port: free_port() for port in ports.values()}
+    # The ConfigMap's model config, with the repository where the claim would be mounted.
+    config = find(docs, "ConfigMap", "tfship-model-config")["data"]["models.yaml"]
+    config_dir = tmp_path / "etc-tfship"
+    config_dir.mkdir()
+    (config_dir / "models.yaml").write_text(config.replace("/models", str(trained_repo.path)))
+    paths = {
+        "/models": trained_repo.path,
+        "/etc/tfship": config_dir,
+        "/tmp": tmp_path / "tmp",
+    }
+    env = {}
+    for entry in container["env"]:
+        value = local_command([entry["value"]], paths)[0]
+        if entry["name"].endswith("_PORT"):
+            value = str(local[int(value)])
+        env[entry["name"]] = value
+    env["TFSHIP_HOST"] = "127.0.0.1"  # tests listen on loopback only
+    (tmp_path / "tmp").mkdir()
+    log = (tmp_path / "serve.log").open("wb")
+    process = subprocess.Popen(
+        local_command(command + args, paths),
+        env=quiet_env(**env),
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        for name in ("startupProbe", "readinessProbe", "livenessProbe"):
+            probe = container[name]
+            url = _probe_url(probe, ports, local)
+            # As the kubelet would: every periodSeconds, up to failureThreshold times (the
+            # startup probe), or the pod is restarted / taken out of the Service.
+            attempts = probe.get("failureThreshold", 3) * (60 if name == "readinessProbe" else 1)
+            for _ in range(attempts):
+                try:
+                    with urllib.request.urlopen(url, timeout=probe.get("timeoutSeconds", 1)):
+                        break
+                except OSError:
+                    assert process.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
+                    time.sleep(probe.get("periodSeconds", 10) / 10)
+            else:
+                raise AssertionError(f"{name} {url} never answered 200")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+        log.close()
