@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from service.errors import ServingError
+from service.errors import PermissionDenied, Unauthenticated
 from service.file_stamp import file_stamp
 from service.settings import ServiceSettings
 
@@ -40,14 +40,6 @@ log = logging.getLogger("tfship.auth")
 # Parts of the API that can be left open with TFSHIP_AUTH_EXEMPT.
 EXEMPTIBLE = ("health", "metrics", "openapi")
 _RECHECK_SECONDS = 1.0
-
-
-class Unauthenticated(ServingError):
-    status = 401
-
-
-class PermissionDenied(ServingError):
-    status = 403
 
 
 class KeysFileError(ValueError):

@@ -1,4 +1,5 @@
-"""Typed serving errors; each knows its HTTP status. Mapped to responses in one place (app)."""
+"""Typed serving errors, all of them here; each knows its HTTP status. Mapped to responses
+in one place per protocol: app.py (REST) and grpc_server.py (gRPC codes)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,28 @@ class InvalidArgument(ServingError):
     status = 400
 
 
+class Unauthenticated(ServingError):
+    status = 401
+
+
+class PermissionDenied(ServingError):
+    status = 403
+
+
 class NotFound(ServingError):
     status = 404
+
+
+class PayloadTooLarge(ServingError):
+    status = 413
+
+
+class UnsupportedMediaType(ServingError):
+    status = 415
+
+
+class Unimplemented(ServingError):
+    status = 501
 
 
 class Unavailable(ServingError):

@@ -27,8 +27,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from service import examples, logs
 from service import tfserving_messages as messages
-from service.auth import ApiKeys, Client, Unauthenticated, api_keys_for
-from service.errors import InvalidArgument, ServingError
+from service.auth import ApiKeys, Client, api_keys_for
+from service.errors import InvalidArgument, ServingError, Unauthenticated, Unimplemented
 from service.grpc_protos import enum_values, message, service_methods
 from service.metrics import NO_MODEL, observe_queue, observe_request
 from service.registry import Registry, ServedVersion
@@ -89,10 +89,6 @@ class _HealthAuth(grpc.ServerInterceptor):
                 return grpc.unary_stream_rpc_method_handler(refuse)
             return grpc.unary_unary_rpc_method_handler(refuse)
         return continuation(details)
-
-
-class Unimplemented(ServingError):
-    status = 501
 
 
 @dataclass

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 from flask import Request, current_app, request
 
-from service.errors import InvalidArgument, ServingError
+from service.errors import InvalidArgument, PayloadTooLarge, UnsupportedMediaType
 
 # What JSON endpoints accept. No Content-Type at all is accepted too (tritonclient and many
 # hand-written clients send none), and so is curl's default for -d,
@@ -18,14 +18,6 @@ JSON_TYPES = frozenset({"application/json", "application/x-www-form-urlencoded"}
 # V2 infer also takes the binary tensor data extension's bodies.
 BINARY_TYPES = frozenset({"application/octet-stream"})
 _NON_FINITE_TOKEN = re.compile(rb"NaN|Infinity")
-
-
-class PayloadTooLarge(ServingError):
-    status = 413
-
-
-class UnsupportedMediaType(ServingError):
-    status = 415
 
 
 def too_large(size: int | None, limit: int) -> PayloadTooLarge:
