@@ -176,21 +176,24 @@ def test_json_nesting_and_non_finite_messages(limited: Server) -> None:
     assert "holds NaN or Infinity, which JSON does not allow" in answer["error"]
 
 
-def _binary_infer(pixels: np.ndarray) -> tuple[bytes, dict[str, str]]:
-    header = orjson.dumps(
-        {
-            "inputs": [
-                {
-                    "name": "pixels",
-                    "shape": list(pixels.shape),
-                    "datatype": "FP32",
-                    "parameters": {"binary_data_size": pixels.nbytes},
-                }
-            ],
-            "outputs": [{"name": "probabilities", "parameters": {"binary_data": True}}],
-        }
-    )
-    return header + pixels.tobytes(), {"Inference-Header-Content-Length": str(len(header))}
+def _binary_infer(
+    name: str, array: np.ndarray, binary_output: str | None = None
+) -> tuple[bytes, dict[str, str]]:
+    """A V2 infer body with ``array`` as binary input ``name`` (and one binary output)."""
+    request: dict[str, Any] = {
+        "inputs": [
+            {
+                "name": name,
+                "shape": list(array.shape),
+                "datatype": "FP32",
+                "parameters": {"binary_data_size": array.nbytes},
+            }
+        ]
+    }
+    if binary_output:
+        request["outputs"] = [{"name": binary_output, "parameters": {"binary_data": True}}]
+    header = orjson.dumps(request)
+    return header + array.tobytes(), {"Inference-Header-Content-Length": str(len(header))}
 
 
 @pytest.mark.parametrize("policy", ["reject", "allow"])
@@ -200,7 +203,7 @@ def test_non_finite_policy(trained_repo: TrainedRepo, policy: str) -> None:
     app.extensions["tfship.registry"].poll()
     pixels = np.zeros((2, 8, 8, 1), np.float32)
     pixels[1, 3, 3, 0] = np.nan
-    body, headers = _binary_infer(pixels)
+    body, headers = _binary_infer("pixels", pixels, "probabilities")
     answer = app.test_client().post("/v2/models/digits/infer", data=body, headers=headers)
     if policy == "reject":
         assert answer.status_code == 400
@@ -224,24 +227,9 @@ def test_model_compute_is_stopped_at_the_request_timeout(tmp_path: Path, timeout
     app = create_app(settings, load_models=False)
     app.extensions["tfship.registry"].poll()
     rows = np.ones((3000, SLOW_FEATURES), np.float32)  # over a second of compute
-    header = orjson.dumps(
-        {
-            "inputs": [
-                {
-                    "name": "features",
-                    "shape": list(rows.shape),
-                    "datatype": "FP32",
-                    "parameters": {"binary_data_size": rows.nbytes},
-                }
-            ]
-        }
-    )
+    body, headers = _binary_infer("features", rows)
     started = time.monotonic()
-    answer = app.test_client().post(
-        "/v2/models/slow/infer",
-        data=header + rows.tobytes(),
-        headers={"Inference-Header-Content-Length": str(len(header))},
-    )
+    answer = app.test_client().post("/v2/models/slow/infer", data=body, headers=headers)
     seconds = time.monotonic() - started
     if timeout:
         assert answer.status_code == 504, answer.data[:300]
