@@ -33,7 +33,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from startup import BIN, ROOT, children_rss_mib, free_port
+from startup import BIN, ROOT, children_rss_mib, free_port, wait_ready
 
 BODY = ('{"instances": [' + json.dumps([[[0.0]] * 8] * 8) + "]}").encode()
 
@@ -149,18 +149,11 @@ def main() -> int:
     )
     url = f"http://127.0.0.1:{port}/v1/models/digits:predict"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as r:
-                    if r.status == 200:
-                        break
-            except (urllib.error.URLError, OSError):
-                pass
-            if time.monotonic() > deadline:
-                print("server never became ready", file=sys.stderr)
-                return 1
-            time.sleep(0.1)
+        try:
+            wait_ready(server, port, timeout=120)
+        except RuntimeError as exc:
+            print(f"server never became ready: {exc}", file=sys.stderr)
+            return 1
         print(f"probing the maximum rate for {args.probe_seconds:.0f} s ...", flush=True)
         maximum = probe_max_rate(url, args.clients, args.probe_seconds)
         rate = maximum / 2

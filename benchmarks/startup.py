@@ -49,6 +49,23 @@ def children_rss_mib(pid: int) -> list[float]:
     return rss
 
 
+def wait_ready(process: subprocess.Popen[bytes], port: int, timeout: float = 180) -> None:
+    """Until the server on ``port`` answers 200 on /readyz; RuntimeError if it exits or
+    takes longer than ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args[0]} exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as r:
+                if r.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.02)
+    raise RuntimeError(f"not ready within {timeout} s: {' '.join(process.args)}")
+
+
 def start_and_time(
     command: list[str], port: int, env: dict[str, str], timeout: float = 180
 ) -> tuple[float, list[float]]:
@@ -57,20 +74,10 @@ def start_and_time(
         command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
-        deadline = started + timeout
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"{command[0]} exited with {process.returncode}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as r:
-                    if r.status == 200:
-                        seconds = time.monotonic() - started
-                        time.sleep(0.5)  # let every worker finish loading before measuring
-                        return seconds, children_rss_mib(process.pid)
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            time.sleep(0.02)
-        raise RuntimeError(f"not ready within {timeout} s: {' '.join(command)}")
+        wait_ready(process, port, timeout)
+        seconds = time.monotonic() - started
+        time.sleep(0.5)  # let every worker finish loading before measuring
+        return seconds, children_rss_mib(process.pid)
     finally:
         process.send_signal(signal.SIGTERM)
         try:
