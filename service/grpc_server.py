@@ -143,15 +143,19 @@ class TFServingHandlers:
         self.prediction = service_methods(PREDICTION_SERVICE)
         self.model = service_methods(MODEL_SERVICE)
 
-    @contextmanager
-    def _serving(self, call: _Call, spec: Any) -> Iterator[ServedVersion]:
+    def _target(self, call: _Call, spec: Any) -> tuple[int | None, str | None]:
+        """Check a ModelSpec's name (and the key's right to it); the version or label."""
         if not spec.name:
-            raise InvalidArgument("model_spec.name is empty: name the model to run")
+            raise InvalidArgument("model_spec.name is empty: name the model")
         if call.client is not None:
             call.client.check_model(spec.name)
-        version, label = _version_choice(spec)
         if self.registry.has_model(spec.name):
-            call.model = spec.name
+            call.model = spec.name  # known: label the call even if the lookup then fails
+        return _version_choice(spec)
+
+    @contextmanager
+    def _serving(self, call: _Call, spec: Any) -> Iterator[ServedVersion]:
+        version, label = self._target(call, spec)
         with self.registry.serving(spec.name, version, label) as served:
             call.model, call.version = served.name, str(served.version)
             yield served
@@ -226,13 +230,7 @@ class TFServingHandlers:
 
     def get_model_status(self, request: Any, call: _Call) -> Any:
         spec = request.model_spec
-        if not spec.name:
-            raise InvalidArgument("model_spec.name is empty: name the model")
-        if call.client is not None:
-            call.client.check_model(spec.name)
-        version, label = _version_choice(spec)
-        if self.registry.has_model(spec.name):
-            call.model = spec.name
+        version, label = self._target(call, spec)
         found = self.registry.statuses(spec.name, version, label)
         if len(found) == 1:
             call.version = str(found[0].version)
