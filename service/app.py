@@ -23,7 +23,7 @@ from service.settings import ServiceSettings
 from service.tensor_checks import set_non_finite_policy
 
 log = logging.getLogger("tfship.app")
-# Endpoints that TFSHIP_AUTH_EXEMPT can leave open; every other one is "api".
+# Endpoints that TFSHIP_AUTH_EXEMPT can leave open (settings.EXEMPTIBLE); the rest are "api".
 _PART_OF_ENDPOINT = {
     "ops.healthz": "health",
     "ops.readyz": "health",
@@ -108,7 +108,8 @@ def create_app(settings: ServiceSettings | None = None, *, load_models: bool = T
         response.headers[logs.REQUEST_ID_HEADER] = g.request_id
         api = g.get("api")
         if api is not None:
-            queued_since = request_start(request.headers.get(REQUEST_START_HEADER, ""))
+            header = request.headers.get(REQUEST_START_HEADER)
+            queued_since = request_start(header) if header else None  # rarely set: skip parsing
             if queued_since is not None and 0 <= g.received - queued_since < MAX_QUEUE_SECONDS:
                 observe_queue(g.protocol, g.received - queued_since)
             observe_request(

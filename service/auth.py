@@ -37,8 +37,6 @@ from service.file_stamp import file_stamp
 from service.settings import ServiceSettings
 
 log = logging.getLogger("tfship.auth")
-# Parts of the API that can be left open with TFSHIP_AUTH_EXEMPT.
-EXEMPTIBLE = ("health", "metrics", "openapi")
 _RECHECK_SECONDS = 1.0
 
 

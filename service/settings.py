@@ -82,7 +82,8 @@ def _choice(env: Mapping[str, str], key: str, choices: tuple[str, ...], default:
     return value
 
 
-_EXEMPTIBLE = ("health", "metrics", "openapi")
+# Parts of the API that TFSHIP_AUTH_EXEMPT can leave open without a key.
+EXEMPTIBLE = ("health", "metrics", "openapi")
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 
 
@@ -99,10 +100,10 @@ def _exempt(value: str) -> tuple[str, ...]:
     if value.strip() == "none":
         return ()
     parts = tuple(dict.fromkeys(p.strip() for p in value.split(",") if p.strip()))
-    unknown = [p for p in parts if p not in _EXEMPTIBLE]
+    unknown = [p for p in parts if p not in EXEMPTIBLE]
     if unknown:
         raise SettingsError(
-            f"TFSHIP_AUTH_EXEMPT: {unknown[0]!r} is not one of {', '.join(_EXEMPTIBLE)} (or none)"
+            f"TFSHIP_AUTH_EXEMPT: {unknown[0]!r} is not one of {', '.join(EXEMPTIBLE)} (or none)"
         )
     return parts
 
