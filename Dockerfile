@@ -34,8 +34,8 @@ FROM ${PYTHON_IMAGE} AS runtime
 COPY --from=app /opt/venv /opt/venv
 COPY --from=app /app /app
 RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin tfship \
-    && mkdir -p /models \
-    && chown 10001 /models
+    && mkdir -p /models /runs \
+    && chown 10001 /models /runs
 # HOME on /tmp: libraries that cache under ~ write there (a read-only root filesystem in
 # Kubernetes mounts an emptyDir on /tmp).
 ENV PATH=/opt/venv/bin:$PATH \
@@ -49,6 +49,8 @@ USER 10001
 
 # --- the training job ---
 FROM runtime AS train
+# Logs, checkpoints, the backup a killed run resumes from, and the run report.
+ENV TFSHIP_RUN_DIR=/runs
 ENTRYPOINT ["tfship", "train"]
 CMD ["/app/configs/digits.yaml", "--model-dir", "/models"]
 

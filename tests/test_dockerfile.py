@@ -200,7 +200,7 @@ def test_train_target_runs_as_the_image_would(tmp_path: Path, target: str) -> No
     )
     result = subprocess.run(
         command,
-        env=_image_env(target, TFSHIP_MODEL_DIR=str(models)),
+        env=_image_env(target, TFSHIP_MODEL_DIR=str(models), TFSHIP_RUN_DIR=str(tmp_path / "runs")),
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -7,14 +7,22 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
-from conftest import DIGITS_CONFIG, ROOT, TrainedRepo, quiet_env, run_python_json, run_training
+from conftest import (
+    DIGITS_CONFIG,
+    GATE_OFF,
+    ROOT,
+    TrainedRepo,
+    quiet_env,
+    run_python_json,
+    run_training,
+    training_command,
+)
 
 from tfship.repository import TEMP_PREFIX, list_versions
 from training.config import load_config
@@ -129,7 +137,7 @@ def test_savedmodel_and_onnx_agree_on_the_whole_dataset(
 
 def test_second_run_publishes_version_2_and_failed_run_publishes_nothing(repo_copy: Path) -> None:
     before = {p: p.read_bytes() for p in (repo_copy / "digits" / "1").rglob("*") if p.is_file()}
-    ok = run_training(repo_copy, "fit.epochs=1")
+    ok = run_training(repo_copy, "fit.epochs=1", *GATE_OFF)
     assert ok.returncode == 0, ok.stderr[-3000:]
     assert list_versions(repo_copy / "digits") == [1, 2]
     assert json.loads((repo_copy / "digits" / "2" / "metadata.json").read_text())["version"] == 2
@@ -137,7 +145,7 @@ def test_second_run_publishes_version_2_and_failed_run_publishes_nothing(repo_co
 
     # A parity tolerance no float model can meet: the run must fail after export, and
     # leave neither a version 3 nor its staging folder behind.
-    failed = run_training(repo_copy, "fit.epochs=1", "export.parity_tolerance=1e-15")
+    failed = run_training(repo_copy, "fit.epochs=1", "export.parity_tolerance=1e-15", *GATE_OFF)
     assert failed.returncode == 1
     assert "export failed: ONNX output differs from TensorFlow" in failed.stderr
     assert "nothing was published" in failed.stderr
@@ -151,16 +159,7 @@ def test_killed_during_export_publishes_nothing_and_the_next_run_cleans_up(
     """SIGKILL while tf2onnx converts: no version appears, only a staging folder, which the
     next run removes before it publishes."""
     run = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "training",
-            str(DIGITS_CONFIG),
-            "--model-dir",
-            str(repo_copy),
-            "--set",
-            "fit.epochs=1",
-        ],
+        training_command(repo_copy, "fit.epochs=1", *GATE_OFF),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -182,7 +181,7 @@ def test_killed_during_export_publishes_nothing_and_the_next_run_cleans_up(
     (staging,) = [p for p in root.iterdir() if p.name.startswith(TEMP_PREFIX)]
     assert (staging / "saved_model.pb").is_file()  # killed mid-export, not before it
 
-    again = run_training(repo_copy, "fit.epochs=1")
+    again = run_training(repo_copy, "fit.epochs=1", *GATE_OFF)
     assert again.returncode == 0, again.stderr[-3000:]
     assert f"removed leftover staging folder {staging.name}" in again.stderr
     assert list_versions(root) == [1, 2]
@@ -195,7 +194,10 @@ def test_killed_during_export_publishes_nothing_and_the_next_run_cleans_up(
         ("fit.epochz=3", "fit.epochz: unknown key"),
         ("fit.epochs=ten", "fit.epochs: expected an integer, got str 'ten'"),
         ("fit.epochs=0", "fit.epochs: must be at least 1"),
-        ("model.architecture=transformer", "model.architecture: expected one of 'cnn'"),
+        (
+            "model.architecture=transformer",
+            "model.architecture: expected one of 'mlp', 'cnn', 'rnn'",
+        ),
         ("data.split.train=0.9", "data.split: train + val + test must sum to 1"),
         ("name=../evil", "name: '../evil' is not a valid model name"),
         ("fit", "--set 'fit': expected KEY=VALUE"),

@@ -18,6 +18,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(env TFSHIP_MODEL_DIR; default: models)",
     )
     parser.add_argument(
+        "--run-dir",
+        type=Path,
+        default=Path(os.environ.get("TFSHIP_RUN_DIR", "runs")),
+        help="where each run keeps its logs, checkpoints, backup and report, as "
+        "DIR/<name>/<run id> (env TFSHIP_RUN_DIR; default: runs)",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="publish even if the quality gate refuses the model (the decision is recorded)",
+    )
+    parser.add_argument(
         "--set",
         dest="overrides",
         action="append",
@@ -34,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         config = load_config(args.config, args.overrides)
-        run_training(config, args.model_dir)
+        run_training(config, args.model_dir, args.run_dir, force=args.force)
     except TrainingError as exc:
         print(f"tfship train: {exc.kind}: {exc}", file=sys.stderr)
         # 2 for a usage problem (the config), 1 for a run that failed.

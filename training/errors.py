@@ -23,3 +23,9 @@ class ExportError(TrainingError, RuntimeError):
     """An artifact could not be written, converted or verified."""
 
     kind = "export failed"
+
+
+class GateRefused(TrainingError):
+    """The quality gate refused the model; the run report says by how much."""
+
+    kind = "quality gate"

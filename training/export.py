@@ -1,8 +1,9 @@
 """Export stage: SavedModel + ONNX into a staging folder, then a TF-vs-ONNX parity check.
 
-The SavedModel goes at the version root with a ``serving_default`` signature whose input
-and output carry meaningful names (``pixels`` -> ``probabilities``), so TF Serving, Triton
-and tfship's own server all see the same names.
+The SavedModel goes at the version root with a ``serving_default`` signature whose inputs
+and output carry meaningful names (``pixels`` -> ``probabilities``; a CSV model takes one
+input per column; a regression model answers ``predictions``), so TF Serving, Triton and
+tfship's own server all see the same names.
 """
 
 from __future__ import annotations
@@ -19,10 +20,9 @@ import tensorflow as tf
 
 from tfship.repository import ONNX_FILE, SAVED_MODEL_FILE
 from training.errors import ExportError
-from training.model import INPUT_NAME
+from training.model import InputSpec
 
 SIGNATURE_NAME = "serving_default"
-OUTPUT_NAME = "probabilities"
 
 
 @dataclass(frozen=True)
@@ -50,16 +50,26 @@ class SavedModelInfo:
     signature_def_json: dict[str, Any]
 
 
-def export_saved_model(model: keras.Model, folder: Path) -> SavedModelInfo:
+def export_saved_model(
+    model: keras.Model, inputs: list[InputSpec], output: str, folder: Path
+) -> SavedModelInfo:
     """Write the SavedModel at ``folder`` (the version root) and read its signature back."""
-    input_shape = (None, *model.input_shape[1:])
+    names = [spec.name for spec in inputs]
+
+    def serve(*tensors: tf.Tensor) -> dict[str, tf.Tensor]:
+        # Returning a dict names the output tensor; model.export() would say "output_0".
+        given = tensors[0] if len(tensors) == 1 else dict(zip(names, tensors, strict=True))
+        return {output: model(given, training=False)}
+
     archive = keras.export.ExportArchive()
     archive.track(model)
-    # Returning a dict names the output tensor; model.export() would call it "output_0".
     archive.add_endpoint(
         name="serve",
-        fn=lambda pixels: {OUTPUT_NAME: model(pixels, training=False)},
-        input_signature=[tf.TensorSpec(input_shape, tf.float32, name=INPUT_NAME)],
+        fn=serve,
+        input_signature=[
+            tf.TensorSpec((None, *spec.shape), tf.dtypes.as_dtype(spec.dtype), name=spec.name)
+            for spec in inputs
+        ],
     )
     archive.write_out(str(folder), verbose=False)
     return read_saved_model_signature(folder)
@@ -121,16 +131,24 @@ def convert_to_onnx(folder: Path, opset: int) -> Path:
     return target
 
 
-def predict_saved_model(folder: Path, x: np.ndarray) -> np.ndarray:
+def predict_saved_model(
+    folder: Path, x: dict[str, np.ndarray], output: str, batch: int = 1024
+) -> np.ndarray:
+    """The exported signature's answers, in batches (as a server would see them)."""
     loaded = tf.saved_model.load(str(folder))
     signature = loaded.signatures[SIGNATURE_NAME]
-    (input_name,) = signature.structured_input_signature[1].keys()
-    return signature(**{input_name: tf.constant(x)})[OUTPUT_NAME].numpy()
+    rows = len(next(iter(x.values())))
+    parts = [
+        signature(**{k: tf.constant(v[start : start + batch]) for k, v in x.items()})[
+            output
+        ].numpy()
+        for start in range(0, rows, batch)
+    ]
+    return np.concatenate(parts)
 
 
-def predict_onnx(path: Path, x: np.ndarray) -> np.ndarray:
+def predict_onnx(path: Path, x: dict[str, np.ndarray], output: str) -> np.ndarray:
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    (model_input,) = session.get_inputs()
-    return session.run([OUTPUT_NAME], {model_input.name: x})[0]
+    return session.run([output], dict(x))[0]

@@ -1,56 +1,145 @@
-"""Fit stage: compile and train with early stopping (best weights restored)."""
+"""Fit stage: compile, then train on tf.data pipelines with the configured callbacks.
+
+Callbacks: EarlyStopping (best weights restored), ModelCheckpoint (best weights on disk),
+BackupAndRestore (a killed run resumes where it stopped), CSV history, TensorBoard, and
+ReduceLROnPlateau when that schedule is chosen.
+"""
 
 from __future__ import annotations
 
+import csv
+import math
 from dataclasses import dataclass
+from typing import Any
 
 import keras
+import numpy as np
+import tensorflow as tf
 
-from training.config import FitConfig
-from training.data import Splits
+from training.config import FitConfig, TrainConfig
+from training.data import Arrays, Splits
+from training.run_folder import RunFolder
 
 
 @dataclass(frozen=True)
 class FitResult:
-    epochs_run: int
+    epochs_run: int  # over every attempt of this run, a resumed one included
     best_epoch: int
+    resumed_from_epoch: int
     history: dict[str, list[float]]
 
 
-def _optimizer(config: FitConfig) -> keras.optimizers.Optimizer:
+def _learning_rate(config: FitConfig, steps_per_epoch: int) -> Any:
+    schedule = config.schedule
+    if schedule.kind == "exponential":
+        return keras.optimizers.schedules.ExponentialDecay(
+            config.learning_rate, schedule.decay_steps, schedule.decay_rate
+        )
+    if schedule.kind == "cosine":
+        return keras.optimizers.schedules.CosineDecay(
+            config.learning_rate, config.epochs * steps_per_epoch, alpha=schedule.alpha
+        )
+    return config.learning_rate
+
+
+def _optimizer(config: FitConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    rate = _learning_rate(config, steps_per_epoch)
     if config.optimizer == "adam":
-        return keras.optimizers.Adam(config.learning_rate)
+        return keras.optimizers.Adam(rate)
     if config.optimizer == "sgd":
-        return keras.optimizers.SGD(config.learning_rate, momentum=0.9)
-    return keras.optimizers.RMSprop(config.learning_rate)
+        return keras.optimizers.SGD(rate, momentum=config.momentum)
+    return keras.optimizers.RMSprop(rate)
 
 
-def fit_model(model: keras.Model, splits: Splits, config: FitConfig) -> FitResult:
-    model.compile(
-        optimizer=_optimizer(config),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
-    stopping = keras.callbacks.EarlyStopping(
-        monitor=config.early_stopping.monitor,
-        patience=config.early_stopping.patience,
-        min_delta=config.early_stopping.min_delta,
-        restore_best_weights=True,
-    )
-    history = model.fit(
-        splits.x_train,
-        splits.y_train,
-        validation_data=(splits.x_val, splits.y_val),
-        batch_size=config.batch_size,
-        epochs=config.epochs,
-        callbacks=[stopping],
+def compile_model(model: keras.Model, config: TrainConfig, steps_per_epoch: int) -> None:
+    if config.task == "classification":
+        loss, metrics = "sparse_categorical_crossentropy", ["accuracy"]
+    else:
+        loss = "mse"
+        metrics = ["mae", keras.metrics.RootMeanSquaredError(name="rmse")]
+    model.compile(optimizer=_optimizer(config.fit, steps_per_epoch), loss=loss, metrics=metrics)
+
+
+def _model_input(x: Arrays) -> Any:
+    return next(iter(x.values())) if len(x) == 1 else x
+
+
+def make_dataset(
+    x: Arrays, y: np.ndarray, batch_size: int, shuffle_seed: int | None = None
+) -> tf.data.Dataset:
+    """Batches for fit/evaluate: cached after the first pass, prefetched, shuffled if asked."""
+    data = tf.data.Dataset.from_tensor_slices((_model_input(x), y)).cache()
+    if shuffle_seed is not None:
+        data = data.shuffle(len(y), seed=shuffle_seed, reshuffle_each_iteration=True)
+    return data.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def read_history(path: Any) -> dict[str, list[float]]:
+    """The CSV history over every attempt; an epoch logged twice (killed between the backup
+    and the log line) keeps its last row."""
+    rows: dict[int, dict[str, str]] = {}
+    try:
+        with open(path, newline="") as f:
+            for row in csv.DictReader(f):
+                rows[int(row["epoch"])] = row
+    except FileNotFoundError:
+        return {}
+    history: dict[str, list[float]] = {}
+    for epoch in sorted(rows):
+        for key, value in rows[epoch].items():
+            if key != "epoch":
+                history.setdefault(key, []).append(float(value))
+    return history
+
+
+def fit_model(model: keras.Model, splits: Splits, config: TrainConfig, run: RunFolder) -> FitResult:
+    fit = config.fit
+    steps_per_epoch = math.ceil(len(splits.y_train) / fit.batch_size)
+    compile_model(model, config, steps_per_epoch)
+    monitor = fit.early_stopping.monitor
+    run.checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    callbacks: list[keras.callbacks.Callback] = [
+        keras.callbacks.EarlyStopping(
+            monitor=monitor,
+            patience=fit.early_stopping.patience,
+            min_delta=fit.early_stopping.min_delta,
+            restore_best_weights=True,
+        ),
+        keras.callbacks.ModelCheckpoint(
+            str(run.checkpoint), monitor=monitor, save_best_only=True, save_weights_only=True
+        ),
+        keras.callbacks.CSVLogger(str(run.history_csv), append=True),
+        # Last, so the backup of an epoch is written after its log line and checkpoint.
+        keras.callbacks.BackupAndRestore(str(run.backup)),
+    ]
+    if fit.schedule.kind == "plateau":
+        callbacks.insert(
+            0,
+            keras.callbacks.ReduceLROnPlateau(
+                monitor=monitor,
+                factor=fit.schedule.factor,
+                patience=fit.schedule.patience,
+                min_lr=fit.schedule.min_learning_rate,
+            ),
+        )
+    if fit.tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(str(run.tensorboard)))
+    resumed_from = run.backed_up_epochs()
+    model.fit(
+        make_dataset(splits.x_train, splits.y_train, fit.batch_size, shuffle_seed=config.seed),
+        validation_data=make_dataset(splits.x_val, splits.y_val, fit.batch_size),
+        epochs=fit.epochs,
+        class_weight=splits.class_weight,
+        callbacks=callbacks,
+        shuffle=False,  # the dataset shuffles itself, with the run's seed
         verbose=2,  # one line per epoch: progress without a redrawn bar in logs
     )
-    values = {k: [float(v) for v in vs] for k, vs in history.history.items()}
-    monitored = values.get(config.early_stopping.monitor, [])
+    history = read_history(run.history_csv)
+    monitored = history.get(monitor, [])
     if monitored:
-        pick = max if "acc" in config.early_stopping.monitor else min
+        pick = max if "acc" in monitor or monitor.endswith("r2") else min
         best = monitored.index(pick(monitored)) + 1
     else:
-        best = len(history.epoch)
-    return FitResult(epochs_run=len(history.epoch), best_epoch=best, history=values)
+        best = len(next(iter(history.values()), []))
+    epochs = len(next(iter(history.values()), []))
+    return FitResult(epochs, best, resumed_from, history)

@@ -1,7 +1,8 @@
-"""One training run, top to bottom: data -> model -> fit -> evaluate -> export -> publish.
+"""One training run, top to bottom: data -> model -> fit -> evaluate -> export -> gate/publish.
 
-Nothing is visible in the repository until every step, the parity check included, has
-passed: the version is assembled in a hidden staging folder and renamed into place.
+Nothing is visible in the repository until every step, the parity check and the quality
+gate included, has passed: the version is assembled in a hidden staging folder and renamed
+into place. Logs, plots and the report go to the run folder whatever the outcome.
 """
 
 from __future__ import annotations
@@ -12,7 +13,10 @@ import platform
 import shutil
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from tfship.repository import (
     FORMAT_VERSION,
@@ -27,7 +31,7 @@ from tfship.repository import (
     write_metadata,
 )
 from training.config import TrainConfig
-from training.errors import ExportError
+from training.errors import ExportError, GateRefused
 
 STAGES = 6
 
@@ -36,7 +40,41 @@ def _say(step: int, message: str) -> None:
     print(f"[{step}/{STAGES}] {message}", file=sys.stderr, flush=True)
 
 
-def run_training(config: TrainConfig, model_dir: Path) -> VersionRef:
+class StageClock:
+    """Seconds per stage, for the closing summary and the report."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(time.monotonic() - started, 2)
+
+
+def _setup_tensorflow(config: TrainConfig) -> None:
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(config.seed)
+    if config.fit.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    keras.mixed_precision.set_global_policy(
+        "mixed_float16" if config.fit.mixed_precision else "float32"
+    )
+
+
+def _summary_table(rows: list[tuple[str, str]]) -> str:
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"  {k.ljust(width)}  {v}" for k, v in rows)
+
+
+def run_training(
+    config: TrainConfig, model_dir: Path, run_dir: Path, force: bool = False
+) -> VersionRef:
     started = time.monotonic()
     # TensorFlow is imported only here, after the config has been checked, so a typo in
     # the config fails in a fraction of a second rather than after TF's start-up.
@@ -45,57 +83,77 @@ def run_training(config: TrainConfig, model_dir: Path) -> VersionRef:
     import numpy as np
     import tensorflow as tf
 
-    from training import data, evaluate, export, fit, model
+    from training import data, evaluate, export, fit, gate, model
+    from training.run_folder import finish_run, open_run
 
-    keras.utils.set_random_seed(config.seed)
+    _setup_tensorflow(config)
+    clock = StageClock()
+    task = config.task
 
-    _say(1, f"data: loading {config.data.source}/{config.data.dataset}")
-    dataset = data.load_dataset(config.data)
-    splits = data.split_dataset(dataset, config.data, config.seed)
-    _say(1, f"data: {dataset.description}; split {splits.sizes()} (stratified, seed {config.seed})")
+    with clock.stage("data"):
+        _say(1, f"data: loading {config.data.source} {config.data.path or config.data.dataset}")
+        splits = data.prepare_data(config)
+        cleaning = splits.cleaning
+        _say(
+            1,
+            f"data: {splits.description}; {cleaning['rows_kept']} of {cleaning['rows_loaded']} "
+            f"rows kept; split {splits.sizes()} (seed {config.seed})",
+        )
+    run = open_run(run_dir, config)
 
-    _say(2, f"model: {config.model.architecture} with {config.preprocessing.scaling} inside")
-    preprocessing, preprocessing_info = model.build_preprocessing(
-        config.preprocessing, splits.x_train
-    )
-    net = model.build_model(
-        config.model, splits.x_train.shape[1:], len(splits.class_names), preprocessing
-    )
+    with clock.stage("model"):
+        net, specs, preprocessing_info = model.build_model(config, splits)
+        output = model.output_name(task)
+        _say(
+            2,
+            f"model: {config.model.architecture}, {net.count_params():,} parameters, inputs "
+            f"{', '.join(s.name for s in specs)}; preprocessing in the graph: "
+            + ", ".join(str(p["layer"]) for p in preprocessing_info),
+        )
 
-    _say(
-        3,
-        f"fit: up to {config.fit.epochs} epochs, early stopping on "
-        f"{config.fit.early_stopping.monitor}",
-    )
-    fit_started = time.monotonic()
-    fitted = fit.fit_model(net, splits, config.fit)
-    fit_seconds = time.monotonic() - fit_started
+    with clock.stage("fit"):
+        resume_note = ""
+        if run.resumed and run.backed_up_epochs():
+            resume_note = f", resuming run {run.run_id} after epoch {run.backed_up_epochs()}"
+        _say(
+            3,
+            f"fit: up to {config.fit.epochs} epochs, early stopping on "
+            f"{config.fit.early_stopping.monitor}{resume_note}; logs in {run.root}",
+        )
+        fitted = fit.fit_model(net, splits, config, run)
 
-    _say(4, "evaluate: Keras model on the test split")
-    keras_probs = net.predict(splits.x_test, verbose=0)
-    keras_metrics = evaluate.classification_metrics(keras_probs, splits.y_test)
-    _say(4, f"evaluate: test accuracy {keras_metrics['accuracy']:.4f}")
+    with clock.stage("evaluate"):
+        _say(4, "evaluate: Keras model on the test split")
+        x_test = splits.x_test
+        keras_out = net.predict(fit.make_dataset(x_test, splits.y_test, 256), verbose=0)
+        evaluation = evaluate.task_metrics(task, keras_out, splits.y_test, splits.class_names)
+        gate_value = float(evaluation.get(config.gate_metric(), float("nan")))
+        _say(4, f"evaluate: test {config.gate_metric()} {gate_value:.4f}")
 
     model_root = model_dir / config.name
     for stale in remove_stale_temp_dirs(model_root):
         _say(5, f"export: removed leftover staging folder {stale.name} of an earlier run")
     staging = new_temp_dir(model_root)
+    outcome = "failed"
+    decision = None
+    metadata: dict[str, Any] = {}
+    ref: VersionRef | None = None
     try:
-        _say(5, "export: SavedModel")
-        saved = export.export_saved_model(net, staging)
-        _say(5, f"export: ONNX (tf2onnx, opset {config.export.onnx_opset})")
-        export.convert_to_onnx(staging, config.export.onnx_opset)
-
-        _say(5, "export: parity, ONNX Runtime vs TensorFlow on the whole test split")
-        tf_probs = export.predict_saved_model(staging, splits.x_test)
-        onnx_probs = export.predict_onnx(staging / ONNX_FILE, splits.x_test)
-        max_diff = float(np.abs(tf_probs - onnx_probs).max())
-        if not max_diff <= config.export.parity_tolerance:
-            raise ExportError(
-                f"ONNX output differs from TensorFlow by {max_diff:.3g} on the test split "
-                f"(tolerance {config.export.parity_tolerance:g}); nothing was published"
-            )
-        artifacts = {
+        with clock.stage("export"):
+            _say(5, "export: SavedModel")
+            saved = export.export_saved_model(net, specs, output, staging)
+            _say(5, f"export: ONNX (tf2onnx, opset {config.export.onnx_opset})")
+            export.convert_to_onnx(staging, config.export.onnx_opset)
+            _say(5, "export: parity, ONNX Runtime vs TensorFlow on the whole test split")
+            tf_out = export.predict_saved_model(staging, x_test, output)
+            onnx_out = export.predict_onnx(staging / ONNX_FILE, x_test, output)
+            max_diff = float(np.abs(tf_out - onnx_out).max())
+            if not max_diff <= config.export.parity_tolerance:
+                raise ExportError(
+                    f"ONNX output differs from TensorFlow by {max_diff:.3g} on the test split "
+                    f"(tolerance {config.export.parity_tolerance:g}); nothing was published"
+                )
+        artifacts: dict[str, dict[str, Any]] = {
             "savedmodel": {
                 "format": "tf_saved_model",
                 "files": digest_files(staging, files_under(staging, SAVED_MODEL_PARTS)),
@@ -108,71 +166,125 @@ def run_training(config: TrainConfig, model_dir: Path) -> VersionRef:
         }
         for entry in artifacts.values():
             entry["size_bytes"] = sum((staging / f).stat().st_size for f in entry["files"])
+        saved_metrics = evaluate.task_metrics(task, tf_out, splits.y_test, splits.class_names)
         metrics = {
-            "keras": keras_metrics,
-            "savedmodel": evaluate.classification_metrics(tf_probs, splits.y_test),
-            "onnx": evaluate.classification_metrics(onnx_probs, splits.y_test),
+            "keras": evaluate.headline(evaluation),
+            "savedmodel": evaluate.headline(saved_metrics),
+            "onnx": evaluate.headline(
+                evaluate.task_metrics(task, onnx_out, splits.y_test, splits.class_names)
+            ),
         }
+        decision = gate.decide(config, metrics["onnx"][config.gate_metric()], model_root, force)
+        _say(6, f"quality gate: {decision.message}")
+        metadata = {
+            "format_version": FORMAT_VERSION,
+            "name": config.name,
+            "task": task,
+            "signature_name": export.SIGNATURE_NAME,
+            "inputs": [t.to_dict() for t in saved.inputs],
+            "outputs": [t.to_dict() for t in saved.outputs],
+            "class_names": splits.class_names,
+            "preprocessing": preprocessing_info,
+            "training_config": config.to_dict(),
+            "data": {
+                "description": splits.description,
+                "rows": splits.sizes(),
+                "seed": config.seed,
+                "cleaning": cleaning,
+            },
+            "training": {
+                "run_id": run.run_id,
+                "run_folder": str(run.root),
+                "report": str(run.report),
+                "epochs_run": fitted.epochs_run,
+                "best_epoch": fitted.best_epoch,
+                "resumed_from_epoch": fitted.resumed_from_epoch,
+                "fit_seconds": clock.seconds["fit"],
+                "history": fitted.history,
+            },
+            "metrics": metrics,
+            "evaluation": {k: v for k, v in saved_metrics.items() if not isinstance(v, float)},
+            "parity": {
+                "max_abs_diff": max_diff,
+                "tolerance": config.export.parity_tolerance,
+                "rows": len(splits.y_test),
+                "reference": "savedmodel",
+            },
+            "quality_gate": decision.to_dict(),
+            "artifacts": artifacts,
+            "tf_serving_signature_def": saved.signature_def_json,
+            "environment": {
+                "python": platform.python_version(),
+                "tensorflow": tf.__version__,
+                "keras": keras.__version__,
+                "tf2onnx": _version_of("tf2onnx"),
+                "onnxruntime": _version_of("onnxruntime"),
+            },
+        }
+        if not decision.publish:
+            outcome = "refused by the quality gate"
+            raise GateRefused(f"{decision.message}; nothing was published (--force overrides)")
 
         def finalize(folder: Path, version: int) -> None:
-            write_metadata(
-                folder,
-                {
-                    "format_version": FORMAT_VERSION,
-                    "name": config.name,
-                    "version": version,
-                    "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                    "task": config.task,
-                    "signature_name": export.SIGNATURE_NAME,
-                    "inputs": [t.to_dict() for t in saved.inputs],
-                    "outputs": [t.to_dict() for t in saved.outputs],
-                    "class_names": splits.class_names,
-                    "preprocessing": [preprocessing_info],
-                    "training_config": config.to_dict(),
-                    "data": {
-                        "description": splits.description,
-                        "rows": splits.sizes(),
-                        "seed": config.seed,
-                    },
-                    "training": {
-                        "epochs_run": fitted.epochs_run,
-                        "best_epoch": fitted.best_epoch,
-                        "fit_seconds": round(fit_seconds, 2),
-                        "total_seconds": round(time.monotonic() - started, 2),
-                        "history": fitted.history,
-                    },
-                    "metrics": metrics,
-                    "parity": {
-                        "max_abs_diff": max_diff,
-                        "tolerance": config.export.parity_tolerance,
-                        "rows": len(splits.y_test),
-                        "reference": "savedmodel",
-                    },
-                    "artifacts": artifacts,
-                    "tf_serving_signature_def": saved.signature_def_json,
-                    "environment": {
-                        "python": platform.python_version(),
-                        "tensorflow": tf.__version__,
-                        "keras": keras.__version__,
-                        "tf2onnx": _version_of("tf2onnx"),
-                        "onnxruntime": _version_of("onnxruntime"),
-                    },
-                },
-            )
+            metadata["version"] = version
+            metadata["created"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+            metadata["training"]["total_seconds"] = round(time.monotonic() - started, 2)
+            write_metadata(folder, metadata)
 
-        ref = publish(staging, model_root, finalize)
+        with clock.stage("publish"):
+            ref = publish(staging, model_root, finalize)
+        outcome = f"published as version {ref.version}"
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    finally:
+        if metadata:
+            _write_report(run, config, metadata, outcome, ref, clock.seconds, fitted.history)
+        if outcome != "failed":
+            finish_run(run_dir, config)
+    assert ref is not None
     total = time.monotonic() - started
+    rows = [(stage, f"{seconds:.1f} s") for stage, seconds in clock.seconds.items()]
+    rows += [
+        ("total", f"{total:.1f} s"),
+        (f"test {config.gate_metric()}", f"{decision.value:.4f}" if decision else "?"),
+        ("parity max |diff|", f"{max_diff:.2g}"),
+        ("report", str(run.report)),
+    ]
     _say(
         6,
-        f"published {ref.name} version {ref.version} at {ref.path}: test accuracy "
-        f"{metrics['savedmodel']['accuracy']:.4f} (SavedModel) / "
-        f"{metrics['onnx']['accuracy']:.4f} (ONNX), parity max |diff| {max_diff:.2g}, "
-        f"{total:.1f} s",
+        f"published {ref.name} version {ref.version} at {ref.path}: test "
+        f"{config.gate_metric()} {metrics['savedmodel'][config.gate_metric()]:.4f} "
+        f"(SavedModel) / {metrics['onnx'][config.gate_metric()]:.4f} (ONNX), "
+        f"parity max |diff| {max_diff:.2g}, {total:.1f} s\n" + _summary_table(rows),
     )
     return ref
+
+
+def _write_report(
+    run: Any,
+    config: TrainConfig,
+    metadata: dict[str, Any],
+    outcome: str,
+    ref: VersionRef | None,
+    stage_seconds: dict[str, float],
+    history: dict[str, list[float]],
+) -> None:
+    from training import report
+
+    images = report.plot_history(history, run.plots)
+    matrix = metadata["evaluation"].get("confusion_matrix")
+    if matrix:
+        images.append(report.plot_confusion(matrix, metadata["class_names"], run.plots))
+    summary = {
+        **metadata,
+        "run_id": run.run_id,
+        "outcome": outcome,
+        "version_path": str(ref.path) if ref else None,
+        "stage_seconds": stage_seconds,
+        "training": {**metadata["training"], "fit_seconds": stage_seconds.get("fit")},
+    }
+    report.write_report(run.report, summary, images)
 
 
 def _version_of(package: str) -> str | None:

@@ -1,0 +1,146 @@
+"""The run report: PNG plots and one Markdown file beside the run's logs.
+
+The report is written whatever the outcome (published, or refused by the quality gate), so
+a run can always be explained from its folder alone.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; no display on servers and CI
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_history(history: dict[str, list[float]], folder: Path) -> list[Path]:
+    """One PNG per metric: train vs validation over epochs."""
+    plt = _pyplot()
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for key in sorted(k for k in history if not k.startswith("val_") and k != "learning_rate"):
+        fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+        epochs = range(1, len(history[key]) + 1)
+        ax.plot(epochs, history[key], label=f"train {key}")
+        if f"val_{key}" in history:
+            ax.plot(epochs, history[f"val_{key}"], label=f"validation {key}")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(key)
+        ax.set_title(f"{key} per epoch")
+        ax.legend()
+        ax.grid(alpha=0.3)
+        path = folder / f"{key}.png"
+        fig.tight_layout()
+        fig.savefig(path)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def plot_confusion(matrix: list[list[int]], class_names: list[str], folder: Path) -> Path:
+    plt = _pyplot()
+    folder.mkdir(parents=True, exist_ok=True)
+    size = max(4.0, 0.5 * len(class_names) + 2)
+    fig, ax = plt.subplots(figsize=(size, size), dpi=100)
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(len(class_names)), class_names, rotation=45, ha="right")
+    ax.set_yticks(range(len(class_names)), class_names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("actual")
+    ax.set_title("confusion matrix (test split)")
+    top = max(max(row) for row in matrix) or 1
+    for i, row in enumerate(matrix):
+        for j, count in enumerate(row):
+            colour = "white" if count > top / 2 else "black"
+            ax.text(j, i, str(count), ha="center", va="center", color=colour, fontsize=8)
+    path = folder / "confusion_matrix.png"
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def _table(headers: list[str], rows: list[list[Any]]) -> list[str]:
+    def cell(value: Any) -> str:
+        return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return lines
+
+
+def write_report(path: Path, summary: dict[str, Any], images: list[Path]) -> Path:
+    """The Markdown report; ``summary`` is the run's record (metadata.json's fields)."""
+    lines = [f"# Training run {summary['run_id']}: {summary['name']}", ""]
+    lines += [f"- task: {summary['task']}", f"- outcome: **{summary['outcome']}**"]
+    if summary.get("version_path"):
+        lines.append(f"- published: `{summary['version_path']}`")
+    lines += ["", "## Data", "", f"{summary['data']['description']}", ""]
+    lines += _table(["split", "rows"], [[k, v] for k, v in summary["data"]["rows"].items()])
+    cleaning = summary["data"].get("cleaning", {})
+    if cleaning:
+        lines += ["", "Cleaning (what changed):", ""]
+        lines += _table(
+            ["step", "count"],
+            [
+                [key, value if not isinstance(value, dict) else len(value)]
+                for key, value in cleaning.items()
+                if key not in ("balance", "outliers")
+            ],
+        )
+        if "balance" in cleaning:
+            lines += ["", f"Balance: `{cleaning['balance']}`"]
+    training = summary["training"]
+    lines += ["", "## Fit", ""]
+    lines += _table(
+        ["epochs run", "best epoch", "resumed from epoch", "fit seconds"],
+        [
+            [
+                training["epochs_run"],
+                training["best_epoch"],
+                training["resumed_from_epoch"],
+                training["fit_seconds"],
+            ]
+        ],
+    )
+    lines += ["", "## Test metrics", ""]
+    metrics = summary["metrics"]
+    keys = sorted({k for m in metrics.values() for k, v in m.items() if isinstance(v, float)})
+    lines += _table(
+        ["artifact", *keys], [[a, *(m.get(k, "") for k in keys)] for a, m in metrics.items()]
+    )
+    per_class = summary.get("evaluation", {}).get("per_class")
+    if per_class:
+        lines += ["", "Per class (SavedModel):", ""]
+        lines += _table(
+            ["class", "precision", "recall", "f1", "support"],
+            [
+                [name, v["precision"], v["recall"], v["f1"], v["support"]]
+                for name, v in per_class.items()
+            ],
+        )
+    if summary.get("parity"):
+        parity = summary["parity"]
+        lines += [
+            "",
+            f"ONNX vs TensorFlow: max |diff| {parity['max_abs_diff']:.3g} over {parity['rows']} "
+            f"test rows (tolerance {parity['tolerance']:g})",
+        ]
+    gate = summary.get("quality_gate")
+    if gate:
+        lines += ["", "## Quality gate", "", gate["message"]]
+    stages = summary.get("stage_seconds")
+    if stages:
+        lines += ["", "## Stage timings", ""]
+        lines += _table(["stage", "seconds"], [[k, v] for k, v in stages.items()])
+    if images:
+        lines += ["", "## Plots", ""]
+        lines += [f"![{p.stem}]({p.relative_to(path.parent).as_posix()})" for p in images]
+    path.write_text("\n".join(lines) + "\n")
+    return path
