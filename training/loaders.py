@@ -58,7 +58,7 @@ def _encode_labels(raw: np.ndarray, task: str, where: str) -> tuple[np.ndarray, 
     )
     if len(classes) < 2:
         raise DataError(
-            f"{where}: the labels hold a single class ({classes[0]!r}); nothing to learn"
+            f"{where}: the labels hold a single class ({str(classes[0])!r}); nothing to learn"
         )
     return encoded.astype(np.int64), [str(c) for c in classes]
 
@@ -145,6 +145,17 @@ def load_synthetic(config: TrainConfig) -> Dataset:
 def load_npz(config: TrainConfig) -> Dataset:
     path = config.data_path()
     try:
+        with path.open("rb") as f:
+            magic = f.read(4)
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if magic != b"PK\x03\x04":
+        raise DataError(
+            f"{path}: not a readable NPZ file (save one with numpy.savez(x=..., y=...))"
+        )
+    try:
         # No pickle: an NPZ with object arrays is refused rather than executed.
         with np.load(path, allow_pickle=False) as archive:
             missing = [k for k in ("x", "y") if k not in archive.files]
@@ -155,9 +166,11 @@ def load_npz(config: TrainConfig) -> Dataset:
                     "an NPZ for tfship holds features 'x' and labels 'y')"
                 )
             x, y = archive["x"], archive["y"]
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
     except ValueError as exc:
+        if "pickle" in str(exc):
+            raise DataError(
+                f"{path}: holds object arrays, which need pickle; tfship loads numeric arrays only"
+            ) from None
         raise DataError(f"{path}: cannot read: {exc}") from None
     except (OSError, EOFError) as exc:
         raise DataError(f"{path}: not a readable NPZ file ({exc})") from None
