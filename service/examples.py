@@ -71,6 +71,9 @@ def examples_to_inputs(examples: Sequence[Example], signature: Signature) -> dic
                 )
             rows.append(values)
         label = f"feature '{spec.name}'"
+        if spec.dtype.kind == "O":
+            inputs[spec.name] = _string_rows(rows, label).reshape((len(examples), *row_shape))
+            continue
         array = np.asarray(rows)
         if array.dtype.kind not in "iufb":
             raise InvalidArgument(f"{label}: expected numbers, got strings or bytes")
@@ -80,6 +83,24 @@ def examples_to_inputs(examples: Sequence[Example], signature: Signature) -> dic
             (len(examples), *row_shape)
         )
     return inputs
+
+
+def _string_rows(rows: list[Any], label: str) -> np.ndarray:
+    """bytes_list values (bytes over gRPC, str over REST) for a string input."""
+    flat = []
+    for row in rows:
+        for value in row:
+            if isinstance(value, bytes):
+                try:
+                    value = value.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise InvalidArgument(f"{label}: strings must be UTF-8 text") from None
+            if not isinstance(value, str):
+                raise InvalidArgument(f"{label}: expected strings, got {type(value).__name__}")
+            flat.append(value)
+    array = np.empty(len(flat), dtype=object)
+    array[:] = flat
+    return array
 
 
 def _task(metadata: Mapping[str, Any]) -> str:

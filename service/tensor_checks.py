@@ -6,6 +6,8 @@ where in the request) and says what was expected and what came.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
 from typing import Any
 
@@ -87,6 +89,8 @@ def cast_checked(
     numbers only when ``may_hold_bool`` (the raw body contains ``true`` or ``false``).
     """
     kind = array.dtype.kind
+    if dtype.kind == "O":
+        return check_strings(value, label)
     wants_bool = dtype.kind == "b"
     if wants_bool:
         if kind != "b":
@@ -99,6 +103,28 @@ def cast_checked(
             f"{label}: expected numbers of type {dtype.name}, got a boolean (true/false)"
         )
     return check_numbers(array, dtype, label)
+
+
+def _text(value: Any, label: str) -> Any:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return [_text(v, label) for v in value]
+    if isinstance(value, dict) and set(value) == {"b64"} and isinstance(value["b64"], str):
+        # TF Serving's REST encoding of binary strings.
+        try:
+            return base64.b64decode(value["b64"], validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            raise InvalidArgument(f"{label}: 'b64' must hold base64 of UTF-8 text") from None
+    raise InvalidArgument(f"{label}: expected strings, got {type(value).__name__} {value!r:.40}")
+
+
+def check_strings(value: Any, label: str) -> np.ndarray:
+    """JSON strings (or TF Serving's {"b64": ...}) for a string input -> an object array.
+
+    Every element is checked: numpy would quietly turn a number among strings into text.
+    """
+    return np.array(_text(value, label), dtype=object)
 
 
 # The NaN/Infinity policy (TFSHIP_NON_FINITE). A process serves one settings object, so the

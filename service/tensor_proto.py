@@ -34,8 +34,11 @@ _NUMPY_OF: dict[int, np.dtype] = {
         ("DT_BOOL", np.bool_),
     )
 }
-_ENUM_OF: dict[np.dtype, int] = {dtype: number for number, dtype in _NUMPY_OF.items()}
 _DT_STRING = _DATA_TYPES["DT_STRING"]
+# String inputs are object arrays of str on the server side.
+_ENUM_OF: dict[np.dtype, int] = {dtype: number for number, dtype in _NUMPY_OF.items()} | {
+    np.dtype(object): _DT_STRING
+}
 _NAME_OF = {number: name for name, number in _DATA_TYPES.items()}
 
 # Which repeated field holds the values of each dtype when tensor_content is empty.
@@ -74,7 +77,7 @@ def to_numpy(proto: Any, label: str) -> np.ndarray:
     if any(d < 0 for d in shape):
         raise InvalidArgument(f"{label}: negative dimension in shape {shape_text(shape)}")
     if proto.dtype == _DT_STRING:
-        raise InvalidArgument(f"{label}: string tensors are not accepted by this model")
+        return _strings(proto, shape, label)
     dtype = _NUMPY_OF.get(proto.dtype)
     if dtype is None:
         raise InvalidArgument(f"{label}: tensor type {dtype_name(proto.dtype)} is not supported")
@@ -102,9 +105,34 @@ def to_numpy(proto: Any, label: str) -> np.ndarray:
     )
 
 
+def _strings(proto: Any, shape: tuple[int, ...], label: str) -> np.ndarray:
+    count = int(np.prod(shape, dtype=np.int64))
+    values = list(proto.string_val)
+    if len(values) == 1 and count > 1:
+        values = values * count  # a single value fills the shape, as for numbers
+    if len(values) != count:
+        raise InvalidArgument(
+            f"{label}: {len(values)} strings for shape {shape_text(shape)} ({count} elements)"
+        )
+    try:
+        text = [v.decode("utf-8") for v in values]
+    except UnicodeDecodeError:
+        raise InvalidArgument(f"{label}: strings must be UTF-8 text") from None
+    array = np.empty(count, dtype=object)
+    array[:] = text
+    return array.reshape(shape)
+
+
 def to_dtype(array: np.ndarray, dtype: np.dtype, label: str) -> np.ndarray:
     """Convert to the signature's dtype where no value changes (TF clients often send
     float64 or int32 for a float32 input); refuse booleans <-> numbers, NaN and Infinity."""
+    if (array.dtype.kind == "O") != (dtype.kind == "O"):
+        raise InvalidArgument(
+            f"{label}: expected {dtype_name(dtype_enum(dtype))}, "
+            f"got {dtype_name(dtype_enum(array.dtype))}"
+        )
+    if dtype.kind == "O":
+        return array
     if (array.dtype.kind == "b") != (dtype.kind == "b"):
         raise InvalidArgument(
             f"{label}: expected {dtype_name(dtype_enum(dtype))}, "

@@ -40,6 +40,9 @@ DATATYPES: dict[str, np.dtype] = {
     "FP16": np.dtype(np.float16),
     "FP32": np.dtype(np.float32),
     "FP64": np.dtype(np.float64),
+    # Strings: JSON strings, or in binary each element as a 4-byte little-endian length
+    # followed by its UTF-8 bytes (Triton's layout).
+    "BYTES": np.dtype(object),
 }
 DATATYPE_OF: dict[np.dtype, str] = {dtype: name for name, dtype in DATATYPES.items()}
 HEADER_LENGTH = "Inference-Header-Content-Length"
@@ -165,6 +168,13 @@ def _decode_tensor(
     if size is not None:
         if "data" in entry:
             raise InvalidArgument(f"{label}: has both 'data' and binary_data_size")
+        if datatype == "BYTES":
+            if len(binary) < size:
+                raise InvalidArgument(
+                    f"{label}: binary_data_size is {size}, but only "
+                    f"{len(binary)} bytes of binary data remain in the body"
+                )
+            return _decode_bytes(binary[:size], count, label).reshape(shape), size
         want = count * dtype.itemsize
         if size != want:
             raise InvalidArgument(
@@ -201,6 +211,29 @@ def _decode_tensor(
         )
     array = cast_checked(array, data, dtype, label, may_hold_bool)
     return array.reshape(shape), 0
+
+
+def _decode_bytes(chunk: memoryview, count: int, label: str) -> np.ndarray:
+    """Length-prefixed BYTES elements -> an object array of str."""
+    values = np.empty(count, dtype=object)
+    at = 0
+    for i in range(count):
+        if at + 4 > len(chunk):
+            raise InvalidArgument(f"{label}: BYTES data ends before element {i} of {count}")
+        length = int.from_bytes(chunk[at : at + 4], "little")
+        at += 4
+        if at + length > len(chunk):
+            raise InvalidArgument(f"{label}: BYTES element {i} runs past binary_data_size")
+        try:
+            values[i] = bytes(chunk[at : at + length]).decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidArgument(f"{label}: BYTES element {i} is not UTF-8 text") from None
+        at += length
+    if at != len(chunk):
+        raise InvalidArgument(
+            f"{label}: {len(chunk) - at} bytes left over after {count} BYTES elements"
+        )
+    return values
 
 
 def _requested_outputs(body: dict[str, Any], signature: Signature) -> list[RequestedOutput]:

@@ -29,7 +29,11 @@ MAX_RECORDS = 1000
 
 def synthetic_inputs(signature: Signature, batch: int = 1) -> dict[str, np.ndarray]:
     return {
-        spec.name: np.zeros(tuple(batch if d == -1 else d for d in spec.shape), dtype=spec.dtype)
+        spec.name: np.full(
+            tuple(batch if d == -1 else d for d in spec.shape),
+            "" if spec.dtype.kind == "O" else 0,
+            dtype=spec.dtype,
+        )
         for spec in signature.inputs
     }
 

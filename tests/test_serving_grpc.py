@@ -146,9 +146,11 @@ def test_predict_by_version_and_errors_for_unknown_version_or_label(
             "input 'pixels': expected float, got bool",
         ),
         (
-            lambda r: r.inputs["pixels"].CopyFrom(tf.make_tensor_proto([[b"x"]])),
+            lambda r: r.inputs["pixels"].CopyFrom(
+                tf.make_tensor_proto(np.full((1, 8, 8, 1), b"x", dtype=object))
+            ),
             "INVALID_ARGUMENT",
-            "string tensors are not accepted",
+            "input 'pixels': expected float, got string",
         ),
         (
             lambda r: r.output_filter.append("logits"),

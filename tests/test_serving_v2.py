@@ -190,7 +190,7 @@ def _tensor(**overrides: Any) -> dict[str, Any]:
             {"inputs": [_tensor(datatype="FP64")]},
             "input 'pixels': datatype FP64 does not match the model's FP32",
         ),
-        ({"inputs": [_tensor(datatype="BYTES")]}, "datatype 'BYTES' is not supported"),
+        ({"inputs": [_tensor(datatype="BYTES")]}, "datatype BYTES does not match the model's FP32"),
         (
             {"inputs": [_tensor(shape=[1, 8, 8])]},
             "input 'pixels': expected shape [-1, 8, 8, 1] (rank 4), got shape [1, 8, 8] (rank 3)",

@@ -238,3 +238,102 @@ print(json.dumps({
         "layers": ["augment_rotation", "augment_shift", "augment_zoom", "augment_flip"],
         "described": "augmentation",
     }
+
+
+CUSTOMERS = [
+    # tenure_months, support_calls, monthly_price, plan, region
+    (3, 6, 45.0, "basic", "north"),
+    (70, 0, 30.0, "premium", "west"),
+    (24, 1, 29.9, "standard", "atlantis"),  # a region never seen: the lookup's extra slot
+]
+
+
+def _customer_columns() -> dict[str, Any]:
+    names = ("tenure_months", "support_calls", "monthly_price", "plan", "region")
+    return {name: [row[i] for row in CUSTOMERS] for i, name in enumerate(names)}
+
+
+def test_served_examples_take_raw_values(examples_repo: ExamplesRepo, start_server: Any) -> None:
+    """String columns, raw measurements, sequences: every example model answers what the
+    exported ONNX answers in-process, over TF Serving REST, V2 (binary BYTES) and gRPC."""
+    import numpy as np
+    import onnxruntime as ort
+    import tritonclient.http as triton
+    from sklearn.datasets import load_breast_cancer
+
+    server = start_server(examples_repo.path, "--runtime", "onnx")
+    server.wait_ready()
+    columns = _customer_columns()
+    session = ort.InferenceSession(str(examples_repo.path / "churn" / "1" / "model.onnx"))
+    feeds = {
+        name: np.array(values, dtype=object if isinstance(values[0], str) else np.float32)
+        for name, values in columns.items()
+    }
+    expected = session.run(["probabilities"], feeds)[0]
+
+    rows = [
+        dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)
+    ]
+    rest = server.post("/v1/models/churn:predict", {"instances": rows})
+    assert rest.status == 200, rest.body
+    assert np.allclose(rest.json()["predictions"], expected, atol=1e-6)
+    b64 = server.post(
+        "/v1/models/churn:predict",
+        {"instances": [{**rows[0], "plan": {"b64": "YmFzaWM="}}]},  # "basic"
+    )
+    assert np.allclose(b64.json()["predictions"][0], expected[0], atol=1e-6)
+    wrong = server.post("/v1/models/churn:predict", {"instances": [{**rows[0], "plan": 5}]})
+    assert wrong.status == 400
+    assert wrong.json()["error"] == "input 'plan' in 'instances': expected strings, got int 5"
+
+    with triton.InferenceServerClient(server.url.removeprefix("http://")) as client:
+        inputs = []
+        for name, array in feeds.items():
+            tensor = triton.InferInput(
+                name, [len(array)], "BYTES" if array.dtype == object else "FP32"
+            )
+            tensor.set_data_from_numpy(array, binary_data=True)
+            inputs.append(tensor)
+        answer = client.infer("churn", inputs).as_numpy("probabilities")
+    assert np.allclose(answer, expected, atol=1e-6)
+
+    # Raw measurements in, the model's own scaling inside: nearly every answer right.
+    cancer = load_breast_cancer()
+    predicted = server.post(
+        "/v1/models/breast_cancer:predict", {"instances": cancer.data.tolist()}
+    ).json()["predictions"]
+    assert (np.argmax(predicted, axis=1) == cancer.target).mean() > 0.95
+    regressed = server.post(
+        "/v1/models/diabetes:regress", {"examples": [{"features": [0.0] * 10}]}
+    ).json()["result"]
+    assert len(regressed) == 1 and 50 < regressed[0] < 300
+
+
+def test_string_inputs_over_grpc(examples_repo: ExamplesRepo, start_server: Any) -> None:
+    import grpc
+    import numpy as np
+
+    tf = pytest.importorskip("tensorflow")
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    server = start_server(examples_repo.path, "--runtime", "onnx")
+    server.wait_ready()
+    columns = _customer_columns()
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "churn"
+    for name, values in columns.items():
+        dtype = tf.string if isinstance(values[0], str) else tf.float32
+        request.inputs[name].CopyFrom(tf.make_tensor_proto(values, dtype=dtype))
+    rest = server.post(
+        "/v1/models/churn:predict",
+        {"inputs": columns},
+    ).json()["outputs"]
+    with grpc.insecure_channel(server.grpc_target) as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        reply = stub.Predict(request, timeout=30)
+        assert np.allclose(tf.make_ndarray(reply.outputs["probabilities"]), rest, atol=1e-6)
+        request.inputs["plan"].CopyFrom(tf.make_tensor_proto([1.0, 2.0, 3.0]))
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.Predict(request, timeout=30)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "input 'plan': expected string, got float" in caught.value.details()
