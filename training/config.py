@@ -164,6 +164,31 @@ class GateConfig:
 
 
 @dataclass(frozen=True)
+class PruningConfig:
+    # Magnitude pruning during fit: the fraction of each Dense/Conv kernel set to zero
+    # grows from 0 at begin_epoch to target_sparsity at end_epoch (polynomial decay, power
+    # 3), recomputed every frequency_steps batches. 0 turns pruning off.
+    target_sparsity: float = 0.0
+    begin_epoch: int = 1  # epochs count from 0: 1 lets the first epoch train dense
+    end_epoch: int = 0  # 0: two thirds of fit.epochs
+    frequency_steps: int = 20
+
+
+@dataclass(frozen=True)
+class CompressConfig:
+    # Variants of the float ONNX file: int8 (static QDQ for cnn, dynamic otherwise),
+    # int8_dynamic, int8_static, fp16. Each is written as model.<variant>.onnx.
+    quantize: list[Literal["int8", "int8_dynamic", "int8_static", "fp16"]] = field(
+        default_factory=list
+    )
+    calibration_rows: int = 256  # int8 static: rows of the train split
+    # A variant that loses more than this much of the gate metric against the float ONNX
+    # model on the test split is not published (0.01 = 1 point of accuracy).
+    tolerance: float = 0.01
+    pruning: PruningConfig = field(default_factory=PruningConfig)
+
+
+@dataclass(frozen=True)
 class ExportConfig:
     onnx_opset: int = 17
     # ONNX Runtime vs TensorFlow on the whole test split; above this the run fails.
@@ -181,6 +206,7 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     fit: FitConfig = field(default_factory=FitConfig)
     gate: GateConfig = field(default_factory=GateConfig)
+    compress: CompressConfig = field(default_factory=CompressConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     # Where the config file was (data paths are relative to it); not part of the record.
     base_dir: str = field(default=".", compare=False)
@@ -198,6 +224,9 @@ class TrainConfig:
     def data_path(self) -> Path:
         path = Path(self.data.path)
         return path if path.is_absolute() else Path(self.base_dir) / path
+
+    def pruning_end_epoch(self) -> int:
+        return self.compress.pruning.end_epoch or max(1, round(self.fit.epochs * 2 / 3))
 
     def gate_metric(self) -> str:
         return self.gate.metric or ("accuracy" if self.task == "classification" else "rmse")
@@ -289,6 +318,28 @@ def _check(config: TrainConfig) -> None:
         )
     if config.gate.tolerance < 0:
         raise ConfigError("gate.tolerance: must be 0 or more")
+    _check_compress(config)
+
+
+def _check_compress(config: TrainConfig) -> None:
+    compress = config.compress
+    if len(set(compress.quantize)) != len(compress.quantize):
+        raise ConfigError("compress.quantize: a variant is listed twice")
+    if compress.calibration_rows < 1:
+        raise ConfigError("compress.calibration_rows: must be at least 1")
+    if compress.tolerance < 0:
+        raise ConfigError("compress.tolerance: must be 0 or more")
+    pruning = compress.pruning
+    if not 0 <= pruning.target_sparsity < 1:
+        raise ConfigError("compress.pruning.target_sparsity: must be in [0, 1)")
+    if pruning.frequency_steps < 1:
+        raise ConfigError("compress.pruning.frequency_steps: must be at least 1")
+    end = config.pruning_end_epoch()
+    if pruning.target_sparsity and not 0 <= pruning.begin_epoch < end <= config.fit.epochs:
+        raise ConfigError(
+            f"compress.pruning: need 0 <= begin_epoch ({pruning.begin_epoch}) < end_epoch "
+            f"({end}) <= fit.epochs ({config.fit.epochs})"
+        )
 
 
 def _apply_override(raw: dict[str, Any], assignment: str) -> None:

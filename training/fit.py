@@ -27,6 +27,7 @@ class FitResult:
     best_epoch: int
     resumed_from_epoch: int
     history: dict[str, list[float]]
+    pruning: dict[str, Any] | None = None  # achieved sparsity, when pruning was on
 
 
 def _learning_rate(config: FitConfig, steps_per_epoch: int) -> Any:
@@ -98,30 +99,45 @@ def fit_model(model: keras.Model, splits: Splits, config: TrainConfig, run: RunF
     compile_model(model, config, steps_per_epoch)
     monitor = fit.early_stopping.monitor
     run.checkpoint.parent.mkdir(parents=True, exist_ok=True)
-    callbacks: list[keras.callbacks.Callback] = [
-        keras.callbacks.EarlyStopping(
-            monitor=monitor,
-            patience=fit.early_stopping.patience,
-            min_delta=fit.early_stopping.min_delta,
-            restore_best_weights=True,
-        ),
-        keras.callbacks.ModelCheckpoint(
-            str(run.checkpoint), monitor=monitor, save_best_only=True, save_weights_only=True
-        ),
-        keras.callbacks.CSVLogger(str(run.history_csv), append=True),
-        # Last, so the backup of an epoch is written after its log line and checkpoint.
-        keras.callbacks.BackupAndRestore(str(run.backup)),
-    ]
+    pruning = config.compress.pruning
+    pruned = pruning.target_sparsity > 0
+    callbacks: list[keras.callbacks.Callback] = []
     if fit.schedule.kind == "plateau":
-        callbacks.insert(
-            0,
+        callbacks.append(
             keras.callbacks.ReduceLROnPlateau(
                 monitor=monitor,
                 factor=fit.schedule.factor,
                 patience=fit.schedule.patience,
                 min_lr=fit.schedule.min_learning_rate,
-            ),
+            )
         )
+    callbacks += [
+        keras.callbacks.EarlyStopping(
+            monitor=monitor,
+            patience=fit.early_stopping.patience,
+            min_delta=fit.early_stopping.min_delta,
+            restore_best_weights=True,
+            # While pruning ramps up, a denser epoch would always look best.
+            start_from_epoch=config.pruning_end_epoch() if pruned else 0,
+        ),
+        keras.callbacks.ModelCheckpoint(
+            str(run.checkpoint), monitor=monitor, save_best_only=True, save_weights_only=True
+        ),
+        keras.callbacks.CSVLogger(str(run.history_csv), append=True),
+    ]
+    if pruned:
+        from training.pruning import MagnitudePruning
+
+        callbacks.append(
+            MagnitudePruning(
+                pruning.target_sparsity,
+                begin_step=pruning.begin_epoch * steps_per_epoch,
+                end_step=config.pruning_end_epoch() * steps_per_epoch,
+                frequency=pruning.frequency_steps,
+            )
+        )
+    # After the log line, the checkpoint and the masks, so a backed-up epoch is complete.
+    callbacks.append(keras.callbacks.BackupAndRestore(str(run.backup)))
     if fit.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(str(run.tensorboard)))
     resumed_from = run.backed_up_epochs()
@@ -142,4 +158,15 @@ def fit_model(model: keras.Model, splits: Splits, config: TrainConfig, run: RunF
     else:
         best = len(next(iter(history.values()), []))
     epochs = len(next(iter(history.values()), []))
-    return FitResult(epochs, best, resumed_from, history)
+    report = None
+    if pruned:
+        from training.pruning import sparsity_report
+
+        report = {
+            "target_sparsity": pruning.target_sparsity,
+            "begin_epoch": pruning.begin_epoch,
+            "end_epoch": config.pruning_end_epoch(),
+            "schedule": "polynomial decay, power 3",
+            **sparsity_report(model),
+        }
+    return FitResult(epochs, best, resumed_from, history, report)

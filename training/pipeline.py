@@ -23,6 +23,7 @@ from tfship.repository import (
     ONNX_FILE,
     SAVED_MODEL_PARTS,
     VersionRef,
+    artifact_key,
     digest_files,
     files_under,
     new_temp_dir,
@@ -83,7 +84,7 @@ def run_training(
     import numpy as np
     import tensorflow as tf
 
-    from training import data, evaluate, export, fit, gate, model
+    from training import data, evaluate, export, fit, gate, model, quantize
     from training.run_folder import finish_run, open_run
 
     _setup_tensorflow(config)
@@ -166,6 +167,7 @@ def run_training(
         }
         for entry in artifacts.values():
             entry["size_bytes"] = sum((staging / f).stat().st_size for f in entry["files"])
+            entry["gzip_bytes"] = quantize.gzip_size([staging / f for f in entry["files"]])
         saved_metrics = evaluate.task_metrics(task, tf_out, splits.y_test, splits.class_names)
         metrics = {
             "keras": evaluate.headline(evaluation),
@@ -174,6 +176,39 @@ def run_training(
                 evaluate.task_metrics(task, onnx_out, splits.y_test, splits.class_names)
             ),
         }
+        compression: dict[str, Any] = {"pruning": fitted.pruning, "variants": {}}
+        if config.compress.quantize:
+            with clock.stage("quantize"):
+                calibration = quantize.sample_rows(
+                    splits.x_train, config.compress.calibration_rows, config.seed
+                )
+                for variant in config.compress.quantize:
+                    outcome_of = quantize.build_variant(
+                        variant,
+                        config,
+                        staging,
+                        calibration,
+                        x_test,
+                        splits.y_test,
+                        splits.class_names,
+                        output,
+                        metrics["onnx"][config.gate_metric()],
+                    )
+                    record = outcome_of.record
+                    compression["variants"][variant] = record
+                    if outcome_of.published:
+                        key = artifact_key("onnx", variant)
+                        artifacts[key] = outcome_of.artifact or {}
+                        metrics[key] = outcome_of.metrics or {}
+                        _say(
+                            5,
+                            f"quantize: {variant} ({record['method']}) {record['size_bytes']:,}"
+                            f" bytes = {record['size_ratio']:.0%} of float, "
+                            f"{record['metric']} {record['value']:.4f} "
+                            f"(float {record['float_value']:.4f})",
+                        )
+                    else:
+                        _say(5, f"quantize: {variant} not published: {record['reason']}")
         decision = gate.decide(config, metrics["onnx"][config.gate_metric()], model_root, force)
         _say(6, f"quality gate: {decision.message}")
         metadata = {
@@ -211,6 +246,7 @@ def run_training(
                 "reference": "savedmodel",
             },
             "quality_gate": decision.to_dict(),
+            "compression": compression,
             "artifacts": artifacts,
             "tf_serving_signature_def": saved.signature_def_json,
             "environment": {
