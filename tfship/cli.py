@@ -135,6 +135,10 @@ def main(argv: list[str] | None = None) -> int:
 
     train = commands.add_parser("train", help="train a model from a YAML config and publish it")
     train_cli.add_arguments(train)
+    tune = commands.add_parser(
+        "tune", help="search hyperparameters over the config's tune ranges; write the best config"
+    )
+    train_cli.add_tune_arguments(tune)
     serve = commands.add_parser("serve", help="serve a model repository over REST and gRPC")
     serve_cli.add_arguments(serve)
     predict = commands.add_parser("predict", help="send a request to a running server")
@@ -145,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     handlers = {
         "train": train_cli.run,
+        "tune": train_cli.run_tune,
         "serve": serve_cli.run,
         "predict": predict_cli.run,
         "models": _run_models,

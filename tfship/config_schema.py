@@ -26,6 +26,8 @@ def _describe(value: Any) -> str:
 
 
 def _coerce(value: Any, hint: Any, key: str) -> Any:
+    if hint is Any:  # checked by whoever reads it (e.g. a tuning choice, checked per trial)
+        return value
     origin = typing.get_origin(hint)
     if dataclasses.is_dataclass(hint):
         return build(hint, value, key)

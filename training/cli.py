@@ -60,3 +60,45 @@ def main(argv: list[str] | None = None) -> int:
     )
     add_arguments(parser)
     return run(parser.parse_args(argv))
+
+
+def add_tune_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", type=Path, help="training config (YAML) with a tune section")
+    parser.add_argument(
+        "--run-dir",
+        type=Path,
+        default=Path(os.environ.get("TFSHIP_RUN_DIR", "runs")),
+        help="trial logs go to DIR/<name>/tune-<time> (env TFSHIP_RUN_DIR; default: runs)",
+    )
+    parser.add_argument(
+        "--output", type=Path, help="where to write the best config (default: in the run folder)"
+    )
+    parser.add_argument("--trials", type=int, help="override tune.trials")
+    parser.add_argument("--timeout", type=float, help="override tune.timeout_seconds")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one config key, e.g. --set tune.epochs=10 (repeatable)",
+    )
+
+
+def run_tune(args: argparse.Namespace) -> int:
+    from training.errors import ConfigError, TrainingError
+    from training.tune import run_tuning
+
+    if (args.trials is not None and args.trials < 1) or (
+        args.timeout is not None and args.timeout <= 0
+    ):
+        print("tfship tune: --trials must be at least 1 and --timeout positive", file=sys.stderr)
+        return 2
+    try:
+        run_tuning(
+            args.config, args.overrides, args.run_dir, args.output, args.trials, args.timeout
+        )
+    except TrainingError as exc:
+        print(f"tfship tune: {exc.kind}: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, ConfigError) else 1
+    return 0

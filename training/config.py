@@ -189,6 +189,27 @@ class CompressConfig:
 
 
 @dataclass(frozen=True)
+class SearchRange:
+    """One tuned key: a number range (low/high, optionally log or stepped) or choices."""
+
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = None  # integers when low, high and step are all whole numbers
+    choices: list[Any] | None = None
+
+
+@dataclass(frozen=True)
+class TuneConfig:
+    # ``tfship tune``: Optuna's TPE sampler (seeded) over ``search``, scored on the
+    # validation split (the test split stays for the final run). Bounded by both limits.
+    trials: int = 20
+    timeout_seconds: float = 1800.0
+    epochs: int = 0  # 0: fit.epochs; fewer make each trial cheaper
+    search: dict[str, SearchRange] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class ExportConfig:
     onnx_opset: int = 17
     # ONNX Runtime vs TensorFlow on the whole test split; above this the run fails.
@@ -207,6 +228,7 @@ class TrainConfig:
     fit: FitConfig = field(default_factory=FitConfig)
     gate: GateConfig = field(default_factory=GateConfig)
     compress: CompressConfig = field(default_factory=CompressConfig)
+    tune: TuneConfig = field(default_factory=TuneConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     # Where the config file was (data paths are relative to it); not part of the record.
     base_dir: str = field(default=".", compare=False)
@@ -319,6 +341,24 @@ def _check(config: TrainConfig) -> None:
     if config.gate.tolerance < 0:
         raise ConfigError("gate.tolerance: must be 0 or more")
     _check_compress(config)
+    _check_tune(config)
+
+
+def _check_tune(config: TrainConfig) -> None:
+    tune = config.tune
+    if tune.trials < 1 or tune.timeout_seconds <= 0 or tune.epochs < 0:
+        raise ConfigError("tune: trials must be at least 1, timeout_seconds positive, epochs >= 0")
+    for key, spec in tune.search.items():
+        where = f"tune.search.{key}"
+        if key.split(".")[0] in ("name", "tune", "seed", "data"):
+            raise ConfigError(f"{where}: {key.split('.')[0]} is not tunable")
+        if spec.choices is not None:
+            if not spec.choices or spec.low is not None or spec.high is not None:
+                raise ConfigError(f"{where}: give either non-empty choices or low and high")
+        elif spec.low is None or spec.high is None or not spec.low < spec.high:
+            raise ConfigError(f"{where}: needs low < high (or choices)")
+        elif spec.log and spec.low <= 0:
+            raise ConfigError(f"{where}: a log range needs low > 0")
 
 
 def _check_compress(config: TrainConfig) -> None:

@@ -93,7 +93,9 @@ def read_history(path: Any) -> dict[str, list[float]]:
     return history
 
 
-def fit_model(model: keras.Model, splits: Splits, config: TrainConfig, run: RunFolder) -> FitResult:
+def fit_model(
+    model: keras.Model, splits: Splits, config: TrainConfig, run: RunFolder, verbose: int = 2
+) -> FitResult:
     fit = config.fit
     steps_per_epoch = math.ceil(len(splits.y_train) / fit.batch_size)
     compile_model(model, config, steps_per_epoch)
@@ -148,7 +150,7 @@ def fit_model(model: keras.Model, splits: Splits, config: TrainConfig, run: RunF
         class_weight=splits.class_weight,
         callbacks=callbacks,
         shuffle=False,  # the dataset shuffles itself, with the run's seed
-        verbose=2,  # one line per epoch: progress without a redrawn bar in logs
+        verbose=verbose,  # 2: one line per epoch, progress without a redrawn bar in logs
     )
     history = read_history(run.history_csv)
     monitored = history.get(monitor, [])

@@ -122,6 +122,14 @@ def run_training(
             f"{config.fit.early_stopping.monitor}{resume_note}; logs in {run.root}",
         )
         fitted = fit.fit_model(net, splits, config, run)
+        if config.fit.mixed_precision:
+            # Mixed precision speeds up training; serving gets a float32 graph with the same
+            # (float32) weights, so ONNX and TF agree to the usual tolerance.
+            keras.mixed_precision.set_global_policy("float32")
+            trained = net
+            net, _, _ = model.build_model(config, splits)
+            net.set_weights(trained.get_weights())
+            _say(3, "fit: mixed precision training done; exporting a float32 copy")
 
     with clock.stage("evaluate"):
         _say(4, "evaluate: Keras model on the test split")
