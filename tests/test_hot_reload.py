@@ -144,8 +144,8 @@ def test_versions_go_live_and_broken_ones_never_serve(repo_copy: Path, start_ser
 
     status = server.get("/v1/models/digits/versions/4").json()["model_version_status"][0]
     assert (
-        "warm-up: output 'probabilities' has shape [1, 10], the signature declares "
-        "[-1, 9]" in status["status"]["error_message"]
+        "warm-up (assets.extra/tf_serving_warmup_requests record 0): output 'probabilities' "
+        "has shape [1, 10], the signature declares [-1, 9]" in status["status"]["error_message"]
     )
     assert server.get("/readyz").status == 200, "version 2 still serves: ready"
     metrics = server.get("/metrics").body.decode()
@@ -155,7 +155,8 @@ def test_versions_go_live_and_broken_ones_never_serve(repo_copy: Path, start_ser
     assert 'tfship_model_loads_total{model="digits",result="failed"} 4.0' in metrics
     log = server.log()
     assert (
-        "model digits version 2 AVAILABLE" in log and "warmed up with 3 synthetic requests" in log
+        "model digits version 2 AVAILABLE" in log
+        and "warmed up with 2 requests from assets.extra" in log
     )
     assert server.post("/v1/models/digits/versions/3:predict", {"instances": [ROW]}).status == 503
     assert server.post("/v1/models/digits/versions/1:predict", {"instances": [ROW]}).status == 404

@@ -13,7 +13,7 @@ from service.app import create_app
 from service.registry import AVAILABLE, END
 from service.runtimes import load_runtime
 from service.settings import ServiceSettings
-from service.tfrecord import crc32c
+from service.tfrecord import crc32c, read_records
 from service.warmup import WARMUP_FILE, warm_up
 from tfship.repository import read_metadata
 
@@ -75,8 +75,24 @@ def test_replays_every_record_of_the_file(repo_copy: Path) -> None:
     assert warm_up(runtime_of(version_dir), version_dir) == (3, f"requests from {WARMUP_FILE}")
 
 
+def test_training_writes_a_warmup_file_of_test_rows(repo_copy: Path) -> None:
+    """digits.yaml: one single-row request, then one of 8 rows (export.warmup_rows)."""
+    version_dir = repo_copy / "digits" / "1"
+    assert warm_up(runtime_of(version_dir), version_dir) == (2, f"requests from {WARMUP_FILE}")
+    logs = [
+        prediction_log_pb2.PredictionLog.FromString(r)
+        for r in read_records(version_dir / WARMUP_FILE, 10)
+    ]
+    shapes = [
+        [d.size for d in log.predict_log.request.inputs["pixels"].tensor_shape.dim] for log in logs
+    ]
+    assert shapes == [[1, 8, 8, 1], [8, 8, 8, 1]]
+    assert {log.predict_log.request.model_spec.name for log in logs} == {"digits"}
+
+
 def test_without_the_file_synthetic_requests_run(repo_copy: Path) -> None:
     version_dir = repo_copy / "digits" / "1"
+    (version_dir / WARMUP_FILE).unlink()
     assert warm_up(runtime_of(version_dir), version_dir) == (3, "synthetic requests")
 
 
@@ -99,7 +115,7 @@ def test_a_bad_warmup_file_fails_the_version(repo_copy: Path, damage: str, messa
         path = write_warmup(version_dir, [good, predict_log(np.zeros((1, 8, 8), np.float32))])
     elif damage == "not_a_log":
         path = version_dir / WARMUP_FILE
-        path.parent.mkdir()
+        path.parent.mkdir(exist_ok=True)
         with tf.io.TFRecordWriter(str(path)) as writer:
             writer.write(b"\xff\xff\xff not a proto")
     elif damage == "empty_log":

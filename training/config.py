@@ -214,6 +214,9 @@ class ExportConfig:
     onnx_opset: int = 17
     # ONNX Runtime vs TensorFlow on the whole test split; above this the run fails.
     parity_tolerance: float = 1e-4
+    # Rows of the test split in assets.extra/tf_serving_warmup_requests (TF Serving's
+    # warm-up file, which tfship replays too); 0 writes no file.
+    warmup_rows: int = 8
 
 
 @dataclass(frozen=True)
@@ -328,6 +331,8 @@ def _check(config: TrainConfig) -> None:
         raise ConfigError("fit.learning_rate: must be positive")
     if not 0 < config.fit.schedule.factor < 1:
         raise ConfigError("fit.schedule.factor: must be between 0 and 1")
+    if config.export.warmup_rows < 0:
+        raise ConfigError("export.warmup_rows: must be 0 or more")
     if config.export.parity_tolerance <= 0:
         raise ConfigError("export.parity_tolerance: must be positive")
     if config.cleaning.outlier_threshold < 0:

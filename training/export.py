@@ -106,6 +106,36 @@ def read_saved_model_signature(folder: Path) -> SavedModelInfo:
     return SavedModelInfo(describe(signature.inputs), describe(signature.outputs), signature_json)
 
 
+WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
+
+
+def write_warmup_requests(
+    folder: Path, model_name: str, inputs: list[InputSpec], rows: dict[str, np.ndarray]
+) -> Path:
+    """TF Serving's warm-up file: PredictionLog records (one row, then a batch of the given
+    rows) that TF Serving and tfship replay when loading the version, so the first client
+    does not pay for kernel selection and buffer allocation."""
+    from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
+
+    target = folder / WARMUP_FILE
+    target.parent.mkdir(parents=True, exist_ok=True)
+    count = len(next(iter(rows.values())))
+    with tf.io.TFRecordWriter(str(target)) as writer:
+        for size in sorted({1, count}):
+            request = predict_pb2.PredictRequest()
+            request.model_spec.name = model_name
+            request.model_spec.signature_name = SIGNATURE_NAME
+            for spec in inputs:
+                values = rows[spec.name][:size]
+                dtype = tf.string if spec.dtype == "string" else tf.float32
+                request.inputs[spec.name].CopyFrom(tf.make_tensor_proto(values, dtype=dtype))
+            log = prediction_log_pb2.PredictionLog(
+                predict_log=prediction_log_pb2.PredictLog(request=request)
+            )
+            writer.write(log.SerializeToString())
+    return target
+
+
 def convert_to_onnx(folder: Path, opset: int) -> Path:
     """SavedModel -> ONNX with tf2onnx's command line (its from_keras fails on Keras 3)."""
     target = folder / ONNX_FILE

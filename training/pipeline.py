@@ -151,6 +151,9 @@ def run_training(
         with clock.stage("export"):
             _say(5, "export: SavedModel")
             saved = export.export_saved_model(net, specs, output, staging)
+            if config.export.warmup_rows:
+                warm = {k: v[: config.export.warmup_rows] for k, v in x_test.items()}
+                export.write_warmup_requests(staging, config.name, specs, warm)
             _say(5, f"export: ONNX (tf2onnx, opset {config.export.onnx_opset})")
             export.convert_to_onnx(staging, config.export.onnx_opset)
             _say(5, "export: parity, ONNX Runtime vs TensorFlow on the whole test split")
