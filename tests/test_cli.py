@@ -28,8 +28,9 @@ def test_models_lists_versions_artifacts_and_metrics(trained_repo: TrainedRepo) 
     header, row = table.stdout.strip().splitlines()
     assert header.split()[:2] == ["MODEL", "VERSION"]
     accuracy = trained_repo.metadata()["metrics"]["onnx"]["accuracy"]
-    assert row.startswith("digits") and f"onnx={accuracy:.4f}" in row
-    assert "onnx,savedmodel" in row
+    assert row.startswith("digits") and f"accuracy: savedmodel={accuracy:.4f}" in row
+    assert f"onnx={accuracy:.4f}" in row
+    assert "onnx,onnx.int8,savedmodel" in row
 
     listing = tfship("models", "--model-dir", str(trained_repo.path), "--json", "--verify")
     (entry,) = json.loads(listing.stdout)

@@ -246,3 +246,28 @@ def test_every_shipped_config_parses() -> None:
     for path in CONFIGS.glob("*.yaml"):
         config = load_config(path)
         assert config.name == yaml.safe_load(path.read_text())["name"]
+
+
+def _config_keys(cls: type, prefix: str = "") -> list[str]:
+    import dataclasses
+    import typing
+
+    keys = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if f.name == "base_dir":  # set from the file's location, not a key
+            continue
+        if dataclasses.is_dataclass(hints[f.name]):
+            keys += _config_keys(hints[f.name], f"{prefix}{f.name}.")
+        else:
+            keys.append(prefix + f.name)
+    return keys
+
+
+def test_docs_list_every_config_key() -> None:
+    from training.config import TrainConfig
+
+    text = (ROOT / "docs" / "training.md").read_text()
+    table = text.split("## Every key", 1)[1]
+    documented = [line.split("`")[1] for line in table.splitlines() if line.startswith("| `")]
+    assert documented == _config_keys(TrainConfig)

@@ -50,8 +50,11 @@ def _models_rows(args: argparse.Namespace) -> list[dict[str, object]]:
                 continue
             row["created"] = metadata.get("created")
             row["artifacts"] = sorted(metadata.get("artifacts", {}))
+            # The metric the quality gate judged (accuracy before gates existed).
+            metric = str(metadata.get("quality_gate", {}).get("metric", "accuracy"))
+            row["test_metric"] = metric
             row["test_metrics"] = {
-                artifact: values.get("accuracy")
+                artifact: values.get(metric)
                 for artifact, values in metadata.get("metrics", {}).items()
                 if artifact in row["artifacts"]
             }
@@ -82,7 +85,7 @@ def _run_models(args: argparse.Namespace) -> int:
     if not rows:
         print(f"no published model under {args.model_dir}")
         return 0
-    header = ["MODEL", "VERSION", "CREATED", "ARTIFACTS", "TEST ACCURACY", "PARITY"]
+    header = ["MODEL", "VERSION", "CREATED", "ARTIFACTS", "TEST METRIC", "PARITY"]
     if args.verify:
         header.append("VERIFIED")
     table = [header]
@@ -99,11 +102,12 @@ def _run_models(args: argparse.Namespace) -> int:
                 ]
             )
             continue
-        accuracy = " ".join(
+        values = " ".join(
             f"{k}={v:.4f}"
             for k, v in row["test_metrics"].items()  # type: ignore[union-attr]
             if v is not None
         )
+        accuracy = f"{row['test_metric']}: {values}" if values else ""
         parity = row["parity_max_abs_diff"]
         line = [
             str(row["model"]),

@@ -325,6 +325,14 @@ def _check(config: TrainConfig) -> None:
     for key, value in positive_ints.items():
         if value < 1:
             raise ConfigError(f"{key}: must be at least 1, got {value}")
+    logged = {"loss", "accuracy"} if config.task == "classification" else {"loss", "mae", "rmse"}
+    monitor = config.fit.early_stopping.monitor
+    if monitor.removeprefix("val_") not in logged:
+        choices = ", ".join(sorted(f"{p}{m}" for m in logged for p in ("val_", "")))
+        raise ConfigError(
+            f"fit.early_stopping.monitor: {monitor!r} is not logged for {config.task} "
+            f"(choose from {choices})"
+        )
     if config.fit.early_stopping.patience < 0:
         raise ConfigError("fit.early_stopping.patience: must be 0 or more")
     if config.fit.learning_rate <= 0:
