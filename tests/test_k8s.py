@@ -56,13 +56,36 @@ def test_kustomization_builds_what_a_deployment_needs(
     assert kinds == sorted(
         [
             "ConfigMap",
+            "CronJob",
             "Deployment",
             "HorizontalPodAutoscaler",
+            "Job",
+            "PersistentVolumeClaim",
             "PersistentVolumeClaim",
             "PodDisruptionBudget",
             "Service",
         ]
     )
+    # Training writes where serving reads: the same claim, mounted read-write by the Job.
+    job = find(docs, "Job")["spec"]["template"]["spec"]
+    cron = find(docs, "CronJob")["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    serve = find(docs, "Deployment")["spec"]["template"]["spec"]
+    for pod in (job, cron):
+        claims = {
+            v["name"]: v["persistentVolumeClaim"]["claimName"]
+            for v in pod["volumes"]
+            if "persistentVolumeClaim" in v
+        }
+        assert claims == {"models": "tfship-models", "runs": "tfship-runs"}
+        (container,) = pod["containers"]
+        assert container["image"] == "tfship:train"
+        assert not any(m.get("readOnly") for m in container["volumeMounts"])
+    serve_claims = [
+        v["persistentVolumeClaim"]["claimName"]
+        for v in serve["volumes"]
+        if "persistentVolumeClaim" in v
+    ]
+    assert serve_claims == ["tfship-models"]
 
 
 def test_manifests_validate_against_kubernetes_schemas(
@@ -79,17 +102,29 @@ def test_manifests_validate_against_kubernetes_schemas(
     assert "failed" not in result.stdout.lower()
 
 
+def _pods(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {
+        "Deployment": find(docs, "Deployment")["spec"]["template"]["spec"],
+        "Job": find(docs, "Job")["spec"]["template"]["spec"],
+        "CronJob": find(docs, "CronJob")["spec"]["jobTemplate"]["spec"]["template"]["spec"],
+    }
+
+
 def test_security_settings_and_stop_timing(built: tuple[Path, list[dict[str, Any]]]) -> None:
     _, docs = built
+    for kind, spec in _pods(docs).items():
+        assert spec["securityContext"]["runAsNonRoot"] is True, kind
+        assert spec["securityContext"]["runAsUser"] == 10001, kind  # the image's user
+        (container,) = spec["containers"]
+        security = container["securityContext"]
+        assert security["readOnlyRootFilesystem"] is True, kind
+        assert security["allowPrivilegeEscalation"] is False, kind
+        assert security["capabilities"]["drop"] == ["ALL"], kind
+        assert container["resources"]["requests"]["cpu"] and container["resources"]["limits"]
+        tmp = next(m for m in container["volumeMounts"] if m["mountPath"] == "/tmp")
+        assert "emptyDir" in next(v for v in spec["volumes"] if v["name"] == tmp["name"])
     pod = find(docs, "Deployment")["spec"]["template"]["spec"]
-    assert pod["securityContext"]["runAsNonRoot"] is True
-    assert pod["securityContext"]["runAsUser"] == 10001  # the image's user
     (container,) = pod["containers"]
-    security = container["securityContext"]
-    assert security["readOnlyRootFilesystem"] is True
-    assert security["allowPrivilegeEscalation"] is False
-    assert security["capabilities"]["drop"] == ["ALL"]
-    assert container["resources"]["requests"]["cpu"] and container["resources"]["limits"]
     # Writable places are volumes: /tmp (metrics files, HOME) and nothing else.
     mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
     assert mounts["/models"]["readOnly"] and mounts["/etc/tfship"]["readOnly"]
@@ -162,3 +197,38 @@ def test_deployment_container_runs_here_and_answers_its_probes(
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=60) == 0
         log.close()
+
+
+def test_training_job_runs_here_and_publishes(
+    built: tuple[Path, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    """The Job's container as Kubernetes would run it: the train image's entrypoint with the
+    Job's args and env, the claims where they are mounted. It publishes version 1."""
+    _, docs = built
+    (container,) = find(docs, "Job")["spec"]["template"]["spec"]["containers"]
+    train = chain(parse_dockerfile(), "train")
+    command = container.get("command") or exec_form(last(train, "ENTRYPOINT"))
+    args = container.get("args") or exec_form(last(train, "CMD"))
+    paths = {
+        "/app/configs": ROOT / "training" / "configs",
+        "/models": tmp_path / "models",
+        "/runs": tmp_path / "runs",
+        "/tmp": tmp_path / "tmp",
+    }
+    for mount in container["volumeMounts"]:
+        assert mount["mountPath"] in paths, mount
+        paths[mount["mountPath"]].mkdir(exist_ok=True)
+    env = {e["name"]: local_command([e["value"]], paths)[0] for e in container["env"]}
+    result = subprocess.run(
+        local_command(command + args, paths),
+        env=quiet_env(**env, HOME=str(tmp_path / "tmp")),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "models" / "digits" / "1" / "metadata.json").is_file()
+    # The run's logs and report went to the runs claim, nothing into the repository.
+    assert list((tmp_path / "runs" / "digits").glob("*/report.md"))
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["digits"]

@@ -258,3 +258,44 @@ def test_numbers_in_exponent_notation_are_numbers(tmp_path: Path) -> None:
     assert (
         load_config(DIGITS_CONFIG, ["export.parity_tolerance=1e-6"]).export.parity_tolerance == 1e-6
     )
+
+
+def test_savedmodel_has_tf_serving_classify_signature(trained_repo: TrainedRepo) -> None:
+    """For TF Serving's own Classify API: serialized tf.Examples in, class names and the
+    predict signature's scores out, with the method name TF Serving checks."""
+    code = """
+import json, sys
+import numpy as np
+import tensorflow as tf
+from sklearn.datasets import load_digits
+from tensorflow.core.protobuf import saved_model_pb2
+folder = sys.argv[1]
+images = load_digits().images[:16].astype(np.float32)[..., None]
+examples = [
+    tf.train.Example(features=tf.train.Features(feature={"pixels": tf.train.Feature(
+        float_list=tf.train.FloatList(value=image.reshape(-1).tolist()))})).SerializeToString()
+    for image in images
+]
+loaded = tf.saved_model.load(folder)
+classified = loaded.signatures["classification"](inputs=tf.constant(examples))
+predicted = loaded.signatures["serving_default"](pixels=tf.constant(images))["probabilities"]
+proto = saved_model_pb2.SavedModel()
+proto.ParseFromString(open(folder + "/saved_model.pb", "rb").read())
+signatures = proto.meta_graphs[0].signature_def
+print(json.dumps({
+    "max_diff": float(np.abs(classified["scores"].numpy() - predicted.numpy()).max()),
+    "classes": [c.decode() for c in classified["classes"].numpy()[0]],
+    "methods": {k: signatures[k].method_name for k in signatures},
+    "inputs": {k: v.dtype for k, v in signatures["classification"].inputs.items()},
+}))
+"""
+    result = run_python_json(code, str(trained_repo.version_dir))
+    assert result["max_diff"] == 0.0
+    assert result["classes"] == [str(i) for i in range(10)]
+    assert result["methods"] == {
+        "serving_default": "tensorflow/serving/predict",
+        "classification": "tensorflow/serving/classify",
+    }
+    assert result["inputs"] == {"inputs": 7}  # DT_STRING: serialized tf.Example
+    signature_defs = trained_repo.metadata()["tf_serving_signature_def"]
+    assert signature_defs["classification"]["method_name"] == "tensorflow/serving/classify"

@@ -348,3 +348,30 @@ def test_mixed_precision_trains_and_exports_float32(tmp_path: Path) -> None:
     assert meta["training_config"]["fit"]["mixed_precision"] is True
     assert [i["dtype"] for i in meta["inputs"]] == ["float32"]
     assert meta["parity"]["max_abs_diff"] <= 1e-4
+
+
+def test_regression_savedmodel_has_tf_serving_regress_signature(
+    examples_repo: ExamplesRepo,
+) -> None:
+    code = """
+import json, sys
+import numpy as np
+import tensorflow as tf
+from sklearn.datasets import load_diabetes
+folder = sys.argv[1]
+rows = load_diabetes().data[:8].astype(np.float32)
+examples = [
+    tf.train.Example(features=tf.train.Features(feature={"features": tf.train.Feature(
+        float_list=tf.train.FloatList(value=row.tolist()))})).SerializeToString()
+    for row in rows
+]
+loaded = tf.saved_model.load(folder)
+regressed = loaded.signatures["regression"](inputs=tf.constant(examples))["outputs"].numpy()
+predicted = loaded.signatures["serving_default"](features=tf.constant(rows))["predictions"]
+print(json.dumps({"shape": list(regressed.shape),
+                  "max_diff": float(np.abs(regressed - predicted.numpy()[:, 0]).max())}))
+"""
+    result = run_python_json(code, str(examples_repo.path / "diabetes" / "1"))
+    assert result == {"shape": [8], "max_diff": 0.0}
+    signatures = examples_repo.metadata("diabetes")["tf_serving_signature_def"]
+    assert signatures["regression"]["method_name"] == "tensorflow/serving/regress"

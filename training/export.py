@@ -50,10 +50,75 @@ class SavedModelInfo:
     signature_def_json: dict[str, Any]
 
 
+CLASSIFY_SIGNATURE = "classification"
+REGRESS_SIGNATURE = "regression"
+# TF Serving's Classify and Regress APIs accept only signatures with these method names.
+_METHOD_NAMES = {
+    CLASSIFY_SIGNATURE: "tensorflow/serving/classify",
+    REGRESS_SIGNATURE: "tensorflow/serving/regress",
+}
+
+
+def _example_endpoint(
+    model: keras.Model, inputs: list[InputSpec], class_names: list[str]
+) -> tuple[str, Any]:
+    """TF Serving's classify/regress signature: serialized tf.Examples in, one feature per
+    model input (named like it), parsed in the graph."""
+    features = {
+        spec.name: tf.io.FixedLenFeature(
+            spec.shape, tf.string if spec.dtype == "string" else tf.float32
+        )
+        for spec in inputs
+    }
+    names = [spec.name for spec in inputs]
+
+    def parsed(examples: tf.Tensor) -> Any:
+        values = tf.io.parse_example(examples, features)
+        return values[names[0]] if len(names) == 1 else values
+
+    if class_names:
+        labels = tf.constant([class_names])
+
+        def classify(inputs: tf.Tensor) -> dict[str, tf.Tensor]:
+            scores = model(parsed(inputs), training=False)
+            return {"classes": tf.tile(labels, [tf.shape(scores)[0], 1]), "scores": scores}
+
+        return CLASSIFY_SIGNATURE, classify
+
+    def regress(inputs: tf.Tensor) -> dict[str, tf.Tensor]:
+        return {"outputs": tf.reshape(model(parsed(inputs), training=False), [-1])}
+
+    return REGRESS_SIGNATURE, regress
+
+
+def _set_method_names(folder: Path) -> None:
+    """Keras writes every signature as a predict signature; TF Serving checks the method
+    name before it classifies or regresses, so the two example signatures get theirs."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    path = folder / SAVED_MODEL_FILE
+    proto = saved_model_pb2.SavedModel()
+    proto.ParseFromString(path.read_bytes())
+    for meta_graph in proto.meta_graphs:
+        for key, method in _METHOD_NAMES.items():
+            if key in meta_graph.signature_def:
+                meta_graph.signature_def[key].method_name = method
+    path.write_bytes(proto.SerializeToString())
+
+
 def export_saved_model(
-    model: keras.Model, inputs: list[InputSpec], output: str, folder: Path
+    model: keras.Model,
+    inputs: list[InputSpec],
+    output: str,
+    folder: Path,
+    class_names: list[str] | None = None,
 ) -> SavedModelInfo:
-    """Write the SavedModel at ``folder`` (the version root) and read its signature back."""
+    """Write the SavedModel at ``folder`` (the version root) and read its signature back.
+
+    ``serving_default`` takes the named inputs (predict); a ``classification`` (or, without
+    class names, ``regression``) signature takes serialized tf.Examples, for TF Serving's
+    Classify and Regress APIs.
+    """
     names = [spec.name for spec in inputs]
 
     def serve(*tensors: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -71,7 +136,12 @@ def export_saved_model(
             for spec in inputs
         ],
     )
+    key, function = _example_endpoint(model, inputs, class_names or [])
+    archive.add_endpoint(
+        name=key, fn=function, input_signature=[tf.TensorSpec((None,), tf.string, name="inputs")]
+    )
     archive.write_out(str(folder), verbose=False)
+    _set_method_names(folder)
     return read_saved_model_signature(folder)
 
 

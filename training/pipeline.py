@@ -150,7 +150,7 @@ def run_training(
     try:
         with clock.stage("export"):
             _say(5, "export: SavedModel")
-            saved = export.export_saved_model(net, specs, output, staging)
+            saved = export.export_saved_model(net, specs, output, staging, splits.class_names)
             if config.export.warmup_rows:
                 warm = {k: v[: config.export.warmup_rows] for k, v in x_test.items()}
                 export.write_warmup_requests(staging, config.name, specs, warm)
