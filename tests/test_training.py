@@ -292,10 +292,8 @@ print(json.dumps({
     result = run_python_json(code, str(trained_repo.version_dir))
     assert result["max_diff"] == 0.0
     assert result["classes"] == [str(i) for i in range(10)]
-    assert result["methods"] == {
-        "serving_default": "tensorflow/serving/predict",
-        "classification": "tensorflow/serving/classify",
-    }
+    assert result["methods"]["serving_default"] == "tensorflow/serving/predict"
+    assert result["methods"]["classification"] == "tensorflow/serving/classify"
     assert result["inputs"] == {"inputs": 7}  # DT_STRING: serialized tf.Example
     signature_defs = trained_repo.metadata()["tf_serving_signature_def"]
     assert signature_defs["classification"]["method_name"] == "tensorflow/serving/classify"
