@@ -232,3 +232,48 @@ def test_training_job_runs_here_and_publishes(
     # The run's logs and report went to the runs claim, nothing into the repository.
     assert list((tmp_path / "runs" / "digits").glob("*/report.md"))
     assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["digits"]
+
+
+def test_distributed_training_job_names_its_workers_consistently(tmp_path: Path) -> None:
+    """k8s/distributed: an Indexed Job whose pods are reachable under the addresses that
+    TFSHIP_WORKER_HOSTS lists (pod hostname <job>-<index>, in the headless Service's
+    subdomain), one per completion; it validates against the schemas too."""
+    result = subprocess.run(
+        [_kubectl(), "kustomize", str(K8S / "distributed")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    path = tmp_path / "distributed.yaml"
+    path.write_text(result.stdout)
+    validated = subprocess.run(
+        [str(BIN / "kubernetes-validate"), "--strict", "-k", KUBERNETES_VERSION, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert validated.returncode == 0, validated.stdout + validated.stderr
+    docs = [d for d in yaml.safe_load_all(result.stdout) if d]
+    job, service = find(docs, "Job"), find(docs, "Service")
+    spec = job["spec"]
+    assert spec["completionMode"] == "Indexed"
+    assert spec["completions"] == spec["parallelism"]
+    pod = spec["template"]["spec"]
+    assert service["spec"]["clusterIP"] == "None"
+    assert pod["subdomain"] == service["metadata"]["name"]
+    assert service["spec"]["selector"].items() <= spec["template"]["metadata"]["labels"].items()
+    (container,) = pod["containers"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    port = service["spec"]["ports"][0]["port"]
+    assert port == container["ports"][0]["containerPort"]
+    name = job["metadata"]["name"]
+    expected = [f"{name}-{i}.{pod['subdomain']}:{port}" for i in range(spec["completions"])]
+    assert env["TFSHIP_WORKER_HOSTS"].split(",") == expected
+    assert container["image"] == "tfship:train"
+    claims = [
+        v["persistentVolumeClaim"]["claimName"]
+        for v in pod["volumes"]
+        if "persistentVolumeClaim" in v
+    ]
+    assert claims == ["tfship-models"]  # the base's repository; the chief publishes there

@@ -343,7 +343,7 @@ def test_mixed_precision_trains_and_exports_float32(tmp_path: Path) -> None:
     overrides = ("fit.epochs=3", "fit.mixed_precision=true", "fit.tensorboard=false", *GATE_OFF)
     result = run_training(tmp_path, *overrides, config=CONFIGS / "breast_cancer.yaml")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "mixed precision training done; exporting a float32 copy" in result.stderr
+    assert "mixed precision training done; exporting a float32 single-device copy" in result.stderr
     meta = json.loads((tmp_path / "breast_cancer" / "1" / "metadata.json").read_text())
     assert meta["training_config"]["fit"]["mixed_precision"] is True
     assert [i["dtype"] for i in meta["inputs"]] == ["float32"]

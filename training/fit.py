@@ -94,8 +94,14 @@ def read_history(path: Any) -> dict[str, list[float]]:
 
 
 def fit_model(
-    model: keras.Model, splits: Splits, config: TrainConfig, run: RunFolder, verbose: int = 2
+    model: keras.Model,
+    splits: Splits,
+    config: TrainConfig,
+    run: RunFolder,
+    verbose: int = 2,
+    strategy: Any = None,
 ) -> FitResult:
+    """Compile and train ``model`` (built in ``strategy``'s scope when there is one)."""
     fit = config.fit
     steps_per_epoch = math.ceil(len(splits.y_train) / fit.batch_size)
     compile_model(model, config, steps_per_epoch)
@@ -143,15 +149,20 @@ def fit_model(
     if fit.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(str(run.tensorboard)))
     resumed_from = run.backed_up_epochs()
-    model.fit(
-        make_dataset(splits.x_train, splits.y_train, fit.batch_size, shuffle_seed=config.seed),
-        validation_data=make_dataset(splits.x_val, splits.y_val, fit.batch_size),
-        epochs=fit.epochs,
-        class_weight=splits.class_weight,
-        callbacks=callbacks,
-        shuffle=False,  # the dataset shuffles itself, with the run's seed
-        verbose=verbose,  # 2: one line per epoch, progress without a redrawn bar in logs
-    )
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        from training.multi_worker import fit_multi_worker
+
+        fit_multi_worker(model, splits, config, callbacks, strategy, verbose)
+    else:
+        model.fit(
+            make_dataset(splits.x_train, splits.y_train, fit.batch_size, shuffle_seed=config.seed),
+            validation_data=make_dataset(splits.x_val, splits.y_val, fit.batch_size),
+            epochs=fit.epochs,
+            class_weight=splits.class_weight,
+            callbacks=callbacks,
+            shuffle=False,  # the dataset shuffles itself, with the run's seed
+            verbose=verbose,  # 2: one line per epoch, progress without a redrawn bar in logs
+        )
     history = read_history(run.history_csv)
     monitored = history.get(monitor, [])
     if monitored:

@@ -7,6 +7,7 @@ into place. Logs, plots and the report go to the run folder whatever the outcome
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import platform
@@ -32,7 +33,7 @@ from tfship.repository import (
     write_metadata,
 )
 from training.config import TrainConfig
-from training.errors import ExportError, GateRefused
+from training.errors import ExportError, GateRefused, TrainingError
 
 STAGES = 6
 
@@ -75,8 +76,31 @@ def _summary_table(rows: list[tuple[str, str]]) -> str:
 
 def run_training(
     config: TrainConfig, model_dir: Path, run_dir: Path, force: bool = False
-) -> VersionRef:
+) -> VersionRef | None:
+    """Train and publish; returns the new version, or None on a multi-worker run's
+    non-chief worker (the chief publishes)."""
+    from training import distribute
+
+    cluster = distribute.cluster_from_env()
+    if cluster is None or not cluster.is_chief:
+        return _run(config, model_dir, run_dir, force, cluster)
+    try:
+        ref = _run(config, model_dir, run_dir, force, cluster)
+    except BaseException as exc:
+        with contextlib.suppress(Exception):  # TF may not have started: nobody waits then
+            distribute.announce_outcome(f"failed: {exc}")
+        raise
+    assert ref is not None
+    distribute.announce_outcome(f"{distribute.PUBLISHED} {ref.name} version {ref.version}")
+    return ref
+
+
+def _run(
+    config: TrainConfig, model_dir: Path, run_dir: Path, force: bool, cluster: Any
+) -> VersionRef | None:
     started = time.monotonic()
+    from training import distribute
+
     # TensorFlow is imported only here, after the config has been checked, so a typo in
     # the config fails in a fraction of a second rather than after TF's start-up.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -87,9 +111,14 @@ def run_training(
     from training import data, evaluate, export, fit, gate, model, quantize
     from training.run_folder import finish_run, open_run
 
+    # Before any other TensorFlow op: multi-worker collectives are set up at creation.
+    strategy = distribute.make_strategy(cluster)
     _setup_tensorflow(config)
     clock = StageClock()
     task = config.task
+    if cluster is not None and not cluster.is_chief:
+        # Its own logs and backup, apart from the chief's.
+        run_dir = run_dir / f".worker-{cluster.index}"
 
     with clock.stage("data"):
         _say(1, f"data: loading {config.data.source} {config.data.path or config.data.dataset}")
@@ -102,7 +131,7 @@ def run_training(
         )
     run = open_run(run_dir, config)
 
-    with clock.stage("model"):
+    with clock.stage("model"), strategy.scope():
         net, specs, preprocessing_info = model.build_model(config, splits)
         output = model.output_name(task)
         _say(
@@ -119,17 +148,33 @@ def run_training(
         _say(
             3,
             f"fit: up to {config.fit.epochs} epochs, early stopping on "
-            f"{config.fit.early_stopping.monitor}{resume_note}; logs in {run.root}",
+            f"{config.fit.early_stopping.monitor}{resume_note}; "
+            f"{distribute.describe(strategy, cluster)}; logs in {run.root}",
         )
-        fitted = fit.fit_model(net, splits, config, run)
-        if config.fit.mixed_precision:
-            # Mixed precision speeds up training; serving gets a float32 graph with the same
-            # (float32) weights, so ONNX and TF agree to the usual tolerance.
+        with strategy.scope():
+            fitted = fit.fit_model(net, splits, config, run, strategy=strategy)
+        if config.fit.mixed_precision or strategy.num_replicas_in_sync > 1:
+            # Serving gets a plain float32 model with the trained weights: mixed precision
+            # is for training speed, and a model built outside the strategy exports without
+            # collective saving (so ONNX and TF agree to the usual tolerance).
             keras.mixed_precision.set_global_policy("float32")
             trained = net
             net, _, _ = model.build_model(config, splits)
             net.set_weights(trained.get_weights())
-            _say(3, "fit: mixed precision training done; exporting a float32 copy")
+            why = "mixed precision" if config.fit.mixed_precision else "distributed"
+            _say(3, f"fit: {why} training done; exporting a float32 single-device copy")
+    if cluster is not None and not cluster.is_chief:
+        finish_run(run_dir, config)
+        _say(
+            6,
+            f"worker {cluster.index}: trained in lock-step with the chief (worker 0), "
+            "which evaluates and publishes; waiting for it",
+        )
+        outcome = distribute.wait_for_chief()
+        if not outcome.startswith(distribute.PUBLISHED):
+            raise TrainingError(f"the chief's run ended without a version: {outcome}")
+        _say(6, f"worker {cluster.index}: the chief {outcome}; nothing is published here")
+        return None
 
     with clock.stage("evaluate"):
         _say(4, "evaluate: Keras model on the test split")
