@@ -8,7 +8,7 @@ GRPC_PORT ?= 8500
 MODEL_DIR ?= models
 CONFIG ?= training/configs/digits.yaml
 
-.PHONY: demo test install install-dev train serve lint bench-startup bench-soak bench-training clean
+.PHONY: demo test install install-dev train serve lint bench-startup bench-soak bench-training bench-serving clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,9 @@ bench-startup: install
 	$(BIN)/python benchmarks/startup.py
 
 # Ten minutes at half the measured maximum rate: errors, worker memory and p99 drift.
+bench-serving: install
+	$(BIN)/python benchmarks/serving.py
+
 bench-training: install
 	$(BIN)/python benchmarks/training.py
 

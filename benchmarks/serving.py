@@ -1,0 +1,438 @@
+"""Serving benchmark: tfship against the tutorial app and the hello-world ceiling, with wrk.
+
+    python benchmarks/serving.py [--duration 10] [--models digits,mlp784,cnn28]
+                                 [--workers 2] [--json out.json]
+
+Needs wrk (Debian: apt-get install wrk). Everything listens on 127.0.0.1.
+
+1. Models, trained into a temporary repository by ``tfship train`` (one or a few epochs:
+   the weights do not matter for speed): ``digits`` (the 8x8 CNN of digits.yaml),
+   ``mlp784`` (784 -> 512 -> 512 -> 10) and ``cnn28`` (28x28x1, Conv 64 + Conv 64), on
+   random data of their shapes except digits.
+2. Servers, each under gunicorn with the same worker count and class (sync): (a) a
+   hello-world Flask app (benchmarks/hello_app.py, the ceiling), (b) the tutorial app
+   (benchmarks/tutorial_app.py: Flask + ``InferenceSession.run``, no checks), (c) ``tfship
+   serve`` with the ONNX runtime and everything on (validation, metrics, access log).
+3. Points per model: 1 row per request at 1, 16 and 64 connections; 32 rows per request at
+   16 connections, as TF Serving JSON and (tfship) as V2 binary. wrk runs one thread for
+   ``--duration`` seconds per point, with a Lua script that posts a fixed body.
+4. (d) onnxruntime called in-process on the same model, in one process and in two (one
+   thread each), for the rows/s a server could at best reach.
+
+The table shows requests/s, rows/s, p50 and p99 latency and errors, each throughput also
+as a ratio to (b) and (a) measured in the same run. ``--json`` keeps everything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from startup import BIN, ROOT, children_rss_mib, free_port, wait_ready
+
+WRK_SCRIPT = """
+local f = assert(io.open(os.getenv("BENCH_BODY"), "rb"))
+wrk.method = "POST"
+wrk.body = f:read("*all")
+f:close()
+wrk.headers["Content-Type"] = os.getenv("BENCH_CONTENT_TYPE")
+local extra = os.getenv("BENCH_HEADER")
+if extra and extra ~= "" then
+  local name, value = extra:match("^([^:]+):%s*(.*)$")
+  wrk.headers[name] = value
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'RESULT {"requests": %d, "duration_us": %d, "socket_errors": %d, "non_2xx": %d, ' ..
+    '"p50_us": %d, "p99_us": %d}\\n',
+    summary.requests, summary.duration, e.connect + e.read + e.write + e.timeout, e.status,
+    latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+MODEL_CONFIGS = {
+    "mlp784": """name: mlp784
+data: {source: npz, path: mlp784.npz}
+cleaning: {duplicates: keep}
+preprocessing: {scaling: none}
+model: {architecture: mlp, dense_units: [512, 512]}
+fit: {epochs: 1, batch_size: 64, tensorboard: false}
+gate: {threshold: null, tolerance: 1000}
+""",
+    "cnn28": """name: cnn28
+data: {source: npz, path: cnn28.npz}
+cleaning: {duplicates: keep}
+preprocessing: {scaling: rescaling}
+model: {architecture: cnn, conv_filters: [64, 64], dense_units: [128]}
+fit: {epochs: 1, batch_size: 64, tensorboard: false}
+gate: {threshold: null, tolerance: 1000}
+""",
+}
+ROW_SHAPES = {"digits": (8, 8, 1), "mlp784": (784,), "cnn28": (28, 28, 1)}
+INPUT_NAMES = {"digits": "pixels", "mlp784": "features", "cnn28": "pixels"}
+
+
+@dataclass
+class Point:
+    model: str
+    server: str
+    connections: int
+    rows: int
+    body: str  # "json" or "v2-binary"
+    requests_per_s: float = 0.0
+    rows_per_s: float = 0.0
+    p50_ms: float = 0.0
+    p99_ms: float = 0.0
+    errors: int = 0
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TFSHIP_")}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    return env
+
+
+def train_models(repo: Path, models: list[str], scratch: Path) -> None:
+    rng = np.random.default_rng(0)
+    for name in models:
+        print(f"training {name} (for its shape, not its accuracy)", file=sys.stderr, flush=True)
+        if name == "digits":
+            config = ROOT / "training" / "configs" / "digits.yaml"
+            extra = ["fit.epochs=3", "compress.quantize=[]", "gate.threshold=null"]
+        else:
+            rows = 2000 if name == "mlp784" else 1000
+            x = rng.random((rows, *ROW_SHAPES[name]), dtype=np.float32)
+            if name == "cnn28":
+                x *= 255
+            np.savez(scratch / f"{name}.npz", x=x, y=rng.integers(0, 10, rows))
+            config = scratch / f"{name}.yaml"
+            config.write_text(MODEL_CONFIGS[name])
+            extra = []
+        command = [sys.executable, "-m", "training", str(config), "--model-dir", str(repo)]
+        command += ["--run-dir", str(scratch / "runs")]
+        for override in extra:
+            command += ["--set", override]
+        result = subprocess.run(command, capture_output=True, text=True, env=_env(), cwd=ROOT)
+        if result.returncode != 0:
+            sys.exit(f"training {name} failed:\n{result.stderr[-3000:]}")
+
+
+def _bodies(model: str, scratch: Path) -> dict[tuple[int, str], tuple[Path, str, str]]:
+    """(rows, kind) -> (body file, content type, extra header)."""
+    rng = np.random.default_rng(1)
+    shape = ROW_SHAPES[model]
+    scale = 16.0 if model == "digits" else (255.0 if model == "cnn28" else 1.0)
+    bodies = {}
+    for rows in (1, 32):
+        x = (rng.random((rows, *shape)) * scale).astype(np.float32)
+        path = scratch / f"{model}-{rows}.json"
+        path.write_text(json.dumps({"instances": np.round(x, 4).tolist()}))
+        bodies[(rows, "json")] = (path, "application/json", "")
+    x = (rng.random((32, *shape)) * scale).astype(np.float32)
+    header = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": INPUT_NAMES[model],
+                    "datatype": "FP32",
+                    "shape": list(x.shape),
+                    "parameters": {"binary_data_size": x.nbytes},
+                }
+            ],
+            "outputs": [{"name": "probabilities", "parameters": {"binary_data": True}}],
+        }
+    ).encode()
+    path = scratch / f"{model}-32.v2"
+    path.write_bytes(header + x.tobytes())
+    bodies[(32, "v2-binary")] = (
+        path,
+        "application/octet-stream",
+        f"Inference-Header-Content-Length: {len(header)}",
+    )
+    return bodies
+
+
+def run_wrk(
+    url: str, body: tuple[Path, str, str], connections: int, seconds: int, script: Path
+) -> dict[str, Any]:
+    env = {
+        **os.environ,
+        "BENCH_BODY": str(body[0]),
+        "BENCH_CONTENT_TYPE": body[1],
+        "BENCH_HEADER": body[2],
+    }
+    result = subprocess.run(
+        [
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(script),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=seconds + 60,
+    )
+    line = next((x for x in result.stdout.splitlines() if x.startswith("RESULT ")), None)
+    if line is None:
+        sys.exit(f"wrk failed:\n{result.stdout}\n{result.stderr}")
+    return json.loads(line.removeprefix("RESULT "))
+
+
+class Server:
+    def __init__(self, name: str, command: list[str], port: int, env: dict[str, str]) -> None:
+        self.name, self.port = name, port
+        # Logs are dropped: the access log is part of tfship's work, not of the result.
+        self.process = subprocess.Popen(
+            command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        wait_ready(self.process, port)
+        time.sleep(1.0)  # every worker loaded and warmed up
+        self.rss_mib = sum(children_rss_mib(self.process.pid))
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def _gunicorn(app: str, port: int, workers: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--workers",
+        str(workers),
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--chdir",
+        str(ROOT / "benchmarks"),
+        "--no-control-socket",
+        "--access-logfile",
+        "/dev/null",
+        app,
+    ]
+
+
+def start_servers(repo: Path, workers: int, scratch: Path) -> dict[str, Server]:
+    env = _env()
+    ports = {name: free_port() for name in ("hello", "tutorial", "tfship")}
+    servers = {
+        "hello": Server(
+            "hello", _gunicorn("hello_app:app", ports["hello"], workers), ports["hello"], env
+        ),
+        "tutorial": Server(
+            "tutorial",
+            _gunicorn("tutorial_app:app", ports["tutorial"], workers),
+            ports["tutorial"],
+            {**env, "TUTORIAL_MODEL_DIR": str(repo)},
+        ),
+        "tfship": Server(
+            "tfship",
+            [
+                str(BIN / "tfship"),
+                "serve",
+                "--model-dir",
+                str(repo),
+                "--host",
+                "127.0.0.1",
+                "--rest-port",
+                str(ports["tfship"]),
+                "--grpc-port",
+                str(free_port()),
+                "--workers",
+                str(workers),
+                "--runtime",
+                "onnx",
+            ],
+            ports["tfship"],
+            {**env, "PROMETHEUS_MULTIPROC_DIR": str(scratch / "metrics")},
+        ),
+    }
+    return servers
+
+
+def _inprocess_worker(path: str, rows: int, seconds: float, threads: int, queue: Any) -> None:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    shape = [rows, *[d if isinstance(d, int) else 1 for d in session.get_inputs()[0].shape[1:]]]
+    x = np.random.default_rng(2).random(shape, dtype=np.float32)
+    for _ in range(20):
+        session.run(None, {name: x})
+    done, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        session.run(None, {name: x})
+        done += 1
+    queue.put(
+        (done * rows / (time.perf_counter() - started), (time.perf_counter() - started) / done)
+    )
+
+
+def inprocess(path: Path, rows: int, seconds: float, processes: int) -> tuple[float, float]:
+    """(rows/s over all processes, seconds per call in the first) for ``session.run``."""
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    threads = 1 if processes > 1 else 0
+    workers = [
+        context.Process(target=_inprocess_worker, args=(str(path), rows, seconds, threads, queue))
+        for _ in range(processes)
+    ]
+    for w in workers:
+        w.start()
+    results = [queue.get(timeout=seconds + 120) for _ in workers]
+    for w in workers:
+        w.join()
+    return sum(r[0] for r in results), results[0][1]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--duration", type=int, default=10, help="seconds per point")
+    parser.add_argument("--models", default="digits,mlp784,cnn28")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
+        return 2
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    unknown = [m for m in models if m not in ROW_SHAPES]
+    if unknown:
+        print(
+            f"unknown model {unknown[0]!r} (choose from {', '.join(ROW_SHAPES)})", file=sys.stderr
+        )
+        return 2
+
+    points: list[Point] = []
+    inproc: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory(prefix="tfship-serving-bench-") as tmp:
+        scratch = Path(tmp)
+        repo = scratch / "models"
+        train_models(repo, models, scratch)
+        script = scratch / "post.lua"
+        script.write_text(WRK_SCRIPT)
+        for model in models:
+            onnx = repo / model / "1" / "model.onnx"
+            one_row_s = inprocess(onnx, 1, 3, 1)[1]
+            inproc[model] = {
+                "single_row_ms_one_thread": inprocess(onnx, 1, 3, 2)[1] * 1000,
+                "rows_per_s_1_row": inprocess(onnx, 1, 5, 1)[0],
+                "rows_per_s_32_rows": inprocess(onnx, 32, 5, 1)[0],
+                "rows_per_s_32_rows_2_processes": inprocess(onnx, 32, 5, 2)[0],
+                "single_row_ms_default_threads": one_row_s * 1000,
+            }
+        servers = start_servers(repo, args.workers, scratch)
+        try:
+            for model in models:
+                bodies = _bodies(model, scratch)
+                plan = [(c, 1, "json") for c in (1, 16, 64)] + [
+                    (16, 32, "json"),
+                    (16, 32, "v2-binary"),
+                ]
+                for connections, rows, kind in plan:
+                    for server in ("hello", "tutorial", "tfship"):
+                        if kind == "v2-binary" and server != "tfship":
+                            continue
+                        path = (
+                            f"/v2/models/{model}/infer"
+                            if kind == "v2-binary"
+                            else f"/v1/models/{model}:predict"
+                        )
+                        url = f"http://127.0.0.1:{servers[server].port}{path}"
+                        print(
+                            f"{model} {server} c={connections} rows={rows} {kind}",
+                            file=sys.stderr,
+                            flush=True,
+                        )
+                        r = run_wrk(url, bodies[(rows, kind)], connections, args.duration, script)
+                        seconds = r["duration_us"] / 1e6
+                        point = Point(model, server, connections, rows, kind)
+                        point.requests_per_s = r["requests"] / seconds
+                        point.rows_per_s = point.requests_per_s * rows
+                        point.p50_ms = r["p50_us"] / 1000
+                        point.p99_ms = r["p99_us"] / 1000
+                        point.errors = r["socket_errors"] + r["non_2xx"]
+                        points.append(point)
+            rss = {name: server.rss_mib for name, server in servers.items()}
+        finally:
+            for server in servers.values():
+                server.stop()
+
+    _print_table(points, inproc, rss)
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {"points": [asdict(p) for p in points], "inprocess": inproc, "rss_mib": rss},
+                indent=1,
+            )
+        )
+    return 0
+
+
+def _print_table(
+    points: list[Point], inproc: dict[str, dict[str, float]], rss: dict[str, float]
+) -> None:
+    def find(p: Point, server: str) -> Point | None:
+        return next(
+            (
+                q
+                for q in points
+                if (q.model, q.connections, q.rows, q.server)
+                == (p.model, p.connections, p.rows, server)
+                and q.body == "json"
+            ),
+            None,
+        )
+
+    print(
+        f"\n{'model':7} {'conn':>4} {'rows':>4} {'body':9} {'server':8} {'req/s':>8} "
+        f"{'rows/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} {'x tut':>6} {'x hello':>7}"
+    )
+    for p in points:
+        tutorial, hello = find(p, "tutorial"), find(p, "hello")
+        x_tut = f"{p.rows_per_s / tutorial.rows_per_s:6.2f}" if tutorial else "     -"
+        x_hello = f"{p.requests_per_s / hello.requests_per_s:7.2f}" if hello else "      -"
+        print(
+            f"{p.model:7} {p.connections:4} {p.rows:4} {p.body:9} {p.server:8} "
+            f"{p.requests_per_s:8.0f} {p.rows_per_s:9.0f} {p.p50_ms:7.2f} {p.p99_ms:7.2f} "
+            f"{p.errors:6} {x_tut} {x_hello}"
+        )
+    print(
+        "\nonnxruntime in-process (rows/s; one process with default threads, or two with one "
+        "thread each)"
+    )
+    for model, values in inproc.items():
+        print(f"  {model:7} " + ", ".join(f"{k} {v:,.1f}" for k, v in values.items()))
+    print("\nserver RSS (all workers): " + ", ".join(f"{k} {v:.0f} MiB" for k, v in rss.items()))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,37 @@
+"""The tutorial app: what an engineer writes by hand around ``InferenceSession.run``.
+
+Flask + gunicorn + onnxruntime, TF Serving's row format, no validation, no metrics, no
+logs. ``TUTORIAL_MODEL_DIR`` names a tfship repository; every model's newest
+``model.onnx`` is loaded once per worker.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from flask import Flask, jsonify, request
+
+app = Flask(__name__)
+sessions: dict[str, ort.InferenceSession] = {}
+for folder in sorted(Path(os.environ["TUTORIAL_MODEL_DIR"]).iterdir()):
+    versions = sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit())
+    if versions:
+        sessions[folder.name] = ort.InferenceSession(
+            str(folder / str(versions[-1]) / "model.onnx"), providers=["CPUExecutionProvider"]
+        )
+
+
+@app.get("/readyz")
+def ready() -> str:
+    return "ok"
+
+
+@app.post("/v1/models/<name>:predict")
+def predict(name: str):
+    session = sessions[name]
+    x = np.array(request.get_json()["instances"], dtype=np.float32)
+    outputs = session.run(None, {session.get_inputs()[0].name: x})
+    return jsonify({"predictions": outputs[0].tolist()})
