@@ -126,20 +126,15 @@ def _strings(proto: Any, shape: tuple[int, ...], label: str) -> np.ndarray:
 def to_dtype(array: np.ndarray, dtype: np.dtype, label: str) -> np.ndarray:
     """Convert to the signature's dtype where no value changes (TF clients often send
     float64 or int32 for a float32 input); refuse booleans <-> numbers, NaN and Infinity."""
-    if (array.dtype.kind == "O") != (dtype.kind == "O"):
-        raise InvalidArgument(
-            f"{label}: expected {dtype_name(dtype_enum(dtype))}, "
-            f"got {dtype_name(dtype_enum(array.dtype))}"
-        )
-    if dtype.kind == "O":
-        return array
-    if (array.dtype.kind == "b") != (dtype.kind == "b"):
-        raise InvalidArgument(
-            f"{label}: expected {dtype_name(dtype_enum(dtype))}, "
-            f"got {dtype_name(dtype_enum(array.dtype))}"
-        )
-    if dtype.kind == "b":
-        return array
+    # Strings and booleans are never converted to or from numbers: they match or fail.
+    for kind in ("O", "b"):
+        if (array.dtype.kind == kind) != (dtype.kind == kind):
+            raise InvalidArgument(
+                f"{label}: expected {dtype_name(dtype_enum(dtype))}, "
+                f"got {dtype_name(dtype_enum(array.dtype))}"
+            )
+        if dtype.kind == kind:
+            return array
     # Also for the same dtype: NaN and Infinity are refused whatever the protocol.
     return check_numbers(array, dtype, label)
 

@@ -168,19 +168,13 @@ def _decode_tensor(
     if size is not None:
         if "data" in entry:
             raise InvalidArgument(f"{label}: has both 'data' and binary_data_size")
-        if datatype == "BYTES":
-            if len(binary) < size:
+        if datatype != "BYTES":  # BYTES elements have their own lengths inside
+            want = count * dtype.itemsize
+            if size != want:
                 raise InvalidArgument(
-                    f"{label}: binary_data_size is {size}, but only "
-                    f"{len(binary)} bytes of binary data remain in the body"
+                    f"{label}: binary_data_size is {size}, but shape "
+                    f"{shape_text(shape)} of {datatype} needs {want} bytes"
                 )
-            return _decode_bytes(binary[:size], count, label).reshape(shape), size
-        want = count * dtype.itemsize
-        if size != want:
-            raise InvalidArgument(
-                f"{label}: binary_data_size is {size}, but shape "
-                f"{shape_text(shape)} of {datatype} needs {want} bytes"
-            )
         if len(binary) < size:
             raise InvalidArgument(
                 f"{label}: binary_data_size is {size}, but only "
@@ -189,6 +183,8 @@ def _decode_tensor(
         # Bytes after a JSON header of odd length can sit at any address; runtimes want
         # aligned memory, so such a chunk is copied.
         chunk = binary[:size]
+        if datatype == "BYTES":
+            return _decode_bytes(chunk, count, label).reshape(shape), size
         if dtype.kind == "b":
             raw_bytes = np.frombuffer(chunk, dtype=np.uint8)
             if raw_bytes.size and raw_bytes.max() > 1:

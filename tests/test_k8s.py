@@ -90,10 +90,8 @@ def test_kustomization_builds_what_a_deployment_needs(
     assert serve_claims == ["tfship-models"]
 
 
-def test_manifests_validate_against_kubernetes_schemas(
-    built: tuple[Path, list[dict[str, Any]]],
-) -> None:
-    path, _ = built
+def _validate(path: Path) -> None:
+    """kubernetes-validate --strict against KUBERNETES_VERSION's schemas, offline."""
     result = subprocess.run(
         [str(BIN / "kubernetes-validate"), "--strict", "-k", KUBERNETES_VERSION, str(path)],
         capture_output=True,
@@ -102,6 +100,13 @@ def test_manifests_validate_against_kubernetes_schemas(
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "failed" not in result.stdout.lower()
+
+
+def test_manifests_validate_against_kubernetes_schemas(
+    built: tuple[Path, list[dict[str, Any]]],
+) -> None:
+    path, _ = built
+    _validate(path)
 
 
 def _pods(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -249,13 +254,7 @@ def test_distributed_training_job_names_its_workers_consistently(tmp_path: Path)
     assert result.returncode == 0, result.stderr
     path = tmp_path / "distributed.yaml"
     path.write_text(result.stdout)
-    validated = subprocess.run(
-        [str(BIN / "kubernetes-validate"), "--strict", "-k", KUBERNETES_VERSION, str(path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert validated.returncode == 0, validated.stdout + validated.stderr
+    _validate(path)
     docs = [d for d in yaml.safe_load_all(result.stdout) if d]
     job, service = find(docs, "Job"), find(docs, "Service")
     spec = job["spec"]

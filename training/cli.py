@@ -7,6 +7,34 @@ import os
 import sys
 from pathlib import Path
 
+from training.errors import ConfigError, TrainingError
+
+
+def _run_dir_argument(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--run-dir",
+        type=Path,
+        default=Path(os.environ.get("TFSHIP_RUN_DIR", "runs")),
+        help=f"{what} (env TFSHIP_RUN_DIR; default: runs)",
+    )
+
+
+def _overrides_argument(parser: argparse.ArgumentParser, example: str) -> None:
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"override one config key, e.g. --set {example} (repeatable)",
+    )
+
+
+def _failed(command: str, exc: TrainingError) -> int:
+    """Print why; 2 for a usage problem (the config), 1 for a run that failed."""
+    print(f"{command}: {exc.kind}: {exc}", file=sys.stderr)
+    return 2 if isinstance(exc, ConfigError) else 1
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", type=Path, help="training config (YAML)")
@@ -17,40 +45,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="model repository to publish into, as DIR/<name>/<version> "
         "(env TFSHIP_MODEL_DIR; default: models)",
     )
-    parser.add_argument(
-        "--run-dir",
-        type=Path,
-        default=Path(os.environ.get("TFSHIP_RUN_DIR", "runs")),
-        help="where each run keeps its logs, checkpoints, backup and report, as "
-        "DIR/<name>/<run id> (env TFSHIP_RUN_DIR; default: runs)",
+    _run_dir_argument(
+        parser,
+        "where each run keeps its logs, checkpoints, backup and report, as DIR/<name>/<run id>",
     )
     parser.add_argument(
         "--force",
         action="store_true",
         help="publish even if the quality gate refuses the model (the decision is recorded)",
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override one config key, e.g. --set fit.epochs=5 (repeatable)",
-    )
+    _overrides_argument(parser, "fit.epochs=5")
 
 
 def run(args: argparse.Namespace) -> int:
     from training.config import load_config
-    from training.errors import ConfigError, TrainingError
     from training.pipeline import run_training
 
     try:
         config = load_config(args.config, args.overrides)
         run_training(config, args.model_dir, args.run_dir, force=args.force)
     except TrainingError as exc:
-        print(f"tfship train: {exc.kind}: {exc}", file=sys.stderr)
-        # 2 for a usage problem (the config), 1 for a run that failed.
-        return 2 if isinstance(exc, ConfigError) else 1
+        return _failed("tfship train", exc)
     return 0
 
 
@@ -64,29 +79,16 @@ def main(argv: list[str] | None = None) -> int:
 
 def add_tune_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", type=Path, help="training config (YAML) with a tune section")
-    parser.add_argument(
-        "--run-dir",
-        type=Path,
-        default=Path(os.environ.get("TFSHIP_RUN_DIR", "runs")),
-        help="trial logs go to DIR/<name>/tune-<time> (env TFSHIP_RUN_DIR; default: runs)",
-    )
+    _run_dir_argument(parser, "trial logs go to DIR/<name>/tune-<time>")
     parser.add_argument(
         "--output", type=Path, help="where to write the best config (default: in the run folder)"
     )
     parser.add_argument("--trials", type=int, help="override tune.trials")
     parser.add_argument("--timeout", type=float, help="override tune.timeout_seconds")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override one config key, e.g. --set tune.epochs=10 (repeatable)",
-    )
+    _overrides_argument(parser, "tune.epochs=10")
 
 
 def run_tune(args: argparse.Namespace) -> int:
-    from training.errors import ConfigError, TrainingError
     from training.tune import run_tuning
 
     if (args.trials is not None and args.trials < 1) or (
@@ -99,6 +101,5 @@ def run_tune(args: argparse.Namespace) -> int:
             args.config, args.overrides, args.run_dir, args.output, args.trials, args.timeout
         )
     except TrainingError as exc:
-        print(f"tfship tune: {exc.kind}: {exc}", file=sys.stderr)
-        return 2 if isinstance(exc, ConfigError) else 1
+        return _failed("tfship tune", exc)
     return 0

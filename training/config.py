@@ -395,19 +395,25 @@ def _check_compress(config: TrainConfig) -> None:
         )
 
 
-def _apply_override(raw: dict[str, Any], assignment: str) -> None:
-    """Apply one ``dotted.key=value`` override; the value is parsed as YAML (so 3 is an int)."""
-    if "=" not in assignment:
-        raise ConfigError(f"--set {assignment!r}: expected KEY=VALUE, e.g. fit.epochs=5")
-    key, text = assignment.split("=", 1)
+def set_key(raw: dict[str, Any], key: str, value: Any, where: str) -> None:
+    """Set ``dotted.key`` in a parsed config, creating mappings on the way; ``where``
+    starts the message if a part of the path is not a mapping."""
     parts = key.strip().split(".")
     node = raw
     for part in parts[:-1]:
         child = node.setdefault(part, {})
         if not isinstance(child, dict):
-            raise ConfigError(f"--set {key}: {part} is not a mapping")
+            raise ConfigError(f"{where}: {part} is not a mapping")
         node = child
-    node[parts[-1]] = yaml.safe_load(text)
+    node[parts[-1]] = value
+
+
+def _apply_override(raw: dict[str, Any], assignment: str) -> None:
+    """Apply one ``dotted.key=value`` override; the value is parsed as YAML (so 3 is an int)."""
+    if "=" not in assignment:
+        raise ConfigError(f"--set {assignment!r}: expected KEY=VALUE, e.g. fit.epochs=5")
+    key, text = assignment.split("=", 1)
+    set_key(raw, key, yaml.safe_load(text), f"--set {key}")
 
 
 def parse_config(raw: Any, base_dir: Path, source: str = "config") -> TrainConfig:

@@ -43,6 +43,12 @@ class Splits:
         return {"train": len(self.y_train), "val": len(self.y_val), "test": len(self.y_test)}
 
 
+def model_input(x: Arrays) -> Any:
+    """What a Keras model with these inputs takes: the array itself for a single input,
+    the dict of named arrays otherwise."""
+    return next(iter(x.values())) if len(x) == 1 else x
+
+
 def _take(x: Arrays, index: np.ndarray) -> Arrays:
     return {name: values[index] for name, values in x.items()}
 

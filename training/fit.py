@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from training.config import FitConfig, TrainConfig
-from training.data import Arrays, Splits
+from training.data import Arrays, Splits, model_input
 from training.run_folder import RunFolder
 
 
@@ -61,15 +61,11 @@ def compile_model(model: keras.Model, config: TrainConfig, steps_per_epoch: int)
     model.compile(optimizer=_optimizer(config.fit, steps_per_epoch), loss=loss, metrics=metrics)
 
 
-def _model_input(x: Arrays) -> Any:
-    return next(iter(x.values())) if len(x) == 1 else x
-
-
 def make_dataset(
     x: Arrays, y: np.ndarray, batch_size: int, shuffle_seed: int | None = None
 ) -> tf.data.Dataset:
     """Batches for fit/evaluate: cached after the first pass, prefetched, shuffled if asked."""
-    data = tf.data.Dataset.from_tensor_slices((_model_input(x), y)).cache()
+    data = tf.data.Dataset.from_tensor_slices((model_input(x), y)).cache()
     if shuffle_seed is not None:
         data = data.shuffle(len(y), seed=shuffle_seed, reshuffle_each_iteration=True)
     return data.batch(batch_size).prefetch(tf.data.AUTOTUNE)

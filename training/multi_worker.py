@@ -22,13 +22,9 @@ import numpy as np
 import tensorflow as tf
 
 from training.config import TrainConfig
-from training.data import Arrays, Splits
+from training.data import Arrays, Splits, model_input
 
 _EVAL_BATCH = 256
-
-
-def _model_input(x: Arrays) -> Any:
-    return next(iter(x.values())) if len(x) == 1 else x
 
 
 def _loss_object(task: str) -> keras.losses.Loss:
@@ -55,7 +51,7 @@ def evaluate_local(model: keras.Model, x: Arrays, y: np.ndarray, task: str) -> d
     outputs, losses = [], []
     for start in range(0, len(y), _EVAL_BATCH):
         batch = {k: v[start : start + _EVAL_BATCH] for k, v in x.items()}
-        predicted = model(_model_input(batch), training=False)
+        predicted = model(model_input(batch), training=False)
         target = y[start : start + _EVAL_BATCH]
         losses.append(np.asarray(loss_object(target, predicted)))
         outputs.append(np.asarray(predicted))
@@ -79,7 +75,7 @@ def fit_multi_worker(
     if splits.class_weight:
         weights = np.array([splits.class_weight[int(c)] for c in splits.y_train], np.float32)
     data = tf.data.Dataset.from_tensor_slices(
-        (_model_input(splits.x_train), splits.y_train, weights)
+        (model_input(splits.x_train), splits.y_train, weights)
     )
     # Every worker has the whole split, shuffled alike with the seed, and takes its share of
     # each global batch; whole batches only, so all workers run the same number of steps.

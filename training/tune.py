@@ -27,6 +27,7 @@ from training.config import (
     TrainConfig,
     parse_config,
     read_raw_config,
+    set_key,
 )
 from training.errors import ConfigError, TrainingError
 
@@ -36,14 +37,7 @@ def _say(message: str) -> None:
 
 
 def _set(raw: dict[str, Any], key: str, value: Any) -> None:
-    node = raw
-    parts = key.split(".")
-    for part in parts[:-1]:
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
-            raise ConfigError(f"tune.search.{key}: {part} is not a mapping")
-        node = child
-    node[parts[-1]] = value
+    set_key(raw, key, value, f"tune.search.{key}")
 
 
 def _is_whole(*values: float | None) -> bool:
