@@ -14,7 +14,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, Reque
 
 from service import logs, ops, request_body, tfserving_rest, v2_rest
 from service.auth import api_keys_for
-from service.errors import ServingError
+from service.errors import Overloaded, ServingError
 from service.http import json_response
 from service.metrics import NO_MODEL, observe_queue, observe_request, start_process_metrics
 from service.registry import Registry
@@ -129,6 +129,8 @@ def create_app(settings: ServiceSettings | None = None, *, load_models: bool = T
         response = json_response({"error": error.message}, error.status)
         if error.status == 401:
             response.headers["WWW-Authenticate"] = 'Bearer realm="tfship"'
+        elif isinstance(error, Overloaded):
+            response.headers["Retry-After"] = "1"
         return response
 
     @app.errorhandler(HTTPException)

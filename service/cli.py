@@ -70,6 +70,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="threads per worker answering gRPC calls (env TFSHIP_GRPC_THREADS; default: 4)",
     )
     parser.add_argument(
+        "--threads",
+        type=int,
+        help="HTTP request threads per worker (env TFSHIP_THREADS; default: 1, gunicorn's "
+        "sync worker; more: its gthread worker, which dynamic batching needs to group HTTP "
+        "requests)",
+    )
+    parser.add_argument(
         "--intra-op-threads",
         type=int,
         help="onnxruntime/TensorFlow threads per worker (env TFSHIP_INTRA_OP_THREADS; "
@@ -159,6 +166,7 @@ def _environment(args: argparse.Namespace) -> dict[str, str]:
         "TFSHIP_MODEL_CONFIG": args.model_config,
         "TFSHIP_POLL_SECONDS": args.poll_seconds,
         "TFSHIP_GRPC_THREADS": args.grpc_threads,
+        "TFSHIP_THREADS": args.threads,
         "TFSHIP_INTRA_OP_THREADS": args.intra_op_threads,
         "TFSHIP_LOAD_WAIT_SECONDS": args.load_wait_seconds,
         "TFSHIP_UNLOAD_DRAIN_SECONDS": args.unload_drain_seconds,

@@ -44,5 +44,11 @@ class Unavailable(ServingError):
     status = 503
 
 
+class Overloaded(ServingError):
+    """A bounded queue is full: try again later (gRPC: RESOURCE_EXHAUSTED)."""
+
+    status = 503
+
+
 class ComputeTimeout(ServingError):
     status = 504

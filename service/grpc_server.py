@@ -28,7 +28,13 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from service import examples, logs
 from service import tfserving_messages as messages
 from service.auth import ApiKeys, Client, api_keys_for
-from service.errors import InvalidArgument, ServingError, Unauthenticated, Unimplemented
+from service.errors import (
+    InvalidArgument,
+    Overloaded,
+    ServingError,
+    Unauthenticated,
+    Unimplemented,
+)
 from service.grpc_protos import enum_values, message, service_methods
 from service.metrics import NO_MODEL, observe_queue, observe_request
 from service.registry import Registry, ServedVersion
@@ -332,7 +338,11 @@ class GrpcServer:
                     call.client = self.keys.authenticate(metadata)
                 response = body(request, call)
             except ServingError as exc:
-                code = _CODE_FOR_STATUS.get(exc.status, grpc.StatusCode.INTERNAL)
+                code = (
+                    grpc.StatusCode.RESOURCE_EXHAUSTED
+                    if isinstance(exc, Overloaded)
+                    else _CODE_FOR_STATUS.get(exc.status, grpc.StatusCode.INTERNAL)
+                )
                 call.finish(exc.status, code, access_log)
                 context.abort(code, exc.message)
             except Exception as exc:  # a bug: log it, answer INTERNAL, keep serving

@@ -16,8 +16,16 @@ _host = f"[{_settings.host}]" if ":" in _settings.host else _settings.host
 wsgi_app = "service.wsgi:app"
 bind = [f"{_host}:{_settings.rest_port}"]
 workers = _settings.workers
-# gunicorn's sync worker, which also answers connections already queued when it stops.
-worker_class = "service.worker.DrainingSyncWorker"
+# gunicorn's sync worker (one request at a time per worker: the fastest for small requests,
+# measured in benchmarks/serving.py), or its gthread worker when TFSHIP_THREADS > 1 (needed
+# for dynamic batching to group HTTP requests); either also answers connections already
+# queued when it stops.
+threads = _settings.threads
+worker_class = (
+    "service.worker.DrainingThreadWorker"
+    if _settings.threads > 1
+    else "service.worker.DrainingSyncWorker"
+)
 # A worker silent this long is killed and replaced; model loading runs in a background
 # thread, so a slow load does not trip it.
 # Above the request timeout, which stops ONNX Runtime in time to answer 504 itself; this is

@@ -87,11 +87,24 @@ BATCH_SIZE = Histogram(
     ["model"],
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096),
 )
+BATCH_QUEUE_SECONDS = Histogram(
+    "tfship_batch_queue_duration_seconds",
+    "Time a request waited in its model's batching queue before its batch ran, by model "
+    "(models with batching on only).",
+    ["model"],
+    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+)
 # Gauges in multi-process mode: "livesum" adds the live workers' values, "livemax" takes
 # the largest (every worker loads the same versions, so the largest is the server's view).
 IN_FLIGHT = Gauge(
     "tfship_in_flight_requests",
     "Requests holding a model version right now, summed over workers.",
+    ["model"],
+    multiprocess_mode="livesum",
+)
+BATCH_QUEUED_ROWS = Gauge(
+    "tfship_batch_queued_rows",
+    "Rows waiting in batching queues right now, summed over workers, by model.",
     ["model"],
     multiprocess_mode="livesum",
 )

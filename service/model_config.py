@@ -8,12 +8,18 @@ A config file (YAML or JSON) lists models explicitly::
         runtime: onnx                      # default: the server's --runtime
         version_policy: {latest: 2}        # or {all: true} or {specific: [1, 3]}
         labels: {stable: 1, canary: 2}     # /v1/models/digits/labels/stable
+        batching:                          # dynamic batching; off when absent
+          max_batch_size: 32
+          batch_timeout_micros: 1000
+          max_enqueued_batches: 16
+          allowed_batch_sizes: [8, 16, 32]
 
 Without one, every folder of the repository is a model served with the latest version.
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,6 +53,16 @@ class VersionPolicy:
 
 
 @dataclass(frozen=True)
+class BatchingConfig:
+    """TF Serving's batching parameters, by the same names (see service/batching.py)."""
+
+    max_batch_size: int = 32
+    batch_timeout_micros: int = 0
+    max_enqueued_batches: int = 16
+    allowed_batch_sizes: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     name: str
     base_path: str = ""
@@ -55,6 +71,7 @@ class ModelConfig:
     labels: dict[str, int] = field(default_factory=dict)
     # An ONNX variant published beside model.onnx, e.g. int8 -> model.int8.onnx.
     variant: str = ""
+    batching: BatchingConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -72,6 +89,36 @@ class ServedModelSpec:
     policy: VersionPolicy
     labels: dict[str, int]
     variant: str = ""
+    batching: BatchingConfig | None = None
+
+
+# Beyond these a typo is likelier than a wish: a 10 s batch timeout, a million-row batch.
+_MAX_BATCH_SIZE = 65536
+_MAX_TIMEOUT_MICROS = 1_000_000
+
+
+def _check_batching(batching: BatchingConfig, where: str) -> None:
+    if not 1 <= batching.max_batch_size <= _MAX_BATCH_SIZE:
+        raise SettingsError(f"{where}.max_batch_size: must be 1..{_MAX_BATCH_SIZE}")
+    if not 0 <= batching.batch_timeout_micros <= _MAX_TIMEOUT_MICROS:
+        raise SettingsError(
+            f"{where}.batch_timeout_micros: must be 0..{_MAX_TIMEOUT_MICROS} (one second)"
+        )
+    if batching.max_enqueued_batches < 1:
+        raise SettingsError(f"{where}.max_enqueued_batches: must be at least 1")
+    sizes = batching.allowed_batch_sizes
+    if sizes:
+        if any(b <= a for a, b in itertools.pairwise(sizes)) or sizes[0] < 1:
+            raise SettingsError(
+                f"{where}.allowed_batch_sizes: must be positive and increasing, got {sizes}"
+            )
+        # TF Serving's rule: a batch is padded up to an allowed size, so the largest batch
+        # must be one of them.
+        if sizes[-1] != batching.max_batch_size:
+            raise SettingsError(
+                f"{where}.allowed_batch_sizes: the last size ({sizes[-1]}) must equal "
+                f"max_batch_size ({batching.max_batch_size})"
+            )
 
 
 def _check(config: ModelConfig, index: int, settings: ServiceSettings) -> ServedModelSpec:
@@ -103,8 +150,18 @@ def _check(config: ModelConfig, index: int, settings: ServiceSettings) -> Served
     for label, version in config.labels.items():
         if version < 1:
             raise SettingsError(f"{where}.labels.{label}: must be a positive version")
+    if config.batching is not None:
+        _check_batching(config.batching, f"{where}.batching")
     base = Path(config.base_path) if config.base_path else settings.model_dir / config.name
-    return ServedModelSpec(config.name, base, runtime, policy, dict(config.labels), config.variant)
+    return ServedModelSpec(
+        config.name,
+        base,
+        runtime,
+        policy,
+        dict(config.labels),
+        config.variant,
+        config.batching,
+    )
 
 
 def load_model_config(path: Path, settings: ServiceSettings) -> list[ServedModelSpec]:

@@ -17,16 +17,18 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from service.batching import Batcher
+from service.batching import describe as describe_batching
 from service.errors import InvalidArgument, NotFound, Unavailable
 from service.file_stamp import file_stamp
 from service.metrics import IN_FLIGHT, observe_inference, observe_load, set_version_states
-from service.model_config import ServedModelSpec, discover, load_model_config
+from service.model_config import BatchingConfig, ServedModelSpec, discover, load_model_config
 from service.runtimes import ARTIFACT_FOR_RUNTIME, load_runtime
 from service.runtimes.base import Runtime
 from service.settings import ServiceSettings, SettingsError
@@ -59,10 +61,12 @@ class ServedVersion:
     max_rows: int = 0
     # Model compute time allowed per request (TFSHIP_REQUEST_TIMEOUT_SECONDS); 0 = none.
     timeout_seconds: float = 0.0
+    batching: BatchingConfig | None = None
     state: str = START
     error_code: str = "OK"
     error_message: str = ""
     runtime: Runtime | None = None
+    batcher: Batcher | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     in_flight: int = 0
     _cond: threading.Condition = field(default_factory=threading.Condition, repr=False)
@@ -80,15 +84,24 @@ class ServedVersion:
         return self.state == END and self.error_code != "OK"
 
     def predict(self, inputs: dict[str, Any], outputs: list[str] | None = None) -> dict[str, Any]:
-        """Run the runtime, timing the model compute alone for the metrics."""
-        runtime = self.runtime
-        assert runtime is not None, "predict() is only called on a held AVAILABLE version"
+        """Run the model (through the batcher when batching is on)."""
         rows = len(next(iter(inputs.values()))) if inputs else 0
         if self.max_rows and rows > self.max_rows:
             raise InvalidArgument(
                 f"request has {rows} rows; the limit is {self.max_rows} per request "
                 "(TFSHIP_MAX_ROWS): split it"
             )
+        if self.batcher is not None:
+            return self.batcher.predict(inputs, outputs)
+        return self.run_runtime(inputs, outputs)
+
+    def run_runtime(
+        self, inputs: Mapping[str, Any], outputs: Sequence[str] | None = None
+    ) -> dict[str, Any]:
+        """One runtime call, timing the model compute alone for the metrics."""
+        runtime = self.runtime
+        assert runtime is not None, "only called on a held AVAILABLE version"
+        rows = len(next(iter(inputs.values()))) if inputs else 0
         started = time.perf_counter()
         result = runtime.predict(inputs, outputs, self.timeout_seconds or None)
         observe_inference(self.name, self.runtime_kind, rows, time.perf_counter() - started)
@@ -201,7 +214,7 @@ class Registry:
         with self._lock:
             for spec in specs:
                 entry = self._models.get(spec.name)
-                if entry is not None and _files_of(entry.spec) == _files_of(spec):
+                if entry is not None and _load_key(entry.spec) == _load_key(spec):
                     entry.spec = spec  # new policy and labels apply from this sync on
                     continue
                 if entry is not None:  # other files or another runtime: load it afresh
@@ -255,6 +268,7 @@ class Registry:
                         spec.variant,
                         self.settings.max_rows,
                         self.settings.request_timeout_seconds,
+                        spec.batching,
                     )
                     entry.versions[version] = served
                     pending.append(served)
@@ -318,6 +332,8 @@ class Registry:
             )
             rounds, source = warm_up(runtime, served.path)
             served.runtime, served.metadata = runtime, metadata
+            if served.batching is not None:
+                served.batcher = Batcher(served.name, served.batching, served.run_runtime)
             seconds = time.monotonic() - started
             served.state = AVAILABLE
             observe_load(served.name, True, seconds)
@@ -356,6 +372,9 @@ class Registry:
                 served.in_flight,
                 self.settings.unload_drain_seconds,
             )
+        if served.batcher is not None:
+            served.batcher.stop()
+            served.batcher = None
         served.runtime = None
         served.state = END
         log.info("model %s version %d unloaded (END)", served.name, served.version)
@@ -489,6 +508,11 @@ class Registry:
                 models[entry.spec.name] = {
                     "runtime": entry.spec.runtime,
                     **({"variant": entry.spec.variant} if entry.spec.variant else {}),
+                    **(
+                        {"batching": describe_batching(entry.spec.batching)}
+                        if entry.spec.batching
+                        else {}
+                    ),
                     "version_policy": entry.spec.policy.describe(),
                     "serving": available[-1].version if available else None,
                     "versions": [
@@ -518,6 +542,6 @@ class Registry:
         return ready, report
 
 
-def _files_of(spec: ServedModelSpec) -> tuple[Path, str, str]:
+def _load_key(spec: ServedModelSpec) -> tuple[Path, str, str, BatchingConfig | None]:
     """What a model's loaded versions depend on; a change means loading it afresh."""
-    return spec.base_path, spec.runtime, spec.variant
+    return spec.base_path, spec.runtime, spec.variant, spec.batching

@@ -117,6 +117,8 @@ class ServiceSettings:
     grpc_port: int = 8500
     # Threads per worker answering gRPC calls.
     grpc_threads: int = 4
+    # HTTP request threads per worker: 1 = gunicorn's sync worker, more = its gthread worker.
+    threads: int = 1
     workers: int = 2
     runtime: str = "onnx"
     model_runtimes: dict[str, str] = field(default_factory=dict)
@@ -168,6 +170,7 @@ class ServiceSettings:
             rest_port=_int(env, "TFSHIP_REST_PORT", 8501, 1, 65535),
             grpc_port=_int(env, "TFSHIP_GRPC_PORT", 8500, 0, 65535),
             grpc_threads=_int(env, "TFSHIP_GRPC_THREADS", 4, 1, 256),
+            threads=_int(env, "TFSHIP_THREADS", 1, 1, 256),
             workers=_int(env, "TFSHIP_WORKERS", min(available_cpus(), 4), 1, 256),
             runtime=_choice(env, "TFSHIP_RUNTIME", RUNTIMES, "onnx"),
             model_runtimes=parse_model_runtimes(env.get("TFSHIP_MODEL_RUNTIMES") or ""),
@@ -200,6 +203,7 @@ class ServiceSettings:
             "TFSHIP_REST_PORT": str(self.rest_port),
             "TFSHIP_GRPC_PORT": str(self.grpc_port),
             "TFSHIP_GRPC_THREADS": str(self.grpc_threads),
+            "TFSHIP_THREADS": str(self.threads),
             "TFSHIP_WORKERS": str(self.workers),
             "TFSHIP_RUNTIME": self.runtime,
             "TFSHIP_MODEL_RUNTIMES": ",".join(f"{k}={v}" for k, v in self.model_runtimes.items()),

@@ -1,17 +1,20 @@
-"""The gunicorn worker class: gunicorn's sync worker, plus a drain on graceful stop.
+"""The gunicorn worker classes: gunicorn's sync and gthread workers, plus a drain on stop.
 
-On SIGTERM gunicorn's sync worker finishes the request in hand and exits. Connections the
-kernel has already accepted into the listen backlog, which no worker has taken yet, are then
-reset when the last process closes the socket: a client whose request was accepted sees it
-fail. This worker takes and answers those before it exits. What still arrives after the
-backlog is empty and before the socket closes meets the inherent race of any stop; in
-Kubernetes the endpoint is removed first, so nothing should (see k8s/).
+On SIGTERM gunicorn's workers finish the requests in hand and exit. Connections the kernel
+has already accepted into the listen backlog, which no worker has taken yet, are then reset
+when the last process closes the socket: a client whose request was accepted sees it fail.
+These workers take and answer those before they exit. What still arrives after the backlog
+is empty and before the socket closes meets the inherent race of any stop; in Kubernetes the
+endpoint is removed first, so nothing should (see k8s/).
 """
 
 from __future__ import annotations
 
+import socket
 import time
+from collections.abc import Callable
 
+from gunicorn.workers.gthread import TConn, ThreadWorker
 from gunicorn.workers.sync import SyncWorker
 
 # A bound on the drain, so clients that keep connecting cannot hold the stop open; well under
@@ -19,23 +22,43 @@ from gunicorn.workers.sync import SyncWorker
 _DRAIN_SECONDS = 10.0
 
 
+def _drain_backlog(
+    listeners: list[socket.socket], take: Callable[[socket.socket, socket.socket, object], None]
+) -> int:
+    """Accept every connection queued on ``listeners`` and hand it to ``take``."""
+    drained = 0
+    deadline = time.monotonic() + _DRAIN_SECONDS
+    for listener in listeners:
+        listener.setblocking(False)
+        while time.monotonic() < deadline:
+            try:
+                client, address = listener.accept()
+            except OSError:  # BlockingIOError: the backlog is empty
+                break
+            client.setblocking(True)
+            take(listener, client, address)
+            drained += 1
+    return drained
+
+
 class DrainingSyncWorker(SyncWorker):
     def run(self) -> None:
         super().run()
-        self._drain()
-
-    def _drain(self) -> None:
-        drained = 0
-        deadline = time.monotonic() + _DRAIN_SECONDS
-        for listener in self.sockets:
-            listener.setblocking(False)
-            while time.monotonic() < deadline:
-                try:
-                    client, address = listener.accept()
-                except OSError:  # BlockingIOError: the backlog is empty
-                    break
-                client.setblocking(True)
-                self.handle(listener, client, address)
-                drained += 1
+        drained = _drain_backlog(self.sockets, self.handle)
         if drained:
             self.log.info("drained %d queued connections before exiting", drained)
+
+
+class DrainingThreadWorker(ThreadWorker):
+    def set_accept_enabled(self, enabled: bool) -> None:
+        # gthread turns accepting off first thing when it stops; take the backlog into the
+        # thread pool just before, and its shutdown waits for them like for any connection.
+        if not enabled and not self.alive and self._accepting:
+            drained = _drain_backlog(self.sockets, self._take)
+            if drained:
+                self.log.info("drained %d queued connections before exiting", drained)
+        super().set_accept_enabled(enabled)
+
+    def _take(self, listener: socket.socket, client: socket.socket, address: object) -> None:
+        self.nr_conns += 1
+        self.enqueue_req(TConn(self.cfg, client, address, listener.getsockname()))
