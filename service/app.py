@@ -80,42 +80,48 @@ def create_app(settings: ServiceSettings | None = None, *, load_models: bool = T
     app.register_blueprint(tfserving_rest.blueprint)
     app.register_blueprint(v2_rest.blueprint)
 
+    # The hooks below run on every request: they take the request and ``g`` out of their
+    # proxies once, since each proxy lookup costs about as much as the work done with it.
     @app.before_request
     def _start() -> None:
-        g.started = time.perf_counter()
-        g.received = time.time()
+        state = g._get_current_object()
+        req = request._get_current_object()  # type: ignore[attr-defined]
+        state.started = time.perf_counter()
+        state.received = time.time()
         logs.assign_request_id()
-        if request.endpoint in _API_OF_ENDPOINT:
+        endpoint = req.endpoint
+        labels = _API_OF_ENDPOINT.get(endpoint)
+        if labels is not None:
             # Label it now so that a request refused here (401, 413, 415...) is counted under
             # its API too; the view sets the same labels, and the model once it is known.
-            g.protocol, g.api = _API_OF_ENDPOINT[request.endpoint]
-        endpoint = request.endpoint
+            state.protocol, state.api = labels
         if (
             keys is not None
             and endpoint
             and _PART_OF_ENDPOINT.get(endpoint, "api") not in keys.exempt
         ):
-            client = keys.authenticate(request.headers)
-            g.client = client.name
-            client.check_model((request.view_args or {}).get("name"))
-        if "api" in g and request.method == "POST":
-            accepted = JSON_TYPES | BINARY_TYPES if g.api == "infer" else JSON_TYPES
-            check_request(request, accepted, settings.max_body_bytes)
+            client = keys.authenticate(req.headers)
+            state.client = client.name
+            client.check_model((req.view_args or {}).get("name"))
+        if labels is not None and req.method == "POST":
+            accepted = JSON_TYPES | BINARY_TYPES if labels[1] == "infer" else JSON_TYPES
+            check_request(req, accepted, settings.max_body_bytes)
 
     @app.after_request
     def _finish(response: Response) -> Response:
-        seconds = time.perf_counter() - g.started
-        response.headers[logs.REQUEST_ID_HEADER] = g.request_id
-        api = g.get("api")
+        state = g._get_current_object()
+        seconds = time.perf_counter() - state.started
+        response.headers[logs.REQUEST_ID_HEADER] = state.request_id
+        api = getattr(state, "api", None)
         if api is not None:
             header = request.headers.get(REQUEST_START_HEADER)
             queued_since = request_start(header) if header else None  # rarely set: skip parsing
-            if queued_since is not None and 0 <= g.received - queued_since < MAX_QUEUE_SECONDS:
-                observe_queue(g.protocol, g.received - queued_since)
+            if queued_since is not None and 0 <= state.received - queued_since < MAX_QUEUE_SECONDS:
+                observe_queue(state.protocol, state.received - queued_since)
             observe_request(
-                g.get("model", NO_MODEL),
-                g.get("version", ""),
-                g.protocol,
+                getattr(state, "model", NO_MODEL),
+                getattr(state, "version", ""),
+                state.protocol,
                 api,
                 response.status_code,
                 seconds,

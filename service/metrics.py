@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -163,9 +164,20 @@ def start_process_metrics() -> None:
     threading.Thread(target=run, name="process-metrics", daemon=True).start()
 
 
+# Label children cached per label values: ``labels()`` costs more than the increment itself
+# on the request path. The caches hold the same label sets the metrics already hold, so
+# they are bounded the same way (NO_MODEL for unknown names).
+_inference_children: dict[tuple[str, str], tuple[Any, Any]] = {}
+_request_children: dict[tuple[str, str, str, str, int], tuple[Any, Any]] = {}
+
+
 def observe_inference(model: str, runtime: str, rows: int, seconds: float) -> None:
-    INFERENCE_SECONDS.labels(model, runtime).observe(seconds)
-    BATCH_SIZE.labels(model).observe(rows)
+    children = _inference_children.get((model, runtime))
+    if children is None:
+        children = (INFERENCE_SECONDS.labels(model, runtime), BATCH_SIZE.labels(model))
+        _inference_children[(model, runtime)] = children
+    children[0].observe(seconds)
+    children[1].observe(rows)
 
 
 def observe_load(model: str, ok: bool, seconds: float) -> None:
@@ -177,8 +189,16 @@ def observe_load(model: str, ok: bool, seconds: float) -> None:
 def observe_request(
     model: str, version: str, protocol: str, api: str, status: int, seconds: float
 ) -> None:
-    REQUESTS.labels(model, version, protocol, api, str(status)).inc()
-    REQUEST_LATENCY.labels(model, protocol, api).observe(seconds)
+    key = (model, version, protocol, api, status)
+    children = _request_children.get(key)
+    if children is None:
+        children = (
+            REQUESTS.labels(model, version, protocol, api, str(status)),
+            REQUEST_LATENCY.labels(model, protocol, api),
+        )
+        _request_children[key] = children
+    children[0].inc()
+    children[1].observe(seconds)
 
 
 def observe_queue(protocol: str, seconds: float) -> None:
