@@ -12,7 +12,9 @@ Needs wrk (Debian: apt-get install wrk). Everything listens on 127.0.0.1.
 2. Servers, each under gunicorn with the same worker count and class (sync): (a) a
    hello-world Flask app (benchmarks/hello_app.py, the ceiling), (b) the tutorial app
    (benchmarks/tutorial_app.py: Flask + ``InferenceSession.run``, no checks), (c) ``tfship
-   serve`` with the ONNX runtime and everything on (validation, metrics, access log).
+   serve`` with the ONNX runtime and everything on (validation, metrics, access log), and
+   for cnn28 (c') tfship with dynamic batching on (gthread workers, 32 threads each) and
+   (c'') the same gthread workers with batching off, to tell the two costs apart.
 3. Points per model: 1 row per request at 1, 16 and 64 connections; 32 rows per request at
    16 connections, as TF Serving JSON and (tfship) as V2 binary. wrk runs one thread for
    ``--duration`` seconds per point, with a Lua script that posts a fixed body.
@@ -20,7 +22,8 @@ Needs wrk (Debian: apt-get install wrk). Everything listens on 127.0.0.1.
    thread each), for the rows/s a server could at best reach.
 
 The table shows requests/s, rows/s, p50 and p99 latency and errors, each throughput also
-as a ratio to (b) and (a) measured in the same run. ``--json`` keeps everything.
+as a ratio to (b) and (a) measured in the same run; then batching on vs off, and each
+server's time from launch to ready and RSS per worker. ``--json`` keeps everything.
 """
 
 from __future__ import annotations
@@ -204,12 +207,16 @@ class Server:
     def __init__(self, name: str, command: list[str], port: int, env: dict[str, str]) -> None:
         self.name, self.port = name, port
         # Logs are dropped: the access log is part of tfship's work, not of the result.
+        started = time.monotonic()
         self.process = subprocess.Popen(
             command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         wait_ready(self.process, port)
+        # Launch to the first 200 from /readyz (tfship: every model loaded and warmed up).
+        self.ready_s = time.monotonic() - started
         time.sleep(1.0)  # every worker loaded and warmed up
-        self.rss_mib = sum(children_rss_mib(self.process.pid))
+        self.worker_rss_mib = children_rss_mib(self.process.pid)
+        self.rss_mib = sum(self.worker_rss_mib)
 
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)
@@ -237,9 +244,35 @@ def _gunicorn(app: str, port: int, workers: int) -> list[str]:
     ]
 
 
-def start_servers(repo: Path, workers: int, scratch: Path) -> dict[str, Server]:
+# cnn28 with dynamic batching: gthread workers (batching groups the requests that one
+# worker's threads hold) and the model config that turns batching on.
+BATCHED_THREADS = 32
+BATCHING = "{max_batch_size: 32, batch_timeout_micros: 0, max_enqueued_batches: 16}"
+
+
+def _tfship(repo: Path, port: int, workers: int, *extra: str) -> list[str]:
+    return [
+        str(BIN / "tfship"),
+        "serve",
+        "--model-dir",
+        str(repo),
+        "--host",
+        "127.0.0.1",
+        "--rest-port",
+        str(port),
+        "--grpc-port",
+        str(free_port()),
+        "--workers",
+        str(workers),
+        "--runtime",
+        "onnx",
+        *extra,
+    ]
+
+
+def start_servers(repo: Path, workers: int, scratch: Path, batched: bool) -> dict[str, Server]:
     env = _env()
-    ports = {name: free_port() for name in ("hello", "tutorial", "tfship")}
+    ports = {name: free_port() for name in ("hello", "tutorial", "tfship", "threaded", "batched")}
     servers = {
         "hello": Server(
             "hello", _gunicorn("hello_app:app", ports["hello"], workers), ports["hello"], env
@@ -252,26 +285,35 @@ def start_servers(repo: Path, workers: int, scratch: Path) -> dict[str, Server]:
         ),
         "tfship": Server(
             "tfship",
-            [
-                str(BIN / "tfship"),
-                "serve",
-                "--model-dir",
-                str(repo),
-                "--host",
-                "127.0.0.1",
-                "--rest-port",
-                str(ports["tfship"]),
-                "--grpc-port",
-                str(free_port()),
-                "--workers",
-                str(workers),
-                "--runtime",
-                "onnx",
-            ],
+            _tfship(repo, ports["tfship"], workers),
             ports["tfship"],
             {**env, "PROMETHEUS_MULTIPROC_DIR": str(scratch / "metrics")},
         ),
     }
+    if batched:
+        # The same gthread workers without batching: what the worker class costs, apart.
+        servers["threaded"] = Server(
+            "threaded",
+            _tfship(repo, ports["threaded"], workers, "--threads", str(BATCHED_THREADS)),
+            ports["threaded"],
+            {**env, "PROMETHEUS_MULTIPROC_DIR": str(scratch / "metrics-threaded")},
+        )
+        config = scratch / "batched.yaml"
+        config.write_text(f"models:\n  - name: cnn28\n    batching: {BATCHING}\n")
+        servers["batched"] = Server(
+            "batched",
+            _tfship(
+                repo,
+                ports["batched"],
+                workers,
+                "--threads",
+                str(BATCHED_THREADS),
+                "--model-config",
+                str(config),
+            ),
+            ports["batched"],
+            {**env, "PROMETHEUS_MULTIPROC_DIR": str(scratch / "metrics-batched")},
+        )
     return servers
 
 
@@ -349,7 +391,7 @@ def main() -> int:
                 "rows_per_s_32_rows_2_processes": inprocess(onnx, 32, 5, 2)[0],
                 "single_row_ms_default_threads": one_row_s * 1000,
             }
-        servers = start_servers(repo, args.workers, scratch)
+        servers = start_servers(repo, args.workers, scratch, "cnn28" in models)
         try:
             for model in models:
                 bodies = _bodies(model, scratch)
@@ -358,8 +400,10 @@ def main() -> int:
                     (16, 32, "v2-binary"),
                 ]
                 for connections, rows, kind in plan:
-                    for server in ("hello", "tutorial", "tfship"):
+                    for server in ("hello", "tutorial", "tfship", "threaded", "batched"):
                         if kind == "v2-binary" and server != "tfship":
+                            continue
+                        if server in ("threaded", "batched") and (model != "cnn28" or rows != 1):
                             continue
                         path = (
                             f"/v2/models/{model}/infer"
@@ -382,15 +426,24 @@ def main() -> int:
                         point.errors = r["socket_errors"] + r["non_2xx"]
                         points.append(point)
             rss = {name: server.rss_mib for name, server in servers.items()}
+            startup = {
+                name: {"ready_s": server.ready_s, "worker_rss_mib": server.worker_rss_mib}
+                for name, server in servers.items()
+            }
         finally:
             for server in servers.values():
                 server.stop()
 
-    _print_table(points, inproc, rss)
+    _print_table(points, inproc, rss, startup)
     if args.json:
         args.json.write_text(
             json.dumps(
-                {"points": [asdict(p) for p in points], "inprocess": inproc, "rss_mib": rss},
+                {
+                    "points": [asdict(p) for p in points],
+                    "inprocess": inproc,
+                    "rss_mib": rss,
+                    "startup": startup,
+                },
                 indent=1,
             )
         )
@@ -398,7 +451,10 @@ def main() -> int:
 
 
 def _print_table(
-    points: list[Point], inproc: dict[str, dict[str, float]], rss: dict[str, float]
+    points: list[Point],
+    inproc: dict[str, dict[str, float]],
+    rss: dict[str, float],
+    startup: dict[str, dict[str, Any]],
 ) -> None:
     def find(p: Point, server: str) -> Point | None:
         return next(
@@ -431,7 +487,28 @@ def _print_table(
     )
     for model, values in inproc.items():
         print(f"  {model:7} " + ", ".join(f"{k} {v:,.1f}" for k, v in values.items()))
-    print("\nserver RSS (all workers): " + ", ".join(f"{k} {v:.0f} MiB" for k, v in rss.items()))
+    batched = [p for p in points if p.server == "batched"]
+    if batched:
+        print(
+            "\ndynamic batching, cnn28: batching on (gthread, 32 threads) against off, on sync "
+            "workers (the default) and on the same gthread workers"
+        )
+        for p in batched:
+            for name, label in (("tfship", "sync, off"), ("threaded", "gthread, off")):
+                off = find(p, name)
+                if off:
+                    print(
+                        f"  c={p.connections:<3} vs {label:13} req/s "
+                        f"x{p.requests_per_s / off.requests_per_s:.2f}, "
+                        f"p50 x{p.p50_ms / off.p50_ms:.2f}, p99 x{p.p99_ms / off.p99_ms:.2f}"
+                    )
+    print("\nstart-up: launch to first 200 from /readyz; RSS per worker")
+    for name, values in startup.items():
+        workers = ", ".join(f"{v:.0f}" for v in values["worker_rss_mib"])
+        print(
+            f"  {name:8} ready {values['ready_s']:.2f} s, workers {workers} MiB, "
+            f"all {rss[name]:.0f} MiB ({rss[name] / rss['tutorial']:.2f}x tutorial)"
+        )
 
 
 if __name__ == "__main__":

@@ -14,8 +14,8 @@ Per model, by the model config file (``batching:``), with TF Serving's parameter
   (repeating its first row; the padding's outputs are dropped), so a runtime sees few
   distinct shapes.
 
-One batcher thread per version per worker runs the batches; request threads wait for their
-slice of the result. Batches form while the runtime is busy, so they grow with the load.
+Batches form while the runtime is busy, so they grow with the load; the thread that runs
+them is a request thread (see Batcher), and the others wait for their slice of the result.
 Only requests that agree on everything but the batch dimension (input dtypes and shapes,
 requested outputs) share a batch. If a batch of several requests fails, each request is
 run again alone, so one bad request cannot fail the others (a compute timeout is not
@@ -50,7 +50,9 @@ class _Task:
     rows: int
     key: Hashable
     enqueued: float
-    done: threading.Event = field(default_factory=threading.Event)
+    # Set when the task is finished, or when its thread is to take over running batches.
+    wake: threading.Event = field(default_factory=threading.Event)
+    finished: bool = False
     result: dict[str, np.ndarray] | None = None
     error: BaseException | None = None
 
@@ -69,6 +71,11 @@ def padded_size(rows: int, allowed: Sequence[int]) -> int:
 
 
 class Batcher:
+    """No thread of its own: the request thread that finds no batch running runs the batches
+    (its own and whatever queued meanwhile) until its request is answered, then hands that
+    role to the oldest waiting request. An idle model is thus called from the request's own
+    thread, with no hand-off between threads."""
+
     def __init__(self, model: str, config: BatchingConfig, run: RunBatch) -> None:
         self.model = model
         self.config = config
@@ -78,14 +85,13 @@ class Batcher:
         self._queue: deque[_Task] = deque()
         self._queued_rows = 0
         self._cond = threading.Condition()
-        self._stopping = False
+        self._leading = False  # a request thread is running batches
+        self._stopped = False
         # Whether the last batch held more than one request: the sign of a load worth
         # waiting batch_timeout_micros for.
         self._busy = False
         self._queue_seconds = BATCH_QUEUE_SECONDS.labels(model)
         self._queued_rows_gauge = BATCH_QUEUED_ROWS.labels(model)
-        self._thread = threading.Thread(target=self._loop, name=f"batcher-{model}", daemon=True)
-        self._thread.start()
 
     def predict(
         self, inputs: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None
@@ -95,7 +101,7 @@ class Batcher:
             return self._run(inputs, outputs)
         task = _Task(inputs, outputs, rows, _key(inputs, outputs), time.perf_counter())
         with self._cond:
-            if self._stopping:
+            if self._stopped:
                 raise RuntimeError("batcher used after stop()")  # the registry drains first
             if self._queued_rows + rows > self._max_queued_rows:
                 raise Overloaded(
@@ -107,35 +113,38 @@ class Batcher:
             self._queue.append(task)
             self._queued_rows += rows
             self._queued_rows_gauge.inc(rows)
-            self._cond.notify()
-        task.done.wait()
+            lead = not self._leading
+            if lead:
+                self._leading = True
+            else:
+                self._cond.notify()  # a leader waiting out batch_timeout_micros
+        if not lead:
+            task.wake.wait()
+        if not task.finished:  # first in, or handed the lead
+            self._lead(task)
         if task.error is not None:
             raise task.error
         assert task.result is not None
         return task.result
 
     def stop(self) -> None:
-        """End the thread once the queue is empty (the registry drains requests first)."""
+        """Refuse further requests (the registry stops sending them first)."""
         with self._cond:
-            self._stopping = True
-            self._cond.notify()
-        self._thread.join(timeout=5)
+            self._stopped = True
 
-    # --- the batcher thread ---
+    def _lead(self, own: _Task) -> None:
+        try:
+            while not own.finished:
+                self._execute(self._next_batch())
+        finally:  # whatever happened, never leave the queue without a leader
+            with self._cond:
+                if self._queue:
+                    self._queue[0].wake.set()
+                else:
+                    self._leading = False
 
-    def _loop(self) -> None:
-        while True:
-            batch = self._next_batch()
-            if batch is None:
-                return
-            self._execute(batch)
-
-    def _next_batch(self) -> list[_Task] | None:
+    def _next_batch(self) -> list[_Task]:
         with self._cond:
-            while not self._queue:
-                if self._stopping:
-                    return None
-                self._cond.wait()
             batch = [self._queue.popleft()]
             rows, closed = self._take(batch, batch[0].rows)
             if self._busy and self._timeout:
@@ -180,7 +189,8 @@ class Batcher:
             if len(batch) == 1 or isinstance(exc, ComputeTimeout):
                 for task in batch:
                     task.error = exc
-                    task.done.set()
+                    task.finished = True
+                    task.wake.set()
                 return
             log.warning(
                 "model %s: a batch of %d requests failed (%s: %s); running them one by one",
@@ -194,7 +204,8 @@ class Batcher:
             return
         for task, result in zip(batch, results, strict=True):
             task.result = result
-            task.done.set()
+            task.finished = True
+            task.wake.set()
 
     def _run_batch(self, batch: list[_Task]) -> list[dict[str, np.ndarray]]:
         head = batch[0]
