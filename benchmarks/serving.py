@@ -16,7 +16,8 @@ Needs wrk (Debian: apt-get install wrk). Everything listens on 127.0.0.1.
    for cnn28 (c') tfship with dynamic batching on (gthread workers, 32 threads each) and
    (c'') the same gthread workers with batching off, to tell the two costs apart.
 3. Points per model: 1 row per request at 1, 16 and 64 connections; 32 rows per request at
-   16 connections, as TF Serving JSON and (tfship) as V2 binary. wrk runs one thread for
+   16 connections, as TF Serving JSON and (tfship, and hello world for its ceiling on the
+   same bytes) as V2 binary. wrk runs one thread for
    ``--duration`` seconds per point, with a Lua script that posts a fixed body.
 4. (d) onnxruntime called in-process on the same model, in one process and in two (one
    thread each), for the rows/s a server could at best reach.
@@ -401,7 +402,7 @@ def main() -> int:
                 ]
                 for connections, rows, kind in plan:
                     for server in ("hello", "tutorial", "tfship", "threaded", "batched"):
-                        if kind == "v2-binary" and server != "tfship":
+                        if kind == "v2-binary" and server not in ("hello", "tfship"):
                             continue
                         if server in ("threaded", "batched") and (model != "cnn28" or rows != 1):
                             continue
@@ -457,13 +458,14 @@ def _print_table(
     startup: dict[str, dict[str, Any]],
 ) -> None:
     def find(p: Point, server: str) -> Point | None:
+        # The tutorial app speaks JSON only: binary points are compared with its JSON ones.
+        body = p.body if server == "hello" else "json"
         return next(
             (
                 q
                 for q in points
-                if (q.model, q.connections, q.rows, q.server)
-                == (p.model, p.connections, p.rows, server)
-                and q.body == "json"
+                if (q.model, q.connections, q.rows, q.server, q.body)
+                == (p.model, p.connections, p.rows, server, body)
             ),
             None,
         )
