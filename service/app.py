@@ -15,8 +15,10 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, Reque
 from service import logs, ops, request_body, tfserving_rest, v2_rest
 from service.auth import api_keys_for
 from service.errors import Overloaded, ServingError
+from service.fast_path import FastPath
 from service.http import json_response
 from service.metrics import NO_MODEL, observe_queue, observe_request, start_process_metrics
+from service.queue_header import REQUEST_START_HEADER, queue_seconds
 from service.registry import Registry
 from service.request_body import BINARY_TYPES, JSON_TYPES, check_request
 from service.settings import ServiceSettings
@@ -43,26 +45,6 @@ _API_OF_ENDPOINT = {
     "v2_rest.model_ready": (v2_rest.PROTOCOL, "ready"),
     "v2_rest.infer": (v2_rest.PROTOCOL, "infer"),
 }
-# Set by proxies (nginx: proxy_set_header X-Request-Start "t=${msec}") when they accept a
-# request; the time until a worker takes it is the queue time tfship cannot see itself.
-REQUEST_START_HEADER = "X-Request-Start"
-# Beyond this the clocks disagree (or the header is junk): not a queue time.
-MAX_QUEUE_SECONDS = 3600.0
-
-
-def request_start(value: str) -> float | None:
-    """``t=1700000000.123`` (seconds), or the same in milliseconds or microseconds."""
-    try:
-        number = float(value.strip().removeprefix("t="))
-    except ValueError:
-        return None
-    if number != number or number <= 0:
-        return None
-    if number > 1e14:
-        return number / 1e6
-    if number > 1e11:
-        return number / 1e3
-    return number
 
 
 def create_app(settings: ServiceSettings | None = None, *, load_models: bool = True) -> Flask:
@@ -115,9 +97,9 @@ def create_app(settings: ServiceSettings | None = None, *, load_models: bool = T
         api = getattr(state, "api", None)
         if api is not None:
             header = request.headers.get(REQUEST_START_HEADER)
-            queued_since = request_start(header) if header else None  # rarely set: skip parsing
-            if queued_since is not None and 0 <= state.received - queued_since < MAX_QUEUE_SECONDS:
-                observe_queue(state.protocol, state.received - queued_since)
+            waited = queue_seconds(header, state.received) if header else None  # rarely set
+            if waited is not None:
+                observe_queue(state.protocol, waited)
             observe_request(
                 getattr(state, "model", NO_MODEL),
                 getattr(state, "version", ""),
@@ -160,6 +142,7 @@ def create_app(settings: ServiceSettings | None = None, *, load_models: bool = T
         log.exception("unhandled error")
         return json_response({"error": f"internal error: {type(error).__name__}"}, 500)
 
+    app.wsgi_app = FastPath(app.wsgi_app, registry, settings, keys)  # type: ignore[method-assign]
     if load_models:
         registry.start()
         start_process_metrics()

@@ -32,13 +32,19 @@ def check_request(request: Request, accepted: frozenset[str], max_bytes: int) ->
 
     A chunked body has no Content-Length: ``read_body`` catches that one as it reads.
     """
-    mimetype = request.mimetype
+    check_content(request.mimetype, request.content_length, accepted, max_bytes)
+
+
+def check_content(
+    mimetype: str, content_length: int | None, accepted: frozenset[str], max_bytes: int
+) -> None:
+    """``check_request`` on the values themselves (the fast path has no Flask request)."""
     if mimetype and mimetype not in accepted:
         raise UnsupportedMediaType(
             f"Content-Type {mimetype} is not accepted here; send " + " or ".join(sorted(accepted))
         )
-    if request.content_length is not None and request.content_length > max_bytes:
-        raise too_large(request.content_length, max_bytes)
+    if content_length is not None and content_length > max_bytes:
+        raise too_large(content_length, max_bytes)
 
 
 def read_body() -> bytes:

@@ -53,28 +53,33 @@ def model_metadata(name: str, version: int | None = None, label: str | None = No
 @blueprint.post("/v1/models/<name>/labels/<label>:predict")
 def predict(name: str, version: int | None = None, label: str | None = None) -> Response:
     with serving(PROTOCOL, "predict", name, version, label) as served:
-        raw = read_body()
-        body = _json_body(raw)
-        assert served.runtime is not None  # serving() yields AVAILABLE versions only
-        signature = served.runtime.signature
-        # "top_k": k answers class names and scores, best first, instead of the tensor.
-        k = _top_k(body, served)
-        inputs, row_format = decode_predict(body, signature, body_may_hold_bool(raw))
-        outputs = served.predict(inputs)
-        if not k:
-            return json_response(encode_predict(outputs, row_format))
-        best = examples.top_k(served.name, served.metadata, signature, outputs, k)
-        classes = [[label for label, _ in row] for row in best]
-        scores = [[score for _, score in row] for row in best]
-        if row_format:
-            return json_response(
-                {
-                    "predictions": [
-                        {"classes": c, "scores": s} for c, s in zip(classes, scores, strict=True)
-                    ]
-                }
-            )
-        return json_response({"outputs": {"classes": classes, "scores": scores}})
+        return json_response(predict_body(served, read_body()))
+
+
+def predict_body(served: ServedVersion, raw: bytes) -> Any:
+    """The response body (before JSON encoding) of a predict request on a held version.
+
+    Shared by the Flask view above and the fast path (service/fast_path.py).
+    """
+    body = _json_body(raw)
+    assert served.runtime is not None  # serving() yields AVAILABLE versions only
+    signature = served.runtime.signature
+    # "top_k": k answers class names and scores, best first, instead of the tensor.
+    k = _top_k(body, served)
+    inputs, row_format = decode_predict(body, signature, body_may_hold_bool(raw))
+    outputs = served.predict(inputs)
+    if not k:
+        return encode_predict(outputs, row_format)
+    best = examples.top_k(served.name, served.metadata, signature, outputs, k)
+    classes = [[label for label, _ in row] for row in best]
+    scores = [[score for _, score in row] for row in best]
+    if row_format:
+        return {
+            "predictions": [
+                {"classes": c, "scores": s} for c, s in zip(classes, scores, strict=True)
+            ]
+        }
+    return {"outputs": {"classes": classes, "scores": scores}}
 
 
 @blueprint.post("/v1/models/<name>:classify")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, request
 
 from service.http import json_response, registry, serving, statuses
-from service.registry import AVAILABLE
+from service.registry import AVAILABLE, ServedVersion
 from service.request_body import read_body
 from service.tensor_checks import body_may_hold_bool
 from service.v2_codec import HEADER_LENGTH, decode_infer, encode_infer, tensor_metadata
@@ -70,16 +70,20 @@ def model_ready(name: str, version: int | None = None) -> Response:
 @blueprint.post("/v2/models/<name>/versions/<int:version>/infer")
 def infer(name: str, version: int | None = None) -> Response:
     with serving(PROTOCOL, "infer", name, version) as served:
-        assert served.runtime is not None
-        raw = read_body()
-        decoded = decode_infer(
-            raw,
-            request.headers.get(HEADER_LENGTH),
-            served.runtime.signature,
-            body_may_hold_bool(raw),
-        )
-        outputs = served.predict(decoded.inputs, [o.name for o in decoded.outputs])
-        body, headers = encode_infer(
-            served.name, str(served.version), decoded, outputs, served.metadata.get("class_names")
-        )
+        body, headers = infer_body(served, read_body(), request.headers.get(HEADER_LENGTH))
         return Response(body, status=200, headers=headers)
+
+
+def infer_body(
+    served: ServedVersion, raw: bytes, header_length: str | None
+) -> tuple[bytes, dict[str, str]]:
+    """Response body and headers of an infer request on a held version.
+
+    Shared by the Flask view above and the fast path (service/fast_path.py).
+    """
+    assert served.runtime is not None
+    decoded = decode_infer(raw, header_length, served.runtime.signature, body_may_hold_bool(raw))
+    outputs = served.predict(decoded.inputs, [o.name for o in decoded.outputs])
+    return encode_infer(
+        served.name, str(served.version), decoded, outputs, served.metadata.get("class_names")
+    )

@@ -1,0 +1,158 @@
+"""The fast path: predict and infer requests answered without Flask's request machinery.
+
+The two requests a model server spends its life on, TF Serving's predict and V2 infer,
+are recognized from the WSGI environ and answered here: the same checks, the same codecs
+(``tfserving_rest.predict_body``, ``v2_rest.infer_body``), the same errors, metrics,
+access log and request id, but no request context, URL map, hooks or Response objects,
+which for a small request cost more than the model. Anything else, or anything unusual
+(API keys configured, a chunked body, a path Flask would need to decode), goes to Flask
+unchanged, so the Flask views stay the reference and the fallback.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import orjson
+from werkzeug.http import HTTP_STATUS_CODES
+
+from service import logs, tfserving_rest, v2_rest
+from service.errors import Overloaded, ServingError
+from service.metrics import NO_MODEL, observe_queue, observe_request
+from service.queue_header import REQUEST_START_HEADER_ENVIRON, queue_seconds
+from service.registry import Registry
+from service.request_body import BINARY_TYPES, JSON_TYPES, check_content, too_large
+from service.settings import ServiceSettings
+
+log = logging.getLogger("tfship.app")
+
+# Only plain names and versions; anything else is left to Flask's router.
+_PREDICT = re.compile(
+    r"^/v1/models/([A-Za-z0-9._-]+)(?:/versions/([1-9][0-9]{0,17})|/labels/([A-Za-z0-9._-]+))?"
+    r":predict$"
+)
+_INFER = re.compile(r"^/v2/models/([A-Za-z0-9._-]+)(?:/versions/([1-9][0-9]{0,17}))?/infer$")
+_JSON_HEADERS = [("Content-Type", "application/json")]
+# Status lines as werkzeug writes them, so both paths answer byte for byte alike.
+_STATUS_LINES = {code: f"{code} {reason.upper()}" for code, reason in HTTP_STATUS_CODES.items()}
+
+StartResponse = Callable[..., Any]
+WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+
+class FastPath:
+    def __init__(
+        self, fallback: WsgiApp, registry: Registry, settings: ServiceSettings, keys: Any
+    ) -> None:
+        self.fallback = fallback
+        self.registry = registry
+        self.settings = settings
+        # With API keys every request needs authentication: Flask's hooks do that.
+        self.enabled = keys is None
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        if self.enabled and environ.get("REQUEST_METHOD") == "POST":
+            path = environ.get("PATH_INFO", "")
+            length = environ.get("CONTENT_LENGTH", "")
+            # No Content-Length: a chunked body, which Flask reads with its own limit.
+            if length.isdigit() and "HTTP_TRANSFER_ENCODING" not in environ:
+                match = _PREDICT.match(path)
+                if match:
+                    name, version, label = match.groups()
+                    return self._serve(
+                        environ, start_response, tfserving_rest.PROTOCOL, "predict",
+                        name, version, label, int(length),
+                    )  # fmt: skip
+                match = _INFER.match(path)
+                if match:
+                    name, version = match.groups()
+                    return self._serve(
+                        environ, start_response, v2_rest.PROTOCOL, "infer",
+                        name, version, None, int(length),
+                    )  # fmt: skip
+        return self.fallback(environ, start_response)
+
+    def _serve(
+        self,
+        environ: dict[str, Any],
+        start_response: StartResponse,
+        protocol: str,
+        api: str,
+        name: str,
+        version: str | None,
+        label: str | None,
+        length: int,
+    ) -> Iterable[bytes]:
+        started = time.perf_counter()
+        received = time.time()
+        request_id = logs.request_id_from(environ.get("HTTP_X_REQUEST_ID", ""))
+        token = logs.CURRENT_REQUEST_ID.set(request_id)
+        model, served_version = NO_MODEL, ""
+        headers: list[tuple[str, str]]
+        try:
+            mimetype = environ.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower()
+            accepted = JSON_TYPES | BINARY_TYPES if api == "infer" else JSON_TYPES
+            limit = self.settings.max_body_bytes
+            check_content(mimetype, length, accepted, limit)
+            if self.registry.has_model(name):
+                model = name  # counted under its model even if the lookup then fails
+            with self.registry.serving(name, int(version) if version else None, label) as served:
+                model, served_version = served.name, str(served.version)
+                raw = environ["wsgi.input"].read(length)
+                if len(raw) > limit:  # pragma: no cover - check_content refused it already
+                    raise too_large(length, limit)
+                if api == "predict":
+                    body = orjson.dumps(
+                        tfserving_rest.predict_body(served, raw),
+                        option=orjson.OPT_SERIALIZE_NUMPY,
+                    )
+                    headers = list(_JSON_HEADERS)
+                else:
+                    body, extra = v2_rest.infer_body(
+                        served, raw, environ.get("HTTP_INFERENCE_HEADER_CONTENT_LENGTH")
+                    )
+                    headers = list(extra.items())
+            status = 200
+        except ServingError as error:
+            status = error.status
+            body = orjson.dumps({"error": error.message})
+            headers = list(_JSON_HEADERS)
+            if isinstance(error, Overloaded):
+                headers.append(("Retry-After", "1"))
+        except Exception as error:  # a bug: log it, answer 500, keep serving
+            log.exception("unhandled error")
+            status = 500
+            body = orjson.dumps({"error": f"internal error: {type(error).__name__}"})
+            headers = list(_JSON_HEADERS)
+        finally:
+            logs.CURRENT_REQUEST_ID.reset(token)
+        seconds = time.perf_counter() - started
+        headers.append(("Content-Length", str(len(body))))
+        headers.append((logs.REQUEST_ID_HEADER, request_id))
+        start_header = environ.get(REQUEST_START_HEADER_ENVIRON)
+        if start_header:
+            waited = queue_seconds(start_header, received)
+            if waited is not None:
+                observe_queue(protocol, waited)
+        observe_request(model, served_version, protocol, api, status, seconds)
+        if self.settings.access_log:
+            logs.write_access(
+                request_id,
+                {
+                    "method": "POST",
+                    "path": environ.get("PATH_INFO", ""),
+                    "status": status,
+                    "latency_ms": round(seconds * 1000, 3),
+                    "protocol": protocol,
+                    "api": api,
+                    "model": model if model != NO_MODEL else None,
+                    "version": served_version or None,
+                    "remote": environ.get("REMOTE_ADDR"),
+                },
+            )
+        start_response(_STATUS_LINES.get(status, f"{status} UNKNOWN"), headers)
+        return [body]
