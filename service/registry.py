@@ -334,6 +334,13 @@ class Registry:
             served.runtime, served.metadata = runtime, metadata
             if served.batching is not None:
                 served.batcher = Batcher(served.name, served.batching, served.run_runtime)
+                if self.settings.threads == 1:
+                    log.warning(
+                        "model %s: batching is on, but each worker answers one HTTP request "
+                        "at a time (TFSHIP_THREADS=1): only concurrent gRPC calls can share "
+                        "a batch; set --threads above 1 for HTTP",
+                        served.name,
+                    )
             seconds = time.monotonic() - started
             served.state = AVAILABLE
             observe_load(served.name, True, seconds)

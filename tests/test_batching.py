@@ -210,6 +210,7 @@ def test_a_full_queue_answers_503_and_resource_exhausted(
     # Nothing is left behind: the next request is served.
     assert server.post("/v1/models/digits:predict", body).status == 200
     assert _metric(server, "tfship_batch_queued_rows") == 0
+    assert "only concurrent gRPC calls can share" not in server.log()  # it has threads
     metrics = server.get("/metrics").body.decode()
     assert 'tfship_requests_total{api="predict",model="digits",protocol="tfserving"' in metrics
     assert 'status="503"' in metrics
@@ -344,6 +345,15 @@ def test_bad_batching_config_is_refused_by_name(
         load_model_config(config, ServiceSettings(model_dir=tmp_path))
     assert "models[0].batching." in str(caught.value)
     assert message in str(caught.value)
+
+
+def test_batching_without_threads_is_reported(
+    trained_repo: TrainedRepo, start_server: Any, tmp_path: Path
+) -> None:
+    config = _model_config(tmp_path, "{}")
+    server = start_server(trained_repo.path, "--workers", "1", "--model-config", str(config))
+    server.wait_ready()
+    assert "only concurrent gRPC calls can share a batch" in server.log()
 
 
 def test_batching_defaults(tmp_path: Path) -> None:

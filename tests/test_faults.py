@@ -3,6 +3,7 @@ bounded load loop of real HTTP requests on loopback."""
 
 from __future__ import annotations
 
+import http.client
 import os
 import shutil
 import signal
@@ -59,6 +60,10 @@ class Load:
                     outcome = "ok" if response.status == 200 else f"http {response.status}"
             except urllib.error.HTTPError as error:
                 outcome = f"http {error.code}"
+            except http.client.HTTPException as error:
+                # The response was cut off (e.g. its worker killed between headers and body):
+                # a failed request like any other, and this client goes on sending.
+                outcome = type(error).__name__
             except (urllib.error.URLError, ConnectionError, OSError) as error:
                 reason = getattr(error, "reason", error)
                 outcome = (
