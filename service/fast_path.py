@@ -4,9 +4,10 @@ The two requests a model server spends its life on, TF Serving's predict and V2 
 are recognized from the WSGI environ and answered here: the same checks, the same codecs
 (``tfserving_rest.predict_body``, ``v2_rest.infer_body``), the same errors, metrics,
 access log and request id, but no request context, URL map, hooks or Response objects,
-which for a small request cost more than the model. Anything else, or anything unusual
-(API keys configured, a chunked body, a path Flask would need to decode), goes to Flask
-unchanged, so the Flask views stay the reference and the fallback.
+which for a small request cost more than the model. API keys are checked as the Flask hook
+checks them (same ``ApiKeys``). Anything else, or anything unusual (a chunked body, a path
+Flask would need to decode), goes to Flask unchanged, so the Flask views stay the reference
+and the fallback.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import orjson
 from werkzeug.http import HTTP_STATUS_CODES
 
 from service import logs, tfserving_rest, v2_rest
+from service.auth import ApiKeys
 from service.errors import Overloaded, ServingError
 from service.metrics import NO_MODEL, observe_queue, observe_request
 from service.queue_header import REQUEST_START_HEADER_ENVIRON, queue_seconds
@@ -46,16 +48,21 @@ WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 class FastPath:
     def __init__(
-        self, fallback: WsgiApp, registry: Registry, settings: ServiceSettings, keys: Any
+        self,
+        fallback: WsgiApp,
+        registry: Registry,
+        settings: ServiceSettings,
+        keys: ApiKeys | None,
     ) -> None:
         self.fallback = fallback
         self.registry = registry
         self.settings = settings
-        # With API keys every request needs authentication: Flask's hooks do that.
-        self.enabled = keys is None
+        self.keys = keys if keys is not None and "api" not in keys.exempt else None
+        # The environ key of the header that may carry the API key besides Authorization.
+        self._key_variable = "HTTP_" + settings.api_key_header.upper().replace("-", "_")
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        if self.enabled and environ.get("REQUEST_METHOD") == "POST":
+        if environ.get("REQUEST_METHOD") == "POST":
             path = environ.get("PATH_INFO", "")
             length = environ.get("CONTENT_LENGTH", "")
             # No Content-Length: a chunked body, which Flask reads with its own limit.
@@ -92,8 +99,17 @@ class FastPath:
         request_id = logs.request_id_from(environ.get("HTTP_X_REQUEST_ID", ""))
         token = logs.CURRENT_REQUEST_ID.set(request_id)
         model, served_version = NO_MODEL, ""
+        client: str | None = None
         headers: list[tuple[str, str]]
         try:
+            if self.keys is not None:  # as app.py's _start hook, in the same order
+                presented = {
+                    "Authorization": environ.get("HTTP_AUTHORIZATION", ""),
+                    self.keys.header: environ.get(self._key_variable, ""),
+                }
+                found = self.keys.authenticate(presented)
+                client = found.name
+                found.check_model(name)
             mimetype = environ.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower()
             accepted = JSON_TYPES | BINARY_TYPES if api == "infer" else JSON_TYPES
             limit = self.settings.max_body_bytes
@@ -121,7 +137,9 @@ class FastPath:
             status = error.status
             body = orjson.dumps({"error": error.message})
             headers = list(_JSON_HEADERS)
-            if isinstance(error, Overloaded):
+            if error.status == 401:
+                headers.append(("WWW-Authenticate", 'Bearer realm="tfship"'))
+            elif isinstance(error, Overloaded):
                 headers.append(("Retry-After", "1"))
         except Exception as error:  # a bug: log it, answer 500, keep serving
             log.exception("unhandled error")
@@ -152,6 +170,7 @@ class FastPath:
                     "model": model if model != NO_MODEL else None,
                     "version": served_version or None,
                     "remote": environ.get("REMOTE_ADDR"),
+                    **({"client": client} if client is not None else {}),
                 },
             )
         start_response(_STATUS_LINES.get(status, f"{status} UNKNOWN"), headers)

@@ -222,9 +222,47 @@ def test_pathless_environ_is_not_ours(tmp_path: Path) -> None:
     fast({"REQUEST_METHOD": "GET", "PATH_INFO": "/v1/models/digits:predict"}, lambda *a: None)
     fast({"REQUEST_METHOD": "POST"}, lambda *a: None)
     assert calls == ["GET", "POST"]
-    keyed = FastPath(fallback, None, ServiceSettings(model_dir=tmp_path), keys=object())  # type: ignore[arg-type]
-    keyed(
-        {"REQUEST_METHOD": "POST", "PATH_INFO": "/v1/models/digits:predict", "CONTENT_LENGTH": "2"},
-        lambda *a: None,
+
+
+def test_api_keys_are_checked_as_flask_checks_them(
+    trained_repo: TrainedRepo, tmp_path: Path, digits: tuple[np.ndarray, np.ndarray]
+) -> None:
+    keys = tmp_path / "keys"
+    keys.write_text(
+        "all-models-key-0123456789 name=ops\nother-models-key-0123456789 models=other\n"
     )
-    assert calls == ["GET", "POST", "POST"]
+    app = create_app(
+        ServiceSettings(model_dir=trained_repo.path, poll_seconds=0, api_keys_file=keys)
+    )
+    registry = app.extensions["tfship.registry"]
+    deadline = time.monotonic() + 60
+    while not registry.readiness()[0]:
+        assert time.monotonic() < deadline, registry.readiness()
+        time.sleep(0.05)
+    fast = app.wsgi_app
+    flask = fast.fallback
+    x, _ = digits
+    rows = json.dumps({"instances": x[:1].tolist()}).encode()
+    json_type = {"Content-Type": "application/json"}
+    bearer = {**json_type, "Authorization": "Bearer all-models-key-0123456789"}
+
+    def key(value: str) -> dict[str, str]:
+        return {**json_type, "X-API-Key": value}
+
+    predict = "/v1/models/digits:predict"
+    cases = [
+        ("no key", predict, json_type),
+        ("bad key", predict, key("wrong-key-0123456789")),
+        ("bearer", predict, bearer),
+        ("header", "/v2/models/digits/infer", key("all-models-key-0123456789")),
+        ("other model's key", predict, key("other-models-key-0123456789")),
+        ("wrong type", predict, {**bearer, "Content-Type": "text/plain"}),
+        ("unknown model", "/v1/models/nope:predict", bearer),
+    ]
+    statuses = []
+    for label, path, headers in cases:
+        body = rows if "/v1/" in path else b'{"inputs": []}'
+        through_fast = _call(fast, path, body, headers)
+        assert through_fast == _call(flask, path, body, headers), label
+        statuses.append(through_fast[0].split()[0])
+    assert statuses == ["401", "401", "200", "400", "403", "415", "404"]
