@@ -103,6 +103,15 @@ class TrainedRepo:
     def metadata(self) -> dict[str, Any]:
         return json.loads((self.version_dir / "metadata.json").read_text())
 
+    def onnx_probabilities(self, x: np.ndarray) -> np.ndarray:
+        """What onnxruntime in this process answers for ``x``: the reference for servers."""
+        import onnxruntime as ort
+
+        session = ort.InferenceSession(
+            str(self.version_dir / "model.onnx"), providers=["CPUExecutionProvider"]
+        )
+        return session.run(["probabilities"], {"pixels": x})[0]
+
 
 @pytest.fixture(scope="session")
 def trained_repo(tmp_path_factory: pytest.TempPathFactory) -> TrainedRepo:

@@ -52,20 +52,11 @@ def batched_server(
     return server
 
 
-def _ort(trained_repo: TrainedRepo, x: np.ndarray) -> np.ndarray:
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(
-        str(trained_repo.version_dir / "model.onnx"), providers=["CPUExecutionProvider"]
-    )
-    return session.run(["probabilities"], {"pixels": x})[0]
-
-
 def test_concurrent_requests_are_batched_and_each_gets_its_own_rows(
     batched_server: Server, trained_repo: TrainedRepo, digits: tuple[np.ndarray, np.ndarray]
 ) -> None:
     x, _ = digits
-    expected = _ort(trained_repo, x[:480])
+    expected = trained_repo.onnx_probabilities(x[:480])
     calls_before = _metric(batched_server, "tfship_batch_size_count", default=0.0)
     # 8 clients x 20 requests of 1 to 3 rows each, every request different rows.
     plan = [(start, 1 + start % 3) for start in range(0, 480, 3)]
@@ -119,7 +110,7 @@ def test_grpc_requests_are_batched_too(
     from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
     x, _ = digits
-    expected = _ort(trained_repo, x[:64])
+    expected = trained_repo.onnx_probabilities(x[:64])
     with grpc.insecure_channel(batched_server.grpc_target) as channel:
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
 

@@ -13,15 +13,6 @@ import pytest
 from conftest import Server, TrainedRepo, http
 
 
-def _ort_probabilities(trained_repo: TrainedRepo, x: np.ndarray) -> np.ndarray:
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(
-        str(trained_repo.version_dir / "model.onnx"), providers=["CPUExecutionProvider"]
-    )
-    return session.run(["probabilities"], {"pixels": x})[0]
-
-
 def test_row_format_equals_in_process_onnxruntime(
     onnx_server: Server, trained_repo: TrainedRepo, digits: tuple[np.ndarray, np.ndarray]
 ) -> None:
@@ -34,7 +25,7 @@ def test_row_format_equals_in_process_onnxruntime(
     assert list(body) == ["predictions"]
     served = np.asarray(body["predictions"], dtype=np.float32)
     # float32 survives the JSON round trip exactly: the same bits as in-process.
-    np.testing.assert_array_equal(served, _ort_probabilities(trained_repo, rows))
+    np.testing.assert_array_equal(served, trained_repo.onnx_probabilities(rows))
     assert (served.argmax(axis=1) == y[:32]).mean() >= 0.9
 
 
@@ -68,7 +59,7 @@ def test_version_path_and_integer_pixels(
     assert answer.status == 200
     np.testing.assert_array_equal(
         np.asarray(answer.json()["predictions"], dtype=np.float32),
-        _ort_probabilities(trained_repo, x),
+        trained_repo.onnx_probabilities(x),
     )
 
 

@@ -14,15 +14,6 @@ from conftest import Server, TrainedRepo, http
 ROW = np.zeros((1, 8, 8, 1), dtype=np.float32)
 
 
-def _ort(trained_repo: TrainedRepo, x: np.ndarray) -> np.ndarray:
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(
-        str(trained_repo.version_dir / "model.onnx"), providers=["CPUExecutionProvider"]
-    )
-    return session.run(["probabilities"], {"pixels": x})[0]
-
-
 @pytest.fixture(scope="module")
 def client(onnx_server: Server) -> Any:
     with triton.InferenceServerClient(onnx_server.url.removeprefix("http://")) as c:
@@ -60,7 +51,8 @@ def test_infer_through_tritonclient_equals_in_process(
     tensor.set_data_from_numpy(x, binary_data=binary_in)
     output = triton.InferRequestedOutput("probabilities", binary_data=binary_out)
     result = client.infer("digits", [tensor], outputs=[output], request_id="req-42")
-    np.testing.assert_array_equal(result.as_numpy("probabilities"), _ort(trained_repo, x))
+    expected = trained_repo.onnx_probabilities(x)
+    np.testing.assert_array_equal(result.as_numpy("probabilities"), expected)
     response = result.get_response()
     assert response["id"] == "req-42"
     assert (response["model_name"], response["model_version"]) == ("digits", "1")
@@ -76,7 +68,8 @@ def test_default_outputs_come_back_binary(
     result = client.infer("digits", [tensor], model_version="1")
     (out,) = result.get_response()["outputs"]
     assert out["parameters"] == {"binary_data_size": 3 * 10 * 4}
-    np.testing.assert_array_equal(result.as_numpy("probabilities"), _ort(trained_repo, x))
+    expected = trained_repo.onnx_probabilities(x)
+    np.testing.assert_array_equal(result.as_numpy("probabilities"), expected)
 
 
 def test_binary_wire_format_by_hand(
@@ -121,14 +114,14 @@ def test_binary_wire_format_by_hand(
         }
     ]
     values = np.frombuffer(body[size:], dtype="<f4").reshape(2, 10)
-    np.testing.assert_array_equal(values, _ort(trained_repo, x))
+    np.testing.assert_array_equal(values, trained_repo.onnx_probabilities(x))
 
 
 def test_json_infer_with_nested_and_flat_data(
     onnx_server: Server, trained_repo: TrainedRepo, digits: tuple[np.ndarray, np.ndarray]
 ) -> None:
     x = digits[0][:2]
-    expected = _ort(trained_repo, x)
+    expected = trained_repo.onnx_probabilities(x)
     for data in (x.tolist(), x.reshape(-1).tolist()):
         answer = onnx_server.post(
             "/v2/models/digits/versions/1/infer",
@@ -295,7 +288,7 @@ def test_classification_extension_through_tritonclient(
     assert classes.shape == (4, 3)
     (meta,) = result.get_response()["outputs"]
     assert (meta["datatype"], meta["shape"]) == ("BYTES", [4, 3])
-    scores = _ort(trained_repo, x)
+    scores = trained_repo.onnx_probabilities(x)
     names = trained_repo.metadata()["class_names"]
     for row, expected in zip(classes, scores, strict=True):
         # tritonclient gives bytes for binary outputs, str for JSON ones.
