@@ -14,13 +14,13 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, Reque
 
 from service import logs, ops, request_body, tfserving_rest, v2_rest
 from service.auth import api_keys_for
-from service.errors import Overloaded, ServingError
+from service.errors import ServingError, internal_error
 from service.fast_path import FastPath
 from service.http import json_response
 from service.metrics import NO_MODEL, observe_queue, observe_request, start_process_metrics
 from service.queue_header import REQUEST_START_HEADER, queue_seconds
 from service.registry import Registry
-from service.request_body import BINARY_TYPES, JSON_TYPES, check_request
+from service.request_body import accepted_types, check_request
 from service.settings import ServiceSettings
 from service.tensor_checks import set_non_finite_policy
 
@@ -86,8 +86,7 @@ def create_app(settings: ServiceSettings | None = None, *, load_models: bool = T
             state.client = client.name
             client.check_model((req.view_args or {}).get("name"))
         if labels is not None and req.method == "POST":
-            accepted = JSON_TYPES | BINARY_TYPES if labels[1] == "infer" else JSON_TYPES
-            check_request(req, accepted, settings.max_body_bytes)
+            check_request(req, accepted_types(labels[1]), settings.max_body_bytes)
 
     @app.after_request
     def _finish(response: Response) -> Response:
@@ -96,8 +95,7 @@ def create_app(settings: ServiceSettings | None = None, *, load_models: bool = T
         response.headers[logs.REQUEST_ID_HEADER] = state.request_id
         api = getattr(state, "api", None)
         if api is not None:
-            header = request.headers.get(REQUEST_START_HEADER)
-            waited = queue_seconds(header, state.received) if header else None  # rarely set
+            waited = queue_seconds(request.headers.get(REQUEST_START_HEADER), state.received)
             if waited is not None:
                 observe_queue(state.protocol, waited)
             observe_request(
@@ -115,10 +113,7 @@ def create_app(settings: ServiceSettings | None = None, *, load_models: bool = T
     @app.errorhandler(ServingError)
     def _serving_error(error: ServingError) -> Response:
         response = json_response({"error": error.message}, error.status)
-        if error.status == 401:
-            response.headers["WWW-Authenticate"] = 'Bearer realm="tfship"'
-        elif isinstance(error, Overloaded):
-            response.headers["Retry-After"] = "1"
+        response.headers.update(error.headers)
         return response
 
     @app.errorhandler(HTTPException)
@@ -140,7 +135,7 @@ def create_app(settings: ServiceSettings | None = None, *, load_models: bool = T
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:
         log.exception("unhandled error")
-        return json_response({"error": f"internal error: {type(error).__name__}"}, 500)
+        return json_response({"error": internal_error(error)}, 500)
 
     app.wsgi_app = FastPath(app.wsgi_app, registry, settings, keys)  # type: ignore[method-assign]
     if load_models:

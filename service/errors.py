@@ -3,9 +3,13 @@ in one place per protocol: app.py (REST) and grpc_server.py (gRPC codes)."""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 
 class ServingError(Exception):
     status = 500
+    # Response headers this error adds on REST, whichever path answers it.
+    headers: ClassVar[dict[str, str]] = {}
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -18,6 +22,7 @@ class InvalidArgument(ServingError):
 
 class Unauthenticated(ServingError):
     status = 401
+    headers: ClassVar[dict[str, str]] = {"WWW-Authenticate": 'Bearer realm="tfship"'}
 
 
 class PermissionDenied(ServingError):
@@ -48,7 +53,13 @@ class Overloaded(ServingError):
     """A bounded queue is full: try again later (gRPC: RESOURCE_EXHAUSTED)."""
 
     status = 503
+    headers: ClassVar[dict[str, str]] = {"Retry-After": "1"}
 
 
 class ComputeTimeout(ServingError):
     status = 504
+
+
+def internal_error(error: Exception) -> str:
+    """What a client is told of a bug: its type, never its details."""
+    return f"internal error: {type(error).__name__}"

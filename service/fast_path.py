@@ -18,16 +18,16 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import orjson
 from werkzeug.http import HTTP_STATUS_CODES
 
 from service import logs, tfserving_rest, v2_rest
 from service.auth import ApiKeys
-from service.errors import Overloaded, ServingError
+from service.errors import ServingError, internal_error
+from service.http import encode_json
 from service.metrics import NO_MODEL, observe_queue, observe_request
 from service.queue_header import REQUEST_START_HEADER_ENVIRON, queue_seconds
 from service.registry import Registry
-from service.request_body import BINARY_TYPES, JSON_TYPES, check_content, too_large
+from service.request_body import accepted_types, check_content
 from service.settings import ServiceSettings
 
 log = logging.getLogger("tfship.app")
@@ -111,21 +111,15 @@ class FastPath:
                 client = found.name
                 found.check_model(name)
             mimetype = environ.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower()
-            accepted = JSON_TYPES | BINARY_TYPES if api == "infer" else JSON_TYPES
-            limit = self.settings.max_body_bytes
-            check_content(mimetype, length, accepted, limit)
+            check_content(mimetype, length, accepted_types(api), self.settings.max_body_bytes)
             if self.registry.has_model(name):
                 model = name  # counted under its model even if the lookup then fails
             with self.registry.serving(name, int(version) if version else None, label) as served:
                 model, served_version = served.name, str(served.version)
+                # At most ``length`` bytes, which check_content held to the limit.
                 raw = environ["wsgi.input"].read(length)
-                if len(raw) > limit:  # pragma: no cover - check_content refused it already
-                    raise too_large(length, limit)
                 if api == "predict":
-                    body = orjson.dumps(
-                        tfserving_rest.predict_body(served, raw),
-                        option=orjson.OPT_SERIALIZE_NUMPY,
-                    )
+                    body = encode_json(tfserving_rest.predict_body(served, raw))
                     headers = list(_JSON_HEADERS)
                 else:
                     body, extra = v2_rest.infer_body(
@@ -135,43 +129,35 @@ class FastPath:
             status = 200
         except ServingError as error:
             status = error.status
-            body = orjson.dumps({"error": error.message})
-            headers = list(_JSON_HEADERS)
-            if error.status == 401:
-                headers.append(("WWW-Authenticate", 'Bearer realm="tfship"'))
-            elif isinstance(error, Overloaded):
-                headers.append(("Retry-After", "1"))
+            body = encode_json({"error": error.message})
+            headers = [*_JSON_HEADERS, *error.headers.items()]
         except Exception as error:  # a bug: log it, answer 500, keep serving
             log.exception("unhandled error")
             status = 500
-            body = orjson.dumps({"error": f"internal error: {type(error).__name__}"})
+            body = encode_json({"error": internal_error(error)})
             headers = list(_JSON_HEADERS)
         finally:
             logs.CURRENT_REQUEST_ID.reset(token)
         seconds = time.perf_counter() - started
         headers.append(("Content-Length", str(len(body))))
         headers.append((logs.REQUEST_ID_HEADER, request_id))
-        start_header = environ.get(REQUEST_START_HEADER_ENVIRON)
-        if start_header:
-            waited = queue_seconds(start_header, received)
-            if waited is not None:
-                observe_queue(protocol, waited)
+        waited = queue_seconds(environ.get(REQUEST_START_HEADER_ENVIRON), received)
+        if waited is not None:
+            observe_queue(protocol, waited)
         observe_request(model, served_version, protocol, api, status, seconds)
         if self.settings.access_log:
             logs.write_access(
                 request_id,
-                {
-                    "method": "POST",
-                    "path": environ.get("PATH_INFO", ""),
-                    "status": status,
-                    "latency_ms": round(seconds * 1000, 3),
-                    "protocol": protocol,
-                    "api": api,
-                    "model": model if model != NO_MODEL else None,
-                    "version": served_version or None,
-                    "remote": environ.get("REMOTE_ADDR"),
-                    **({"client": client} if client is not None else {}),
-                },
+                method="POST",
+                path=environ.get("PATH_INFO", ""),
+                status=status,
+                seconds=seconds,
+                protocol=protocol,
+                api=api,
+                model=model if model != NO_MODEL else None,
+                version=served_version or None,
+                remote=environ.get("REMOTE_ADDR"),
+                client=client,
             )
         start_response(_STATUS_LINES.get(status, f"{status} UNKNOWN"), headers)
         return [body]

@@ -34,6 +34,7 @@ from service.errors import (
     ServingError,
     Unauthenticated,
     Unimplemented,
+    internal_error,
 )
 from service.grpc_protos import enum_values, message, service_methods
 from service.metrics import NO_MODEL, observe_queue, observe_request
@@ -348,7 +349,7 @@ class GrpcServer:
             except Exception as exc:  # a bug: log it, answer INTERNAL, keep serving
                 log.exception("unhandled error in %s", method)
                 call.finish(500, grpc.StatusCode.INTERNAL, access_log)
-                context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}")
+                context.abort(grpc.StatusCode.INTERNAL, internal_error(exc))
             call.finish(200, grpc.StatusCode.OK, access_log)
             return response
 

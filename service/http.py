@@ -12,12 +12,13 @@ from flask import Response, current_app, g
 from service.registry import Registry, ServedVersion
 
 
+def encode_json(body: Any) -> bytes:
+    """A JSON response body; numpy arrays and scalars are written by orjson directly."""
+    return orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
 def json_response(body: Any, status: int = 200) -> Response:
-    return Response(
-        orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY),
-        status=status,
-        mimetype="application/json",
-    )
+    return Response(encode_json(body), status=status, mimetype="application/json")
 
 
 def registry() -> Registry:

@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import sys
+import time
 import uuid
 from typing import Any
 
@@ -30,21 +31,38 @@ CURRENT_REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 )
 
 
+def _entry(
+    created: float, level: str, logger: str, pid: int | None, message: str, request_id: str | None
+) -> dict[str, Any]:
+    """The fields every JSON line starts with, in order."""
+    entry: dict[str, Any] = {
+        "ts": dt.datetime.fromtimestamp(created, dt.UTC).isoformat(timespec="milliseconds"),
+        "level": level,
+        "logger": logger,
+        "pid": pid,
+        "message": message,
+    }
+    if request_id is not None:
+        entry["request_id"] = request_id
+    return entry
+
+
+def _current_request_id() -> str | None:
+    if has_request_context() and "request_id" in g:
+        return g.request_id
+    return CURRENT_REQUEST_ID.get()
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "ts": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(
-                timespec="milliseconds"
-            ),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "pid": record.process,
-            "message": record.getMessage(),
-        }
-        if has_request_context() and "request_id" in g:
-            entry["request_id"] = g.request_id
-        elif (request_id := CURRENT_REQUEST_ID.get()) is not None:
-            entry["request_id"] = request_id
+        entry = _entry(
+            record.created,
+            record.levelname.lower(),
+            record.name,
+            record.process,
+            record.getMessage(),
+            _current_request_id(),
+        )
         entry.update(getattr(record, "fields", {}))
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
@@ -95,23 +113,47 @@ def log_access(status: int, seconds: float) -> None:
     req = request._get_current_object()  # type: ignore[attr-defined]
     write_access(
         state.get("request_id"),
-        {
-            "method": req.method,
-            "path": req.path,
-            "status": status,
-            "latency_ms": round(seconds * 1000, 3),
-            "protocol": state.get("protocol"),
-            "api": state.get("api"),
-            "model": state.get("model"),
-            "version": state.get("version"),
-            "remote": req.remote_addr,
-            **({"client": state.client} if "client" in state else {}),
-        },
+        method=req.method,
+        path=req.path,
+        status=status,
+        seconds=seconds,
+        protocol=state.get("protocol"),
+        api=state.get("api"),
+        model=state.get("model"),
+        version=state.get("version"),
+        remote=req.remote_addr,
+        client=state.get("client"),
     )
 
 
-def write_access(request_id: str | None, fields: dict[str, Any]) -> None:
-    """One access line: through the logging machinery only where it must be."""
+def write_access(
+    request_id: str | None,
+    *,
+    method: str,
+    path: str,
+    status: int,
+    seconds: float,
+    protocol: str | None,
+    api: str | None,
+    model: str | None,
+    version: str | None,
+    remote: str | None,
+    client: str | None = None,
+) -> None:
+    """One access line (the REST one; gRPC's is ``log_rpc``), through the logging machinery
+    only where it must be."""
+    fields: dict[str, Any] = {
+        "method": method,
+        "path": path,
+        "status": status,
+        "latency_ms": round(seconds * 1000, 3),
+        "protocol": protocol,
+        "api": api,
+        "model": model,
+        "version": version,
+        "remote": remote,
+        **({"client": client} if client is not None else {}),
+    }
     handler = _json_handler
     if handler is None or access_log.handlers or not access_log.isEnabledFor(logging.INFO):
         token = CURRENT_REQUEST_ID.set(request_id)
@@ -120,17 +162,10 @@ def write_access(request_id: str | None, fields: dict[str, Any]) -> None:
         finally:
             CURRENT_REQUEST_ID.reset(token)
         return
-    # The same line JsonFormatter writes, without a LogRecord (whose creation looks up the
+    # The line JsonFormatter would write, without a LogRecord (whose creation looks up the
     # caller's frame): a third of the access log's cost on the hot path.
-    entry = {
-        "ts": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
-        "level": "info",
-        "logger": access_log.name,
-        "pid": os.getpid(),
-        "message": "request",
-        **({"request_id": request_id} if request_id is not None else {}),
-        **fields,
-    }
+    entry = _entry(time.time(), "info", access_log.name, os.getpid(), "request", request_id)
+    entry.update(fields)
     line = orjson.dumps(entry, default=str).decode() + "\n"
     with handler.lock:  # type: ignore[union-attr]
         handler.stream.write(line)

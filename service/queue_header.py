@@ -25,9 +25,12 @@ def request_start(value: str) -> float | None:
     return number
 
 
-def queue_seconds(header: str, received: float) -> float | None:
-    """Seconds between the proxy's ``header`` and ``received`` (epoch), or None if the
-    header is junk or the clocks disagree."""
+def queue_seconds(header: str | None, received: float) -> float | None:
+    """Seconds between the proxy's ``header`` and ``received`` (epoch), or None if there is
+    no header (the usual case, answered without parsing), it is junk or the clocks
+    disagree."""
+    if not header:
+        return None
     queued_since = request_start(header)
     if queued_since is None or not 0 <= received - queued_since < MAX_QUEUE_SECONDS:
         return None

@@ -17,7 +17,13 @@ from service.errors import InvalidArgument, PayloadTooLarge, UnsupportedMediaTyp
 JSON_TYPES = frozenset({"application/json", "application/x-www-form-urlencoded"})
 # V2 infer also takes the binary tensor data extension's bodies.
 BINARY_TYPES = frozenset({"application/octet-stream"})
+_INFER_TYPES = JSON_TYPES | BINARY_TYPES
 _NON_FINITE_TOKEN = re.compile(rb"NaN|Infinity")
+
+
+def accepted_types(api: str) -> frozenset[str]:
+    """The Content-Types an API's POST takes: JSON everywhere, binary too for V2 infer."""
+    return _INFER_TYPES if api == "infer" else JSON_TYPES
 
 
 def too_large(size: int | None, limit: int) -> PayloadTooLarge:

@@ -14,6 +14,7 @@ import socket
 import time
 from collections.abc import Callable
 
+from gunicorn.workers.base import Worker
 from gunicorn.workers.gthread import TConn, ThreadWorker
 from gunicorn.workers.sync import SyncWorker
 
@@ -23,12 +24,12 @@ _DRAIN_SECONDS = 10.0
 
 
 def _drain_backlog(
-    listeners: list[socket.socket], take: Callable[[socket.socket, socket.socket, object], None]
-) -> int:
-    """Accept every connection queued on ``listeners`` and hand it to ``take``."""
+    worker: Worker, take: Callable[[socket.socket, socket.socket, object], None]
+) -> None:
+    """Accept every connection queued on the worker's listeners and hand it to ``take``."""
     drained = 0
     deadline = time.monotonic() + _DRAIN_SECONDS
-    for listener in listeners:
+    for listener in worker.sockets:
         listener.setblocking(False)
         while time.monotonic() < deadline:
             try:
@@ -38,15 +39,14 @@ def _drain_backlog(
             client.setblocking(True)
             take(listener, client, address)
             drained += 1
-    return drained
+    if drained:
+        worker.log.info("drained %d queued connections before exiting", drained)
 
 
 class DrainingSyncWorker(SyncWorker):
     def run(self) -> None:
         super().run()
-        drained = _drain_backlog(self.sockets, self.handle)
-        if drained:
-            self.log.info("drained %d queued connections before exiting", drained)
+        _drain_backlog(self, self.handle)
 
 
 class DrainingThreadWorker(ThreadWorker):
@@ -54,9 +54,7 @@ class DrainingThreadWorker(ThreadWorker):
         # gthread turns accepting off first thing when it stops; take the backlog into the
         # thread pool just before, and its shutdown waits for them like for any connection.
         if not enabled and not self.alive and self._accepting:
-            drained = _drain_backlog(self.sockets, self._take)
-            if drained:
-                self.log.info("drained %d queued connections before exiting", drained)
+            _drain_backlog(self, self._take)
         super().set_accept_enabled(enabled)
 
     def _take(self, listener: socket.socket, client: socket.socket, address: object) -> None:
