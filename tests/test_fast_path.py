@@ -11,6 +11,7 @@ import io
 import json
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,7 @@ def _call(wsgi: Any, path: str, body: bytes, headers: dict[str, str]) -> tuple[s
     }
     for name, value in headers.items():
         key = name.upper().replace("-", "_")
-        environ[key if key in ("CONTENT_TYPE",) else "HTTP_" + key] = value
+        environ[key if key == "CONTENT_TYPE" else "HTTP_" + key] = value
     started: list[Any] = []
     chunks = wsgi(
         environ, lambda status, response_headers: started.append((status, response_headers))
@@ -123,18 +124,27 @@ def _cases(x: np.ndarray) -> list[tuple[str, str, bytes, dict[str, str]]]:
     ]
 
 
+@contextmanager
+def _fallbacks(fast: FastPath) -> Iterator[tuple[list[str], Any]]:
+    """The paths the fast path hands on to Flask while the block runs, and Flask itself."""
+    seen: list[str] = []
+    flask = fast.fallback
+
+    def recording(environ: dict[str, Any], start_response: Any) -> Any:
+        seen.append(environ["PATH_INFO"])
+        return flask(environ, start_response)
+
+    fast.fallback = recording
+    try:
+        yield seen, flask
+    finally:
+        fast.fallback = flask
+
+
 def test_fast_path_answers_as_flask_does(app: Any, digits: tuple[np.ndarray, np.ndarray]) -> None:
     fast = app.wsgi_app
     assert isinstance(fast, FastPath)
-    fallbacks: list[str] = []
-    flask = fast.fallback
-
-    def counting(environ: dict[str, Any], start_response: Any) -> Any:
-        fallbacks.append(environ["PATH_INFO"])
-        return flask(environ, start_response)
-
-    fast.fallback = counting
-    try:
+    with _fallbacks(fast) as (fallbacks, flask):
         x, _ = digits
         statuses = set()
         for label, path, body, headers in _cases(x):
@@ -142,32 +152,21 @@ def test_fast_path_answers_as_flask_does(app: Any, digits: tuple[np.ndarray, np.
             through_flask = _call(flask, path, body, headers)
             assert through_fast == through_flask, label
             statuses.add(through_fast[0].split()[0])
-        assert fallbacks == [], "the fast path passed requests on to Flask"
-        # The cases cover answers and refusals alike.
-        assert {"200", "400", "404", "415"} <= statuses, statuses
-    finally:
-        fast.fallback = flask
+    assert fallbacks == [], "the fast path passed requests on to Flask"
+    # The cases cover answers and refusals alike.
+    assert {"200", "400", "404", "415"} <= statuses, statuses
 
 
 def test_unusual_requests_go_to_flask(app: Any) -> None:
-    fast = app.wsgi_app
-    seen: list[str] = []
-    flask = fast.fallback
-    fast.fallback = lambda environ, start: (
-        seen.append(environ["PATH_INFO"]),
-        flask(environ, start),
-    )[1]
-    try:
+    with _fallbacks(app.wsgi_app) as (seen, _):
         for path in (
             "/v1/models/digits",
             "/v1/models/di%20gits:predict",
             "/v1/models/digits/versions/01:predict",
         ):
-            _call(fast, path, b"{}", {"Content-Type": "application/json"})
+            _call(app.wsgi_app, path, b"{}", {"Content-Type": "application/json"})
         chunked = {"Transfer-Encoding": "chunked", "Content-Type": "application/json"}
-        _call(fast, "/v2/models/digits/infer", b'{"instances": [[1]]}', chunked)
-    finally:
-        fast.fallback = flask
+        _call(app.wsgi_app, "/v2/models/digits/infer", b'{"instances": [[1]]}', chunked)
     assert seen == [
         "/v1/models/digits",
         "/v1/models/di%20gits:predict",
