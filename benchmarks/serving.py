@@ -273,48 +273,28 @@ def _tfship(repo: Path, port: int, workers: int, *extra: str) -> list[str]:
 
 def start_servers(repo: Path, workers: int, scratch: Path, batched: bool) -> dict[str, Server]:
     env = _env()
-    ports = {name: free_port() for name in ("hello", "tutorial", "tfship", "threaded", "batched")}
+
+    def flask_app(name: str, app: str, **extra_env: str) -> Server:
+        port = free_port()
+        return Server(name, _gunicorn(app, port, workers), port, {**env, **extra_env})
+
+    def tfship(name: str, *extra: str) -> Server:
+        port = free_port()
+        metrics = {"PROMETHEUS_MULTIPROC_DIR": str(scratch / f"metrics-{name}")}
+        return Server(name, _tfship(repo, port, workers, *extra), port, {**env, **metrics})
+
     servers = {
-        "hello": Server(
-            "hello", _gunicorn("hello_app:app", ports["hello"], workers), ports["hello"], env
-        ),
-        "tutorial": Server(
-            "tutorial",
-            _gunicorn("tutorial_app:app", ports["tutorial"], workers),
-            ports["tutorial"],
-            {**env, "TUTORIAL_MODEL_DIR": str(repo)},
-        ),
-        "tfship": Server(
-            "tfship",
-            _tfship(repo, ports["tfship"], workers),
-            ports["tfship"],
-            {**env, "PROMETHEUS_MULTIPROC_DIR": str(scratch / "metrics")},
-        ),
+        "hello": flask_app("hello", "hello_app:app"),
+        "tutorial": flask_app("tutorial", "tutorial_app:app", TUTORIAL_MODEL_DIR=str(repo)),
+        "tfship": tfship("tfship"),
     }
     if batched:
+        threads = ("--threads", str(BATCHED_THREADS))
         # The same gthread workers without batching: what the worker class costs, apart.
-        servers["threaded"] = Server(
-            "threaded",
-            _tfship(repo, ports["threaded"], workers, "--threads", str(BATCHED_THREADS)),
-            ports["threaded"],
-            {**env, "PROMETHEUS_MULTIPROC_DIR": str(scratch / "metrics-threaded")},
-        )
+        servers["threaded"] = tfship("threaded", *threads)
         config = scratch / "batched.yaml"
         config.write_text(f"models:\n  - name: cnn28\n    batching: {BATCHING}\n")
-        servers["batched"] = Server(
-            "batched",
-            _tfship(
-                repo,
-                ports["batched"],
-                workers,
-                "--threads",
-                str(BATCHED_THREADS),
-                "--model-config",
-                str(config),
-            ),
-            ports["batched"],
-            {**env, "PROMETHEUS_MULTIPROC_DIR": str(scratch / "metrics-batched")},
-        )
+        servers["batched"] = tfship("batched", *threads, "--model-config", str(config))
     return servers
 
 
