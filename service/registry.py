@@ -244,10 +244,17 @@ class Registry:
     def _sync(self, entry: ModelEntry) -> None:
         spec = entry.spec
         try:
+            if not spec.base_path.is_dir():
+                # Missing altogether (the repository moved or unmounted, maybe between
+                # listing it and now) is a fault, not an intent: keep serving what is loaded.
+                # Emptying a folder that is still there does unload.
+                raise FileNotFoundError("no such folder")
             on_disk = list_versions(spec.base_path)
         except OSError as exc:
-            entry.problem = f"cannot list {spec.base_path}: {exc}"
-            log.error("model %s: %s", spec.name, entry.problem)
+            problem = f"cannot list {spec.base_path}: {exc.strerror or exc}"
+            if problem != entry.problem:  # once, not at every poll
+                log.error("model %s: %s; still serving what is loaded", spec.name, problem)
+            entry.problem = problem
             entry.synced.set()
             return
         entry.problem = None if on_disk else f"no published version under {spec.base_path}"

@@ -21,6 +21,8 @@ import numpy as np
 import pytest
 from conftest import Server
 
+from service.settings import ServiceSettings
+
 
 def body_of(rows: int) -> bytes:
     row = str(np.zeros((8, 8, 1)).tolist()).replace(" ", "")
@@ -191,3 +193,44 @@ def test_repository_gone_keeps_serving_and_reports_it(
     while server.get("/readyz").status != 200:
         assert time.monotonic() < deadline, "never ready again after the repository came back"
         time.sleep(0.1)
+
+
+def test_repository_moved_between_listing_and_syncing_keeps_serving(
+    repo_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race the load test above can hit once in many runs, made to happen every time:
+    the repository is listed, then moved before the model's folder is read."""
+    import service.registry
+
+    registry = service.registry.Registry(ServiceSettings(model_dir=repo_copy, poll_seconds=0))
+    registry.poll()
+    real_discover = service.registry.discover
+
+    def discover_then_move(settings: ServiceSettings) -> Any:
+        specs = real_discover(settings)
+        shutil.move(repo_copy, tmp_path / "moved-away")
+        return specs
+
+    monkeypatch.setattr(service.registry, "discover", discover_then_move)
+    registry.poll()
+    with registry.serving("digits") as served:
+        assert served.version == 1
+    problem = registry.readiness()[1]["models"]["digits"]["error"]
+    assert problem == f"cannot list {repo_copy / 'digits'}: no such folder"
+
+
+def test_repository_moved_while_being_listed_is_reported_not_read_as_empty(
+    repo_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tfship.repository
+
+    real_list_versions = tfship.repository.list_versions
+
+    def move_then_list(model_root: Path) -> list[int]:
+        if repo_copy.exists():
+            shutil.move(repo_copy, tmp_path / "moved-away")
+        return real_list_versions(model_root)
+
+    monkeypatch.setattr(tfship.repository, "list_versions", move_then_list)
+    with pytest.raises(tfship.repository.RepositoryError, match="does not exist"):
+        tfship.repository.list_models(repo_copy)

@@ -88,6 +88,9 @@ def list_models(repo: Path) -> dict[str, list[int]]:
     for entry in sorted(repo.iterdir()):
         if entry.is_dir() and not entry.name.startswith(".") and is_valid_model_name(entry.name):
             models[entry.name] = list_versions(entry)
+    if not repo.is_dir():
+        # Gone while being listed: its folders read as empty, which would unload them all.
+        raise RepositoryError(f"model repository {repo} does not exist or is not a folder")
     return models
 
 
