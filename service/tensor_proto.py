@@ -81,8 +81,8 @@ def to_numpy(proto: Any, label: str) -> np.ndarray:
     dtype = _NUMPY_OF.get(proto.dtype)
     if dtype is None:
         raise InvalidArgument(f"{label}: tensor type {dtype_name(proto.dtype)} is not supported")
-    count = int(np.prod(shape, dtype=np.int64))
     if proto.tensor_content:
+        count = int(np.prod(shape, dtype=np.int64))
         expected = count * dtype.itemsize
         if len(proto.tensor_content) != expected:
             raise InvalidArgument(
@@ -96,31 +96,26 @@ def to_numpy(proto: Any, label: str) -> np.ndarray:
         flat = np.asarray(values, dtype=np.uint16).view(np.float16)
     else:
         flat = np.asarray(values, dtype=dtype)
-    if len(flat) == count:
-        return flat.reshape(shape)
-    if len(flat) == 1:  # TensorFlow's convention: one value fills the shape
-        return np.full(shape, flat[0], dtype=dtype)
-    raise InvalidArgument(
-        f"{label}: {len(flat)} values for shape {shape_text(shape)} ({count} elements)"
-    )
+    return _shaped(flat, shape, label, "values")
 
 
 def _strings(proto: Any, shape: tuple[int, ...], label: str) -> np.ndarray:
-    count = int(np.prod(shape, dtype=np.int64))
-    values = list(proto.string_val)
-    if len(values) == 1 and count > 1:
-        values = values * count  # a single value fills the shape, as for numbers
-    if len(values) != count:
-        raise InvalidArgument(
-            f"{label}: {len(values)} strings for shape {shape_text(shape)} ({count} elements)"
-        )
     try:
-        text = [v.decode("utf-8") for v in values]
+        text = [v.decode("utf-8") for v in proto.string_val]
     except UnicodeDecodeError:
         raise InvalidArgument(f"{label}: strings must be UTF-8 text") from None
-    array = np.empty(count, dtype=object)
-    array[:] = text
-    return array.reshape(shape)
+    return _shaped(np.array(text, dtype=object), shape, label, "strings")
+
+
+def _shaped(flat: np.ndarray, shape: tuple[int, ...], label: str, noun: str) -> np.ndarray:
+    count = int(np.prod(shape, dtype=np.int64))
+    if len(flat) == count:
+        return flat.reshape(shape)
+    if len(flat) == 1:  # TensorFlow's convention: one value fills the shape
+        return np.full(shape, flat[0], dtype=flat.dtype)
+    raise InvalidArgument(
+        f"{label}: {len(flat)} {noun} for shape {shape_text(shape)} ({count} elements)"
+    )
 
 
 def to_dtype(array: np.ndarray, dtype: np.dtype, label: str) -> np.ndarray:
