@@ -72,6 +72,8 @@ def test_kustomization_builds_what_a_deployment_needs(
     job = find(docs, "Job")["spec"]["template"]["spec"]
     cron = find(docs, "CronJob")["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     serve = find(docs, "Deployment")["spec"]["template"]["spec"]
+    # Two copies of one pod (old kustomize cannot share it): a change to one must reach both.
+    assert job == cron
     for pod in (job, cron):
         claims = {
             v["name"]: v["persistentVolumeClaim"]["claimName"]
