@@ -14,8 +14,10 @@ Needs wrk (Debian: apt-get install wrk). Everything listens on 127.0.0.1.
    (benchmarks/tutorial_app.py: Flask + ``InferenceSession.run``, no checks), (c) ``tfship
    serve`` with the ONNX runtime and everything on (validation, metrics, access log), and
    for cnn28 (c') tfship with dynamic batching on (gthread workers, 32 threads each) and
-   (c'') the same gthread workers with batching off, to tell the two costs apart.
-3. Points per model: 1 row per request at 1, 16 and 64 connections; 32 rows per request at
+   (c'') the same gthread workers with batching off, to tell the two costs apart; for
+   digits (c''') tfship with API keys on (a keys file of 20 keys, the client's the last).
+3. Points per model: 1 row per request at 1, 16 and 64 connections (API keys: 16 and 64);
+   32 rows per request at
    16 connections, as TF Serving JSON and (tfship, and hello world for its ceiling on the
    same bytes) as V2 binary. wrk runs one thread for
    ``--duration`` seconds per point, with a Lua script that posts a fixed body.
@@ -249,6 +251,8 @@ def _gunicorn(app: str, port: int, workers: int) -> list[str]:
 # worker's threads hold) and the model config that turns batching on.
 BATCHED_THREADS = 32
 BATCHING = "{max_batch_size: 32, batch_timeout_micros: 0, max_enqueued_batches: 16}"
+# The keyed server's file: the client's key is the last of 20, so every one is compared.
+KEYS = [f"bench-key-{i:02d}-{'0' * 24}" for i in range(20)]
 
 
 def _tfship(repo: Path, port: int, workers: int, *extra: str) -> list[str]:
@@ -271,7 +275,9 @@ def _tfship(repo: Path, port: int, workers: int, *extra: str) -> list[str]:
     ]
 
 
-def start_servers(repo: Path, workers: int, scratch: Path, batched: bool) -> dict[str, Server]:
+def start_servers(
+    repo: Path, workers: int, scratch: Path, batched: bool, keyed: bool
+) -> dict[str, Server]:
     env = _env()
 
     def flask_app(name: str, app: str, **extra_env: str) -> Server:
@@ -295,6 +301,10 @@ def start_servers(repo: Path, workers: int, scratch: Path, batched: bool) -> dic
         config = scratch / "batched.yaml"
         config.write_text(f"models:\n  - name: cnn28\n    batching: {BATCHING}\n")
         servers["batched"] = tfship("batched", *threads, "--model-config", str(config))
+    if keyed:
+        keys = scratch / "api-keys"
+        keys.write_text("".join(f"{key} name=client-{i}\n" for i, key in enumerate(KEYS)))
+        servers["keyed"] = tfship("keyed", "--api-keys-file", str(keys))
     return servers
 
 
@@ -336,6 +346,9 @@ def inprocess(path: Path, rows: int, seconds: float, processes: int) -> tuple[fl
     return sum(r[0] for r in results), results[0][1]
 
 
+SERVERS = ("hello", "tutorial", "tfship", "keyed", "threaded", "batched")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per point")
@@ -372,7 +385,7 @@ def main() -> int:
                 "rows_per_s_32_rows_2_processes": inprocess(onnx, 32, 5, 2)[0],
                 "single_row_ms_default_threads": one_row_s * 1000,
             }
-        servers = start_servers(repo, args.workers, scratch, "cnn28" in models)
+        servers = start_servers(repo, args.workers, scratch, "cnn28" in models, "digits" in models)
         try:
             for model in models:
                 bodies = _bodies(model, scratch)
@@ -381,11 +394,18 @@ def main() -> int:
                     (16, 32, "v2-binary"),
                 ]
                 for connections, rows, kind in plan:
-                    for server in ("hello", "tutorial", "tfship", "threaded", "batched"):
+                    for server in SERVERS:
                         if kind == "v2-binary" and server not in ("hello", "tfship"):
                             continue
                         if server in ("threaded", "batched") and (model != "cnn28" or rows != 1):
                             continue
+                        if server == "keyed" and (
+                            model != "digits" or rows != 1 or connections == 1
+                        ):
+                            continue
+                        body = bodies[(rows, kind)]
+                        if server == "keyed":
+                            body = (body[0], body[1], f"Authorization: Bearer {KEYS[-1]}")
                         path = (
                             f"/v2/models/{model}/infer"
                             if kind == "v2-binary"
@@ -397,7 +417,7 @@ def main() -> int:
                             file=sys.stderr,
                             flush=True,
                         )
-                        r = run_wrk(url, bodies[(rows, kind)], connections, args.duration, script)
+                        r = run_wrk(url, body, connections, args.duration, script)
                         seconds = r["duration_us"] / 1e6
                         point = Point(model, server, connections, rows, kind)
                         point.requests_per_s = r["requests"] / seconds
@@ -484,6 +504,17 @@ def _print_table(
                         f"x{p.requests_per_s / off.requests_per_s:.2f}, "
                         f"p50 x{p.p50_ms / off.p50_ms:.2f}, p99 x{p.p99_ms / off.p99_ms:.2f}"
                     )
+    keyed = [p for p in points if p.server == "keyed"]
+    if keyed:
+        print("\nAPI keys on (20 keys) against off")
+    for p in keyed:
+        off = find(p, "tfship")
+        if off:
+            print(
+                f"  {p.model} c={p.connections:<3} "
+                f"req/s x{p.requests_per_s / off.requests_per_s:.2f}, "
+                f"p50 x{p.p50_ms / off.p50_ms:.2f}, p99 x{p.p99_ms / off.p99_ms:.2f}"
+            )
     print("\nstart-up: launch to first 200 from /readyz; RSS per worker")
     for name, values in startup.items():
         workers = ", ".join(f"{v:.0f}" for v in values["worker_rss_mib"])
