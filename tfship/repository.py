@@ -83,15 +83,19 @@ def list_versions(model_root: Path) -> list[int]:
 def list_models(repo: Path) -> dict[str, list[int]]:
     """Every model folder under the repository with its published versions."""
     if not repo.is_dir():
-        raise RepositoryError(f"model repository {repo} does not exist or is not a folder")
+        raise _no_repository(repo)
     models = {}
     for entry in sorted(repo.iterdir()):
         if entry.is_dir() and not entry.name.startswith(".") and is_valid_model_name(entry.name):
             models[entry.name] = list_versions(entry)
     if not repo.is_dir():
         # Gone while being listed: its folders read as empty, which would unload them all.
-        raise RepositoryError(f"model repository {repo} does not exist or is not a folder")
+        raise _no_repository(repo)
     return models
+
+
+def _no_repository(repo: Path) -> RepositoryError:
+    return RepositoryError(f"model repository {repo} does not exist or is not a folder")
 
 
 def sha256_file(path: Path) -> str:
