@@ -18,10 +18,9 @@ Needs wrk (Debian: apt-get install wrk). Everything listens on 127.0.0.1.
    (c'') the same gthread workers with batching off, to tell the two costs apart; for
    digits (c''') tfship with API keys on (a keys file of 20 keys, the client's the last).
 3. Points per model: 1 row per request at 1, 16 and 64 connections (API keys: 16 and 64);
-   32 rows per request at
-   16 connections, as TF Serving JSON and (tfship, and hello world for its ceiling on the
-   same bytes) as V2 binary. wrk runs one thread for
-   ``--duration`` seconds per point, with a Lua script that posts a fixed body.
+   32 rows per request at 16 connections, as TF Serving JSON and (tfship, and hello world
+   for its ceiling on the same bytes) as V2 binary. wrk runs one thread for ``--duration``
+   seconds per point, with a Lua script that posts a fixed body.
 4. (d) onnxruntime called in-process on the same model, in one process and in two (one
    thread each), for the rows/s a server could at best reach.
 
@@ -350,6 +349,18 @@ def inprocess(path: Path, rows: int, seconds: float, processes: int) -> tuple[fl
 SERVERS = ("hello", "tutorial", "tfship", "keyed", "threaded", "batched")
 
 
+def _measured(server: str, model: str, connections: int, rows: int, kind: str) -> bool:
+    """Whether ``server`` runs this point: every server runs the JSON points of its model
+    except where a variant of tfship only answers one question."""
+    if kind == "v2-binary":
+        return server in ("hello", "tfship")
+    if server in ("threaded", "batched"):  # batching: single rows of the heavy model
+        return model == "cnn28" and rows == 1
+    if server == "keyed":  # API keys: single rows under load
+        return model == "digits" and rows == 1 and connections > 1
+    return True
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per point")
@@ -396,13 +407,7 @@ def main() -> int:
                 ]
                 for connections, rows, kind in plan:
                     for server in SERVERS:
-                        if kind == "v2-binary" and server not in ("hello", "tfship"):
-                            continue
-                        if server in ("threaded", "batched") and (model != "cnn28" or rows != 1):
-                            continue
-                        if server == "keyed" and (
-                            model != "digits" or rows != 1 or connections == 1
-                        ):
+                        if not _measured(server, model, connections, rows, kind):
                             continue
                         body = bodies[(rows, kind)]
                         if server == "keyed":
@@ -500,22 +505,14 @@ def _print_table(
             for name, label in (("tfship", "sync, off"), ("threaded", "gthread, off")):
                 off = find(p, name)
                 if off:
-                    print(
-                        f"  c={p.connections:<3} vs {label:13} req/s "
-                        f"x{p.requests_per_s / off.requests_per_s:.2f}, "
-                        f"p50 x{p.p50_ms / off.p50_ms:.2f}, p99 x{p.p99_ms / off.p99_ms:.2f}"
-                    )
+                    print(f"  c={p.connections:<3} vs {label:13} {_ratios(p, off)}")
     keyed = [p for p in points if p.server == "keyed"]
     if keyed:
         print("\nAPI keys on (20 keys) against off")
     for p in keyed:
         off = find(p, "tfship")
         if off:
-            print(
-                f"  {p.model} c={p.connections:<3} "
-                f"req/s x{p.requests_per_s / off.requests_per_s:.2f}, "
-                f"p50 x{p.p50_ms / off.p50_ms:.2f}, p99 x{p.p99_ms / off.p99_ms:.2f}"
-            )
+            print(f"  {p.model} c={p.connections:<3} {_ratios(p, off)}")
     print("\nstart-up: launch to first 200 from /readyz; RSS per worker")
     for name, values in startup.items():
         workers = ", ".join(f"{v:.0f}" for v in values["worker_rss_mib"])
@@ -523,6 +520,13 @@ def _print_table(
             f"  {name:8} ready {values['ready_s']:.2f} s, workers {workers} MiB, "
             f"all {rss[name]:.0f} MiB ({rss[name] / rss['tutorial']:.2f}x tutorial)"
         )
+
+
+def _ratios(p: Point, off: Point) -> str:
+    return (
+        f"req/s x{p.requests_per_s / off.requests_per_s:.2f}, "
+        f"p50 x{p.p50_ms / off.p50_ms:.2f}, p99 x{p.p99_ms / off.p99_ms:.2f}"
+    )
 
 
 if __name__ == "__main__":
