@@ -52,8 +52,9 @@ class Load:
     def _run(self) -> None:
         deadline = time.monotonic() + self.max_seconds
         body = body_of(self.rows)
+        url = urllib.parse.urlsplit(self.url)
         while not self._stop.is_set() and time.monotonic() < deadline:
-            outcome = self._send(body)
+            outcome = self._send(url, body)
             if outcome is None:
                 return
             with self._lock:
@@ -61,9 +62,8 @@ class Load:
             if outcome == "refused":
                 time.sleep(0.01)
 
-    def _send(self, body: bytes) -> str | None:
+    def _send(self, url: urllib.parse.SplitResult, body: bytes) -> str | None:
         """One request's outcome, or None when sending has stopped."""
-        url = urllib.parse.urlsplit(self.url)
         connection = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
         try:
             with self._connecting:
