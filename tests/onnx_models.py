@@ -7,6 +7,9 @@ known exactly (y = x . w + b).
 
 from __future__ import annotations
 
+import math
+import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +17,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from tfship.repository import ONNX_FILE, sha256_file, write_metadata
+from tfship.repository import ONNX_FILE, read_metadata, sha256_file, write_metadata
 
 LINEAR_WEIGHTS = np.array([[0.5], [-2.0], [1.25]], dtype=np.float32)
 LINEAR_BIAS = np.array([3.0], dtype=np.float32)
@@ -37,7 +40,9 @@ SLOW_FEATURES = 256
 
 def publish_slow_model(model_dir: Path, name: str = "slow", depth: int = 300) -> Path:
     """``features`` [-1, 256] -> ``value`` [-1, 256] through ``depth`` MatMuls by the
-    identity: exact answers, and about 0.5 ms per row on one core (1,000 rows ~ 0.5 s)."""
+    identity: exact answers; the cost per row depends on the CPU (0.15-0.5 ms per row at
+    depth 300 on the machines seen), so tests that need a known time size it with
+    ``publish_calibrated_slow_model``."""
     nodes, previous = [], "features"
     for index in range(depth):
         output = "value" if index == depth - 1 else f"h{index}"
@@ -51,6 +56,34 @@ def publish_slow_model(model_dir: Path, name: str = "slow", depth: int = 300) ->
         initializer=[numpy_helper.from_array(np.eye(SLOW_FEATURES, dtype=np.float32), "identity")],
     )
     return _publish(model_dir, name, 1, graph, "regression", SLOW_FEATURES, SLOW_FEATURES)
+
+
+def publish_calibrated_slow_model(
+    model_dir: Path, rows: int, seconds: float, threads: int
+) -> tuple[Path, float]:
+    """A slow model deep enough that ``rows`` rows take about ``seconds`` on this machine,
+    and the compute time its depth was sized for (from the fastest of three probe runs, so
+    a busy moment while measuring makes the model slower, never the estimate too high).
+
+    Measured with the server's own ONNX runtime class and thread count, so the figure is
+    what a request will cost, on a fast CPU or a slow one.
+    """
+    from service.runtimes.onnx import OnnxRuntime
+
+    probe_depth = 50
+    with tempfile.TemporaryDirectory() as probe_dir:
+        probe = publish_slow_model(Path(probe_dir), depth=probe_depth)
+        runtime = OnnxRuntime(probe, read_metadata(probe), threads)
+        features = {"features": np.ones((rows, SLOW_FEATURES), np.float32)}
+        runtime.predict(features)  # first run: allocations, not compute
+        timings = []
+        for _ in range(3):
+            started = time.perf_counter()
+            runtime.predict(features)
+            timings.append(time.perf_counter() - started)
+    per_layer = min(timings) / probe_depth
+    depth = max(probe_depth, math.ceil(seconds / per_layer))
+    return publish_slow_model(model_dir, depth=depth), depth * per_layer
 
 
 def publish_linear_regression(model_dir: Path, name: str = "linear", version: int = 1) -> Path:
