@@ -7,22 +7,24 @@ environment (service/wsgi.py).
 from __future__ import annotations
 
 import logging
-import time
 
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 
-from service import logs, ops, request_body, tfserving_rest, v2_rest
+from service import logs
 from service.auth import api_keys_for
+from service.codecs.tensor_checks import set_non_finite_policy
+from service.dataplane.plane import DataPlane
 from service.errors import ServingError, internal_error
-from service.fast_path import FastPath
-from service.http import json_response
-from service.metrics import NO_MODEL, observe_queue, observe_request, start_process_metrics
-from service.queue_header import REQUEST_START_HEADER, queue_seconds
-from service.registry import Registry
-from service.request_body import accepted_types, check_request
+from service.metrics import start_process_metrics
+from service.models.registry import Registry
+from service.models.worker_readiness import WorkerBoard
+from service.protocols import ops_rest, request_body, tfserving_rest, v2_rest
+from service.protocols.fast_path import FastPath
+from service.protocols.json_responses import json_response
+from service.protocols.queue_header import REQUEST_START_HEADER
+from service.protocols.request_body import accepted_types, check_request
 from service.settings import ServiceSettings
-from service.tensor_checks import set_non_finite_policy
 
 log = logging.getLogger("tfship.app")
 # Endpoints that TFSHIP_AUTH_EXEMPT can leave open (settings.EXEMPTIBLE); the rest are "api".
@@ -55,10 +57,13 @@ def create_app(settings: ServiceSettings | None = None, *, load_models: bool = T
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes + 1
     set_non_finite_policy(settings.non_finite)
     registry = Registry(settings)
+    plane = DataPlane(
+        registry, settings, api_keys_for(settings), WorkerBoard.from_env(settings.workers)
+    )
     app.extensions["tfship.registry"] = registry
+    app.extensions["tfship.dataplane"] = plane
     app.extensions["tfship.settings"] = settings
-    keys = api_keys_for(settings)
-    app.register_blueprint(ops.blueprint)
+    app.register_blueprint(ops_rest.blueprint)
     app.register_blueprint(tfserving_rest.blueprint)
     app.register_blueprint(v2_rest.blueprint)
 
@@ -68,46 +73,35 @@ def create_app(settings: ServiceSettings | None = None, *, load_models: bool = T
     def _start() -> None:
         state = g._get_current_object()
         req = request._get_current_object()  # type: ignore[attr-defined]
-        state.started = time.perf_counter()
-        state.received = time.time()
-        logs.assign_request_id()
         endpoint = req.endpoint
-        labels = _API_OF_ENDPOINT.get(endpoint)
-        if labels is not None:
-            # Label it now so that a request refused here (401, 413, 415...) is counted under
-            # its API too; the view sets the same labels, and the model once it is known.
-            state.protocol, state.api = labels
-        if (
-            keys is not None
-            and endpoint
-            and _PART_OF_ENDPOINT.get(endpoint, "api") not in keys.exempt
-        ):
-            client = keys.authenticate(req.headers)
-            state.client = client.name
-            client.check_model((req.view_args or {}).get("name"))
-        if labels is not None and req.method == "POST":
-            check_request(req, accepted_types(labels[1]), settings.max_body_bytes)
+        # Labelled now so that a request refused here (401, 413, 415...) is counted under
+        # its API too; the model once the view knows it.
+        protocol, api = _API_OF_ENDPOINT.get(endpoint, (None, None))
+        call = state.call = plane.begin(protocol, api, req.headers.get(logs.REQUEST_ID_HEADER, ""))
+        state.request_id = call.request_id  # for every log line written meanwhile
+        if endpoint:
+            plane.authenticate(
+                call,
+                req.headers,
+                (req.view_args or {}).get("name"),
+                _PART_OF_ENDPOINT.get(endpoint, "api"),
+            )
+        if api is not None and req.method == "POST":
+            check_request(req, accepted_types(api), settings.max_body_bytes)
 
     @app.after_request
     def _finish(response: Response) -> Response:
-        state = g._get_current_object()
-        seconds = time.perf_counter() - state.started
-        response.headers[logs.REQUEST_ID_HEADER] = state.request_id
-        api = getattr(state, "api", None)
-        if api is not None:
-            waited = queue_seconds(request.headers.get(REQUEST_START_HEADER), state.received)
-            if waited is not None:
-                observe_queue(state.protocol, waited)
-            observe_request(
-                getattr(state, "model", NO_MODEL),
-                getattr(state, "version", ""),
-                state.protocol,
-                api,
-                response.status_code,
-                seconds,
-            )
-        if settings.access_log:
-            logs.log_access(response.status_code, seconds)
+        req = request._get_current_object()  # type: ignore[attr-defined]
+        call = g.call
+        response.headers[logs.REQUEST_ID_HEADER] = call.request_id
+        plane.finish(
+            call,
+            response.status_code,
+            method=req.method,
+            path=req.path,
+            remote=req.remote_addr,
+            queue_header=req.headers.get(REQUEST_START_HEADER),
+        )
         return response
 
     @app.errorhandler(ServingError)
@@ -137,7 +131,7 @@ def create_app(settings: ServiceSettings | None = None, *, load_models: bool = T
         log.exception("unhandled error")
         return json_response({"error": internal_error(error)}, 500)
 
-    app.wsgi_app = FastPath(app.wsgi_app, registry, settings, keys)  # type: ignore[method-assign]
+    app.wsgi_app = FastPath(app.wsgi_app, plane, settings)  # type: ignore[method-assign]
     if load_models:
         registry.start()
         start_process_metrics()

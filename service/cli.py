@@ -199,7 +199,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"tfship serve: {exc}", file=sys.stderr)
         return 2
     if settings.model_config is not None:
-        from service.model_config import load_model_config
+        from service.models.model_config import load_model_config
 
         try:
             load_model_config(settings.model_config, settings)  # fail here, not in every worker

@@ -7,7 +7,9 @@
 import os
 import shutil
 import tempfile
+from pathlib import Path
 
+from service.models.worker_readiness import WORKERS_DIR_VARIABLE, ready_file
 from service.settings import ServiceSettings
 
 _settings = ServiceSettings.from_env()
@@ -22,9 +24,9 @@ workers = _settings.workers
 # queued when it stops.
 threads = _settings.threads
 worker_class = (
-    "service.worker.DrainingThreadWorker"
+    "service.gunicorn_workers.DrainingThreadWorker"
     if _settings.threads > 1
-    else "service.worker.DrainingSyncWorker"
+    else "service.gunicorn_workers.DrainingSyncWorker"
 )
 # A worker silent this long is killed and replaced; model loading runs in a background
 # thread, so a slow load does not trip it.
@@ -48,8 +50,10 @@ _metrics_dir_created = None
 
 
 def on_starting(server):
-    """Prepare prometheus-client's multi-process folder before any worker imports it."""
+    """Prepare prometheus-client's multi-process folder before any worker imports it, and
+    the folder where workers report their readiness (service/models/worker_readiness.py)."""
     global _metrics_dir_created
+    os.environ[WORKERS_DIR_VARIABLE] = tempfile.mkdtemp(prefix="tfship-workers-")
     path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if path:
         os.makedirs(path, exist_ok=True)
@@ -73,9 +77,9 @@ def post_worker_init(worker):
     settings = worker.wsgi.extensions["tfship.settings"]
     if settings.grpc_port == 0:
         return
-    from service.grpc_server import GrpcServer
+    from service.protocols.tfserving_grpc import GrpcServer
 
-    worker.tfship_grpc = GrpcServer(worker.wsgi.extensions["tfship.registry"], settings)
+    worker.tfship_grpc = GrpcServer(worker.wsgi.extensions["tfship.dataplane"], settings)
     worker.tfship_grpc.start()
 
 
@@ -89,8 +93,11 @@ def child_exit(server, worker):
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+    # A worker killed before it could tidy up is not ready, whatever its file said.
+    ready_file(Path(os.environ[WORKERS_DIR_VARIABLE]), worker.pid).unlink(missing_ok=True)
 
 
 def on_exit(server):
+    shutil.rmtree(os.environ[WORKERS_DIR_VARIABLE], ignore_errors=True)
     if _metrics_dir_created:
         shutil.rmtree(_metrics_dir_created, ignore_errors=True)

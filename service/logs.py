@@ -18,7 +18,7 @@ import uuid
 from typing import Any
 
 import orjson
-from flask import g, has_request_context, request
+from flask import g, has_request_context
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # Client ids end up in logs: keep them short and free of anything a log parser could trip on.
@@ -97,41 +97,13 @@ def request_id_from(given: str) -> str:
     return given if _SANE_ID.match(given) else uuid.uuid4().hex
 
 
-def assign_request_id() -> str:
-    g.request_id = request_id_from(request.headers.get(REQUEST_ID_HEADER, ""))
-    return g.request_id
-
-
-def log_rpc(fields: dict[str, Any]) -> None:
-    """The access line of a gRPC call (no Flask request there: the caller gives every field)."""
-    access_log.info("request", extra={"fields": fields})
-
-
-def log_access(status: int, seconds: float) -> None:
-    """The access line of a request Flask answered."""
-    state = g._get_current_object()
-    req = request._get_current_object()  # type: ignore[attr-defined]
-    write_access(
-        state.get("request_id"),
-        method=req.method,
-        path=req.path,
-        status=status,
-        seconds=seconds,
-        protocol=state.get("protocol"),
-        api=state.get("api"),
-        model=state.get("model"),
-        version=state.get("version"),
-        remote=req.remote_addr,
-        client=state.get("client"),
-    )
-
-
 def write_access(
     request_id: str | None,
     *,
     method: str,
     path: str,
     status: int,
+    grpc_code: str | None = None,
     seconds: float,
     protocol: str | None,
     api: str | None,
@@ -140,12 +112,13 @@ def write_access(
     remote: str | None,
     client: str | None = None,
 ) -> None:
-    """One access line (the REST one; gRPC's is ``log_rpc``), through the logging machinery
-    only where it must be."""
+    """One access line, for every protocol (gRPC calls add their status code), through the
+    logging machinery only where it must be."""
     fields: dict[str, Any] = {
         "method": method,
         "path": path,
         "status": status,
+        **({"grpc_code": grpc_code} if grpc_code is not None else {}),
         "latency_ms": round(seconds * 1000, 3),
         "protocol": protocol,
         "api": api,

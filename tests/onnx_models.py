@@ -68,7 +68,7 @@ def publish_calibrated_slow_model(
     Measured with the server's own ONNX runtime class and thread count, so the figure is
     what a request will cost, on a fast CPU or a slow one.
     """
-    from service.runtimes.onnx import OnnxRuntime
+    from service.models.runtimes.onnx import OnnxRuntime
 
     probe_depth = 50
     with tempfile.TemporaryDirectory() as probe_dir:

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from conftest import Server, TrainedRepo, http
 
-from service.batching import Batcher, padded_size
 from service.errors import Overloaded
-from service.model_config import BatchingConfig, load_model_config
+from service.models.batching import Batcher, padded_size
+from service.models.model_config import BatchingConfig, load_model_config
 from service.settings import ServiceSettings, SettingsError
 
 

@@ -21,7 +21,9 @@ from conftest import TrainedRepo
 
 from service import logs
 from service.app import create_app
-from service.fast_path import FastPath
+from service.dataplane.plane import DataPlane
+from service.models.registry import Registry
+from service.protocols.fast_path import FastPath
 from service.settings import ServiceSettings
 
 
@@ -217,7 +219,8 @@ def test_pathless_environ_is_not_ours(tmp_path: Path) -> None:
         calls.append(environ.get("REQUEST_METHOD", ""))
         return [b""]
 
-    fast = FastPath(fallback, None, ServiceSettings(model_dir=tmp_path), keys=None)  # type: ignore[arg-type]
+    settings = ServiceSettings(model_dir=tmp_path)
+    fast = FastPath(fallback, DataPlane(Registry(settings), settings, keys=None), settings)
     fast({"REQUEST_METHOD": "GET", "PATH_INFO": "/v1/models/digits:predict"}, lambda *a: None)
     fast({"REQUEST_METHOD": "POST"}, lambda *a: None)
     assert calls == ["GET", "POST"]

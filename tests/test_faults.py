@@ -179,6 +179,37 @@ def test_sigterm_answers_every_request_it_accepted(
     assert "Handling signal: term" in log and "Shutting down: Master" in log
 
 
+def test_ready_only_once_every_worker_can_serve(repo_copy: Path, start_server: Any) -> None:
+    """One worker frozen before it loads: the other answers /readyz, and must not say the
+    server is ready, since the kernel hands new connections to either worker."""
+    server = start_server(repo_copy, "--workers", "2")
+    deadline = time.monotonic() + 30
+    while not worker_pids(server):  # bounded: the master forks within a second or two
+        assert time.monotonic() < deadline, server.log()[-2000:]
+        time.sleep(0.002)
+    frozen = worker_pids(server)[0]
+    os.kill(frozen, signal.SIGSTOP)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            ready = server.wait_answering("/readyz")
+            if ready.json().get("models", {}).get("digits", {}).get("serving") == 1:
+                break  # the other worker has loaded
+            assert time.monotonic() < deadline, ready.body
+            time.sleep(0.05)
+        assert ready.status == 503, ready.json()
+        assert ready.json()["workers"] == {"ready": 1, "expected": 2}
+        assert ready.json()["error"].startswith("1 of 2 workers ready")
+        assert server.get("/v2/health/ready").status == 400
+    finally:
+        os.kill(frozen, signal.SIGCONT)
+    deadline = time.monotonic() + 60
+    while (ready := server.get("/readyz")).status != 200:
+        assert time.monotonic() < deadline, ready.json()
+        time.sleep(0.05)
+    assert ready.json()["workers"] == {"ready": 2, "expected": 2}
+
+
 def test_repository_gone_keeps_serving_and_reports_it(
     repo_copy: Path, start_server: Any, tmp_path: Path
 ) -> None:
@@ -214,18 +245,20 @@ def test_repository_moved_between_listing_and_syncing_keeps_serving(
 ) -> None:
     """The race the load test above can hit once in many runs, made to happen every time:
     the repository is listed, then moved before the model's folder is read."""
-    import service.registry
+    import service.models.registry
 
-    registry = service.registry.Registry(ServiceSettings(model_dir=repo_copy, poll_seconds=0))
+    registry = service.models.registry.Registry(
+        ServiceSettings(model_dir=repo_copy, poll_seconds=0)
+    )
     registry.poll()
-    real_discover = service.registry.discover
+    real_discover = service.models.registry.discover
 
     def discover_then_move(settings: ServiceSettings) -> Any:
         specs = real_discover(settings)
         shutil.move(repo_copy, tmp_path / "moved-away")
         return specs
 
-    monkeypatch.setattr(service.registry, "discover", discover_then_move)
+    monkeypatch.setattr(service.models.registry, "discover", discover_then_move)
     registry.poll()
     with registry.serving("digits") as served:
         assert served.version == 1

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from conftest import Server, http
 
-from service.model_config import VersionPolicy
+from service.models.model_config import VersionPolicy
 from tfship import repository
 
 ROW = np.zeros((1, 8, 8, 1), dtype=np.float32).reshape(-1).tolist()
@@ -252,7 +252,7 @@ def test_version_policies_select_from_what_is_published() -> None:
 def test_unloading_waits_for_requests_in_flight(repo_copy: Path) -> None:
     """A version leaving service stays loaded until the requests holding it are done."""
     from service.app import create_app
-    from service.registry import AVAILABLE, END, UNLOADING
+    from service.models.versions import AVAILABLE, END, UNLOADING
     from service.settings import ServiceSettings
 
     settings = ServiceSettings(model_dir=repo_copy, poll_seconds=0, unload_drain_seconds=60)

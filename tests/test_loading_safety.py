@@ -12,7 +12,7 @@ from typing import Any
 from conftest import ROOT
 
 from service.app import create_app
-from service.registry import AVAILABLE, END
+from service.models.versions import AVAILABLE, END
 from service.settings import ServiceSettings
 
 

@@ -61,6 +61,7 @@ def test_empty_repository_is_alive_but_not_ready(tmp_path: Path, start_server: A
         "ready": False,
         "models": {},
         "error": f"no published model found under {tmp_path}",
+        "workers": {"ready": 0, "expected": 1},
     }
     # The V2 protocol answers by status code: live, but not ready (a 4xx).
     assert server.get("/v2/health/live").status == 200

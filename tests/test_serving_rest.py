@@ -313,6 +313,8 @@ def test_health_and_readiness(onnx_server: Server) -> None:
                 "versions": [{"version": 1, "state": "AVAILABLE"}],
             }
         },
+        # Ready means every worker is: the load balancer may reach any of them.
+        "workers": {"ready": 2, "expected": 2},
     }
 
 

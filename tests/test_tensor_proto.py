@@ -9,8 +9,8 @@ import pytest
 import tensorflow as tf
 from tensorflow.core.framework import tensor_pb2
 
+from service.codecs.tensor_proto import TensorProto, to_numpy
 from service.errors import InvalidArgument
-from service.tensor_proto import TensorProto, to_numpy
 
 
 def ours(tf_proto: Any) -> np.ndarray:

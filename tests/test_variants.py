@@ -9,8 +9,8 @@ import pytest
 from flask import Flask
 
 from service.app import create_app
-from service.model_config import load_model_config
-from service.registry import AVAILABLE, END
+from service.models.model_config import load_model_config
+from service.models.versions import AVAILABLE, END
 from service.settings import ServiceSettings, SettingsError
 
 

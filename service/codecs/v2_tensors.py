@@ -22,10 +22,16 @@ from typing import Any
 import numpy as np
 import orjson
 
+from service.codecs.tensor_checks import (
+    as_array,
+    cast_checked,
+    check_numbers,
+    check_shape,
+    shape_text,
+)
 from service.errors import InvalidArgument
-from service.request_body import parse_json
-from service.runtimes.base import Signature, TensorSpec
-from service.tensor_checks import as_array, cast_checked, check_numbers, check_shape, shape_text
+from service.models.runtimes.base import Signature, TensorSpec
+from service.protocols.request_body import parse_json
 
 DATATYPES: dict[str, np.dtype] = {
     "BOOL": np.dtype(np.bool_),

@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from service.deadlines import WATCHDOG
+from service.models.runtimes.deadlines import WATCHDOG
 from service.errors import ComputeTimeout
-from service.runtimes.base import Signature, signature_from_metadata
+from service.models.runtimes.base import Signature, signature_from_metadata
 from tfship.repository import onnx_file
 
 

@@ -1,33 +1,30 @@
 """The fast path: predict and infer requests answered without Flask's request machinery.
 
 The two requests a model server spends its life on, TF Serving's predict and V2 infer,
-are recognized from the WSGI environ and answered here: the same checks, the same codecs
-(``tfserving_rest.predict_body``, ``v2_rest.infer_body``), the same errors, metrics,
-access log and request id, but no request context, URL map, hooks or Response objects,
-which for a small request cost more than the model. API keys are checked as the Flask hook
-checks them (same ``ApiKeys``). Anything else, or anything unusual (a chunked body, a path
-Flask would need to decode), goes to Flask unchanged, so the Flask views stay the reference
-and the fallback.
+are recognized from the WSGI environ and answered here through the same dataplane calls as
+the Flask views (``begin``, ``authenticate``, ``hold``, ``finish``) and the same body
+functions (``tfserving_rest.predict_body``, ``v2_rest.infer_body``), but with no request
+context, URL map, hooks or Response objects, which for a small request cost more than the
+model. Anything else, or anything unusual (a chunked body, a path Flask would need to
+decode), goes to Flask unchanged, so the Flask views stay the reference and the fallback.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from werkzeug.http import HTTP_STATUS_CODES
 
-from service import logs, tfserving_rest, v2_rest
-from service.auth import ApiKeys
+from service import logs
+from service.dataplane.plane import DataPlane
 from service.errors import ServingError, internal_error
-from service.http import encode_json
-from service.metrics import NO_MODEL, observe_queue, observe_request
-from service.queue_header import REQUEST_START_HEADER_ENVIRON, queue_seconds
-from service.registry import Registry
-from service.request_body import accepted_types, check_content
+from service.protocols import tfserving_rest, v2_rest
+from service.protocols.json_responses import encode_json
+from service.protocols.queue_header import REQUEST_START_HEADER_ENVIRON
+from service.protocols.request_body import accepted_types, check_content
 from service.settings import ServiceSettings
 
 log = logging.getLogger("tfship.app")
@@ -47,18 +44,13 @@ WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 
 class FastPath:
-    def __init__(
-        self,
-        fallback: WsgiApp,
-        registry: Registry,
-        settings: ServiceSettings,
-        keys: ApiKeys | None,
-    ) -> None:
+    def __init__(self, fallback: WsgiApp, plane: DataPlane, settings: ServiceSettings) -> None:
         self.fallback = fallback
-        self.registry = registry
-        self.settings = settings
-        self.keys = keys if keys is not None and "api" not in keys.exempt else None
+        self.plane = plane
+        self.max_body_bytes = settings.max_body_bytes
+        self.checks_keys = plane.checks_keys()
         # The environ key of the header that may carry the API key besides Authorization.
+        self._key_header = settings.api_key_header
         self._key_variable = "HTTP_" + settings.api_key_header.upper().replace("-", "_")
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -94,36 +86,28 @@ class FastPath:
         label: str | None,
         length: int,
     ) -> Iterable[bytes]:
-        started = time.perf_counter()
-        received = time.time()
-        request_id = logs.request_id_from(environ.get("HTTP_X_REQUEST_ID", ""))
-        token = logs.CURRENT_REQUEST_ID.set(request_id)
-        model, served_version = NO_MODEL, ""
-        client: str | None = None
+        plane = self.plane
+        call = plane.begin(protocol, api, environ.get("HTTP_X_REQUEST_ID", ""))
+        token = logs.CURRENT_REQUEST_ID.set(call.request_id)
         headers: list[tuple[str, str]]
         try:
-            if self.keys is not None:  # as app.py's _start hook, in the same order
+            if self.checks_keys:  # as app.py's _start hook, in the same order
                 presented = {
                     "Authorization": environ.get("HTTP_AUTHORIZATION", ""),
-                    self.keys.header: environ.get(self._key_variable, ""),
+                    self._key_header: environ.get(self._key_variable, ""),
                 }
-                found = self.keys.authenticate(presented)
-                client = found.name
-                found.check_model(name)
+                plane.authenticate(call, presented, name)
             mimetype = environ.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower()
-            check_content(mimetype, length, accepted_types(api), self.settings.max_body_bytes)
-            if self.registry.has_model(name):
-                model = name  # counted under its model even if the lookup then fails
-            with self.registry.serving(name, int(version) if version else None, label) as served:
-                model, served_version = served.name, str(served.version)
+            check_content(mimetype, length, accepted_types(api), self.max_body_bytes)
+            with plane.hold(call, name, int(version) if version else None, label) as model:
                 # At most ``length`` bytes, which check_content held to the limit.
                 raw = environ["wsgi.input"].read(length)
                 if api == "predict":
-                    body = encode_json(tfserving_rest.predict_body(served, raw))
+                    body = encode_json(tfserving_rest.predict_body(plane, model, raw))
                     headers = list(_JSON_HEADERS)
                 else:
                     body, extra = v2_rest.infer_body(
-                        served, raw, environ.get("HTTP_INFERENCE_HEADER_CONTENT_LENGTH")
+                        plane, model, raw, environ.get("HTTP_INFERENCE_HEADER_CONTENT_LENGTH")
                     )
                     headers = list(extra.items())
             status = 200
@@ -138,26 +122,15 @@ class FastPath:
             headers = list(_JSON_HEADERS)
         finally:
             logs.CURRENT_REQUEST_ID.reset(token)
-        seconds = time.perf_counter() - started
         headers.append(("Content-Length", str(len(body))))
-        headers.append((logs.REQUEST_ID_HEADER, request_id))
-        waited = queue_seconds(environ.get(REQUEST_START_HEADER_ENVIRON), received)
-        if waited is not None:
-            observe_queue(protocol, waited)
-        observe_request(model, served_version, protocol, api, status, seconds)
-        if self.settings.access_log:
-            logs.write_access(
-                request_id,
-                method="POST",
-                path=environ.get("PATH_INFO", ""),
-                status=status,
-                seconds=seconds,
-                protocol=protocol,
-                api=api,
-                model=model if model != NO_MODEL else None,
-                version=served_version or None,
-                remote=environ.get("REMOTE_ADDR"),
-                client=client,
-            )
+        headers.append((logs.REQUEST_ID_HEADER, call.request_id))
+        plane.finish(
+            call,
+            status,
+            method="POST",
+            path=environ.get("PATH_INFO", ""),
+            remote=environ.get("REMOTE_ADDR"),
+            queue_header=environ.get(REQUEST_START_HEADER_ENVIRON),
+        )
         start_response(_STATUS_LINES.get(status, f"{status} UNKNOWN"), headers)
         return [body]

@@ -17,131 +17,32 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from service.batching import Batcher
-from service.batching import describe as describe_batching
-from service.errors import InvalidArgument, NotFound, Unavailable
+from service.errors import NotFound, Unavailable
 from service.file_stamp import file_stamp
-from service.metrics import IN_FLIGHT, observe_inference, observe_load, set_version_states
-from service.model_config import BatchingConfig, ServedModelSpec, discover, load_model_config
-from service.runtimes import ARTIFACT_FOR_RUNTIME, load_runtime
-from service.runtimes.base import Runtime
-from service.settings import ServiceSettings, SettingsError
-from service.warmup import warm_up
-from tfship.repository import (
-    RepositoryError,
-    artifact_key,
-    check_inside,
-    list_versions,
-    read_metadata,
-    verify_artifact,
+from service.metrics import IN_FLIGHT, set_version_states
+from service.models.model_config import BatchingConfig, ServedModelSpec, discover, load_model_config
+from service.models.versions import (
+    AVAILABLE,
+    END,
+    LOADING,
+    START,
+    ModelEntry,
+    ServedVersion,
+    load_version,
+    unload_version,
 )
+from service.settings import ServiceSettings, SettingsError
+from tfship.repository import RepositoryError, list_versions
 
 log = logging.getLogger("tfship.registry")
 
-# TF Serving's ManagerState names, as its status API reports them.
-START, LOADING, AVAILABLE, UNLOADING, END = "START", "LOADING", "AVAILABLE", "UNLOADING", "END"
 # Unloaded or failed versions kept for the status API, per model.
 _ENDED_KEPT = 5
-
-
-@dataclass(eq=False)
-class ServedVersion:
-    name: str
-    version: int
-    path: Path
-    runtime_kind: str
-    variant: str = ""
-    # Most rows one request may send (TFSHIP_MAX_ROWS); 0 = no limit.
-    max_rows: int = 0
-    # Model compute time allowed per request (TFSHIP_REQUEST_TIMEOUT_SECONDS); 0 = none.
-    timeout_seconds: float = 0.0
-    batching: BatchingConfig | None = None
-    state: str = START
-    error_code: str = "OK"
-    error_message: str = ""
-    runtime: Runtime | None = None
-    batcher: Batcher | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
-    in_flight: int = 0
-    _cond: threading.Condition = field(default_factory=threading.Condition, repr=False)
-
-    def status(self) -> dict[str, Any]:
-        """One entry of TF Serving's ``model_version_status``."""
-        return {
-            "version": str(self.version),
-            "state": self.state,
-            "status": {"error_code": self.error_code, "error_message": self.error_message},
-        }
-
-    @property
-    def failed(self) -> bool:
-        return self.state == END and self.error_code != "OK"
-
-    def predict(self, inputs: dict[str, Any], outputs: list[str] | None = None) -> dict[str, Any]:
-        """Run the model (through the batcher when batching is on)."""
-        rows = len(next(iter(inputs.values()))) if inputs else 0
-        if self.max_rows and rows > self.max_rows:
-            raise InvalidArgument(
-                f"request has {rows} rows; the limit is {self.max_rows} per request "
-                "(TFSHIP_MAX_ROWS): split it"
-            )
-        if self.batcher is not None:
-            return self.batcher.predict(inputs, outputs)
-        return self.run_runtime(inputs, outputs)
-
-    def run_runtime(
-        self, inputs: Mapping[str, Any], outputs: Sequence[str] | None = None
-    ) -> dict[str, Any]:
-        """One runtime call, timing the model compute alone for the metrics."""
-        runtime = self.runtime
-        assert runtime is not None, "only called on a held AVAILABLE version"
-        rows = len(next(iter(inputs.values()))) if inputs else 0
-        started = time.perf_counter()
-        result = runtime.predict(inputs, outputs, self.timeout_seconds or None)
-        observe_inference(self.name, self.runtime_kind, rows, time.perf_counter() - started)
-        return result
-
-    def try_acquire(self) -> bool:
-        with self._cond:
-            if self.state != AVAILABLE:
-                return False
-            self.in_flight += 1
-            return True
-
-    def release(self) -> None:
-        with self._cond:
-            self.in_flight -= 1
-            if self.in_flight == 0:
-                self._cond.notify_all()
-
-    def drain(self, timeout: float) -> bool:
-        """Stop taking requests and wait for those in flight; True if they all ended."""
-        with self._cond:
-            self.state = UNLOADING
-            return self._cond.wait_for(lambda: self.in_flight == 0, timeout)
-
-
-@dataclass(eq=False)
-class ModelEntry:
-    spec: ServedModelSpec
-    versions: dict[int, ServedVersion] = field(default_factory=dict)
-    problem: str | None = None
-    # Set once the first sync has registered this model's versions.
-    synced: threading.Event = field(default_factory=threading.Event)
-
-    def available(self) -> list[ServedVersion]:
-        return sorted(
-            (v for v in self.versions.values() if v.state == AVAILABLE), key=lambda v: v.version
-        )
-
-    def loading(self) -> bool:
-        return any(v.state in (START, LOADING) for v in self.versions.values())
 
 
 class Registry:
@@ -324,74 +225,15 @@ class Registry:
     def _load(self, served: ServedVersion) -> None:
         served.state = LOADING
         self._notify()
-        started = time.monotonic()
         try:
-            check_inside(served.path, served.path.parent)
-            metadata = read_metadata(served.path)
-            artifact = artifact_key(ARTIFACT_FOR_RUNTIME[served.runtime_kind], served.variant)
-            verify_artifact(served.path, metadata, artifact)
-            runtime = load_runtime(
-                served.runtime_kind,
-                served.path,
-                metadata,
-                self.settings.threads_per_worker(),
-                served.variant,
-            )
-            rounds, source = warm_up(runtime, served.path)
-            served.runtime, served.metadata = runtime, metadata
-            if served.batching is not None:
-                served.batcher = Batcher(served.name, served.batching, served.run_runtime)
-                if self.settings.threads == 1:
-                    log.warning(
-                        "model %s: batching is on, but each worker answers one HTTP request "
-                        "at a time (TFSHIP_THREADS=1): only concurrent gRPC calls can share "
-                        "a batch; set --threads above 1 for HTTP",
-                        served.name,
-                    )
-            seconds = time.monotonic() - started
-            served.state = AVAILABLE
-            observe_load(served.name, True, seconds)
-            log.info(
-                "model %s version %d AVAILABLE (%s runtime, loaded and warmed up with %d "
-                "%s in %.2f s)",
-                served.name,
-                served.version,
-                served.runtime_kind,
-                rounds,
-                source,
-                seconds,
-            )
-        except Exception as exc:  # any failure leaves the version unserved, with its reason
-            served.error_code = "DATA_LOSS" if isinstance(exc, RepositoryError) else "UNKNOWN"
-            served.error_message = f"{type(exc).__name__}: {exc}"
-            served.state = END
-            observe_load(served.name, False, time.monotonic() - started)
-            log.error(
-                "model %s version %d failed to load: %s",
-                served.name,
-                served.version,
-                served.error_message,
-            )
+            load_version(served, self.settings.threads_per_worker(), self.settings.threads)
         finally:
             self._notify()
 
     def _unload(self, served: ServedVersion) -> None:
         log.info("model %s version %d UNLOADING", served.name, served.version)
         self._notify()
-        if not served.drain(self.settings.unload_drain_seconds):
-            log.warning(
-                "model %s version %d: %d requests still running after %.0f s; unloading anyway",
-                served.name,
-                served.version,
-                served.in_flight,
-                self.settings.unload_drain_seconds,
-            )
-        if served.batcher is not None:
-            served.batcher.stop()
-            served.batcher = None
-        served.runtime = None
-        served.state = END
-        log.info("model %s version %d unloaded (END)", served.name, served.version)
+        unload_version(served, self.settings.unload_drain_seconds)
         self._notify()
 
     # --- lookups used by the protocol layers ---
@@ -516,29 +358,7 @@ class Registry:
         """Ready: the first poll is done and every model has an AVAILABLE version."""
         with self._lock:
             entries = list(self._models.values())
-            models = {}
-            for entry in entries:
-                available = entry.available()
-                models[entry.spec.name] = {
-                    "runtime": entry.spec.runtime,
-                    **({"variant": entry.spec.variant} if entry.spec.variant else {}),
-                    **(
-                        {"batching": describe_batching(entry.spec.batching)}
-                        if entry.spec.batching
-                        else {}
-                    ),
-                    "version_policy": entry.spec.policy.describe(),
-                    "serving": available[-1].version if available else None,
-                    "versions": [
-                        {
-                            "version": s.version,
-                            "state": s.state,
-                            **({"error": s.error_message} if s.error_message else {}),
-                        }
-                        for _, s in sorted(entry.versions.items())
-                    ],
-                    **({"error": entry.problem} if entry.problem else {}),
-                }
+            models = {entry.spec.name: entry.report() for entry in entries}
         ready = (
             self._polled.is_set()
             and self._problem is None

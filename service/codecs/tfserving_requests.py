@@ -7,19 +7,19 @@ from typing import Any
 
 import numpy as np
 
-from service import examples
+from service.codecs import example_features
+from service.codecs.tensor_checks import check_shape
+from service.codecs.tensor_proto import to_dtype, to_numpy
+from service.codecs.tfserving_json import check_input_names
 from service.errors import InvalidArgument
-from service.runtimes.base import Signature
-from service.tensor_checks import check_shape
-from service.tensor_proto import to_dtype, to_numpy
-from service.tfserving_codec import check_input_names
+from service.models.runtimes.base import Signature
 
 
 def predict_inputs(
     request: Any, signature: Signature
 ) -> tuple[dict[str, np.ndarray], list[str] | None]:
     """A PredictRequest -> (inputs of the signature's dtypes, outputs asked for or None)."""
-    examples.check_signature_name(request.model_spec.signature_name, signature)
+    example_features.check_signature_name(request.model_spec.signature_name, signature)
     check_input_names(set(request.inputs), signature, "'inputs'")
     inputs = {}
     for spec in signature.inputs:
@@ -32,8 +32,8 @@ def predict_inputs(
 
 def example_inputs(request: Any, signature: Signature) -> dict[str, np.ndarray]:
     """A ClassificationRequest or RegressionRequest -> the model's inputs."""
-    examples.check_signature_name(request.model_spec.signature_name, signature)
-    return examples.examples_to_inputs(_examples(request.input), signature)
+    example_features.check_signature_name(request.model_spec.signature_name, signature)
+    return example_features.examples_to_inputs(_examples(request.input), signature)
 
 
 def _example_features(example: Any) -> dict[str, list[Any]]:
@@ -50,7 +50,7 @@ def _examples(given: Any) -> list[dict[str, list[Any]]]:
         return [_example_features(e) for e in given.example_list.examples]
     if kind == "example_list_with_context":
         with_context = given.example_list_with_context
-        return examples.merge_context(
+        return example_features.merge_context(
             [_example_features(e) for e in with_context.examples],
             _example_features(with_context.context),
         )

@@ -6,7 +6,7 @@ whichever protocol calls it. Every worker binds the same port with ``SO_REUSEPOR
 kernel spreads new connections over the workers, and a worker that dies takes only its own
 connections with it (clients reconnect to the others).
 
-Messages come from service/grpc_protos.py (no TensorFlow import). Errors map to the gRPC
+Messages come from service/protocols/grpc_protos.py (no TensorFlow import). Errors map to the gRPC
 codes TF Serving uses; metrics and access lines record the matching HTTP status, so one
 ``status`` label means the same for every protocol.
 """
@@ -18,47 +18,40 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import grpc
 from google.protobuf import json_format
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from service import examples, logs
-from service import tfserving_messages as messages
-from service.auth import ApiKeys, Client, api_keys_for
+from service import logs
+from service.auth import ApiKeys
+from service.codecs import tfserving_requests as messages
+from service.codecs.tensor_proto import write_tensor
+from service.dataplane.call import Call
+from service.dataplane.plane import DataPlane
 from service.errors import (
     InvalidArgument,
-    Overloaded,
     ServingError,
     Unauthenticated,
     Unimplemented,
     internal_error,
 )
-from service.grpc_protos import enum_values, message, service_methods
-from service.metrics import NO_MODEL, observe_queue, observe_request
-from service.registry import Registry, ServedVersion
+from service.metrics import observe_queue
+from service.models.model_view import ModelView
+from service.protocols.grpc_protos import enum_values, message, service_methods
 from service.settings import ServiceSettings
-from service.tensor_proto import write_tensor
 
 log = logging.getLogger("tfship.grpc")
 PROTOCOL = "grpc"
 PREDICTION_SERVICE = "tensorflow.serving.PredictionService"
 MODEL_SERVICE = "tensorflow.serving.ModelService"
 
-_CODE_FOR_STATUS = {
-    400: grpc.StatusCode.INVALID_ARGUMENT,
-    401: grpc.StatusCode.UNAUTHENTICATED,
-    403: grpc.StatusCode.PERMISSION_DENIED,
-    404: grpc.StatusCode.NOT_FOUND,
-    501: grpc.StatusCode.UNIMPLEMENTED,
-    503: grpc.StatusCode.UNAVAILABLE,
-    504: grpc.StatusCode.DEADLINE_EXCEEDED,
-}
 _STATE = enum_values("tensorflow.serving.ModelVersionStatus.State")
 _ERROR_CODE = enum_values("tensorflow.error.Code")
 _SignatureDefMap = message("tensorflow.serving.SignatureDefMap")
+# An RPC body: the request message and the call record in, the response message out.
+Body = Callable[[Any, Call], Any]
 
 
 class _QueueTimedPool(ThreadPoolExecutor):
@@ -98,41 +91,6 @@ class _HealthAuth(grpc.ServerInterceptor):
         return continuation(details)
 
 
-@dataclass
-class _Call:
-    """What a call's metrics and access line need, filled in as the call proceeds."""
-
-    method: str
-    api: str
-    request_id: str
-    peer: str
-    started: float
-    model: str = NO_MODEL
-    version: str = ""
-    client: Client | None = None
-
-    def finish(self, status: int, code: grpc.StatusCode, access_log: bool) -> None:
-        seconds = time.perf_counter() - self.started
-        observe_request(self.model, self.version, PROTOCOL, self.api, status, seconds)
-        if access_log:
-            logs.log_rpc(
-                {
-                    "method": "POST",
-                    "path": self.method,
-                    "status": status,
-                    "grpc_code": code.name,
-                    "latency_ms": round(seconds * 1000, 3),
-                    "protocol": PROTOCOL,
-                    "api": self.api,
-                    "model": self.model or None,
-                    "version": self.version or None,
-                    "remote": self.peer,
-                    "request_id": self.request_id,
-                    **({"client": self.client.name} if self.client else {}),
-                }
-            )
-
-
 def _version_choice(spec: Any) -> tuple[int | None, str | None]:
     choice = spec.WhichOneof("version_choice")
     if choice == "version":
@@ -143,58 +101,47 @@ def _version_choice(spec: Any) -> tuple[int | None, str | None]:
 
 
 class TFServingHandlers:
-    """The RPC bodies; each takes the request and the call record, returns the response."""
+    """The RPC bodies: each decodes its request, calls the dataplane, encodes the answer."""
 
-    def __init__(self, registry: Registry) -> None:
-        self.registry = registry
+    def __init__(self, plane: DataPlane) -> None:
+        self.plane = plane
         self.prediction = service_methods(PREDICTION_SERVICE)
         self.model = service_methods(MODEL_SERVICE)
 
-    def _target(self, call: _Call, spec: Any) -> tuple[int | None, str | None]:
-        """Check a ModelSpec's name (and the key's right to it); the version or label."""
+    @staticmethod
+    def _target(spec: Any) -> tuple[str, int | None, str | None]:
+        """A ModelSpec's name, version and label."""
         if not spec.name:
             raise InvalidArgument("model_spec.name is empty: name the model")
-        if call.client is not None:
-            call.client.check_model(spec.name)
-        if self.registry.has_model(spec.name):
-            call.model = spec.name  # known: label the call even if the lookup then fails
-        return _version_choice(spec)
+        return (spec.name, *_version_choice(spec))
 
     @contextmanager
-    def _serving(self, call: _Call, spec: Any) -> Iterator[ServedVersion]:
-        version, label = self._target(call, spec)
-        with self.registry.serving(spec.name, version, label) as served:
-            call.model, call.version = served.name, str(served.version)
-            yield served
+    def _hold(self, call: Call, spec: Any) -> Iterator[ModelView]:
+        with self.plane.hold(call, *self._target(spec)) as model:
+            yield model
 
     @staticmethod
-    def _fill_spec(target: Any, served: ServedVersion, signature_name: str) -> None:
-        target.name = served.name
-        target.version.value = served.version
+    def _fill_spec(target: Any, model: ModelView, signature_name: str) -> None:
+        target.name = model.name
+        target.version.value = model.version
         target.signature_name = signature_name
 
-    def predict(self, request: Any, call: _Call) -> Any:
-        with self._serving(call, request.model_spec) as served:
-            assert served.runtime is not None
-            signature = served.runtime.signature
-            inputs, wanted = messages.predict_inputs(request, signature)
-            outputs = served.predict(inputs, wanted)
+    def predict(self, request: Any, call: Call) -> Any:
+        with self._hold(call, request.model_spec) as model:
+            inputs, wanted = messages.predict_inputs(request, model.signature)
+            outputs = self.plane.predict(model, inputs, wanted)
             response = self.prediction["Predict"][1]()
-            self._fill_spec(response.model_spec, served, signature.name)
+            self._fill_spec(response.model_spec, model, model.signature.name)
             for name, array in outputs.items():
                 write_tensor(response.outputs[name], array)
             return response
 
-    def classify(self, request: Any, call: _Call) -> Any:
-        with self._serving(call, request.model_spec) as served:
-            assert served.runtime is not None
-            signature = served.runtime.signature
-            inputs = messages.example_inputs(request, signature)
-            result = examples.classifications(
-                served.name, served.metadata, signature, served.predict(inputs)
-            )
+    def classify(self, request: Any, call: Call) -> Any:
+        with self._hold(call, request.model_spec) as model:
+            inputs = messages.example_inputs(request, model.signature)
+            result = self.plane.classify(model, inputs)
             response = self.prediction["Classify"][1]()
-            self._fill_spec(response.model_spec, served, signature.name)
+            self._fill_spec(response.model_spec, model, model.signature.name)
             for row in result:
                 classes = response.result.classifications.add().classes
                 for label, score in row:
@@ -202,21 +149,17 @@ class TFServingHandlers:
                     entry.label, entry.score = label, score
             return response
 
-    def regress(self, request: Any, call: _Call) -> Any:
-        with self._serving(call, request.model_spec) as served:
-            assert served.runtime is not None
-            signature = served.runtime.signature
-            inputs = messages.example_inputs(request, signature)
-            values = examples.regressions(
-                served.name, served.metadata, signature, served.predict(inputs)
-            )
+    def regress(self, request: Any, call: Call) -> Any:
+        with self._hold(call, request.model_spec) as model:
+            inputs = messages.example_inputs(request, model.signature)
+            values = self.plane.regress(model, inputs)
             response = self.prediction["Regress"][1]()
-            self._fill_spec(response.model_spec, served, signature.name)
+            self._fill_spec(response.model_spec, model, model.signature.name)
             for value in values:
                 response.result.regressions.add().value = value
             return response
 
-    def get_model_metadata(self, request: Any, call: _Call) -> Any:
+    def get_model_metadata(self, request: Any, call: Call) -> Any:
         fields = list(request.metadata_field)
         if not fields:
             raise InvalidArgument("metadata_field is empty: ask for 'signature_def'")
@@ -225,49 +168,40 @@ class TFServingHandlers:
             raise InvalidArgument(
                 f"metadata field '{unknown[0]}' is not served; the one field is 'signature_def'"
             )
-        with self._serving(call, request.model_spec) as served:
+        with self._hold(call, request.model_spec) as model:
             signature_defs = _SignatureDefMap()
-            json_format.ParseDict(
-                {"signature_def": served.metadata["tf_serving_signature_def"]}, signature_defs
-            )
+            json_format.ParseDict({"signature_def": model.signature_defs}, signature_defs)
             response = self.prediction["GetModelMetadata"][1]()
-            self._fill_spec(response.model_spec, served, "")
+            self._fill_spec(response.model_spec, model, "")
             response.metadata["signature_def"].Pack(signature_defs)
             return response
 
-    def get_model_status(self, request: Any, call: _Call) -> Any:
-        spec = request.model_spec
-        version, label = self._target(call, spec)
-        found = self.registry.statuses(spec.name, version, label)
-        if len(found) == 1:
-            call.version = str(found[0].version)
+    def get_model_status(self, request: Any, call: Call) -> Any:
+        found = self.plane.statuses(call, *self._target(request.model_spec))
         response = self.model["GetModelStatus"][1]()
-        for served in found:
+        for status in found:
             entry = response.model_version_status.add()
-            entry.version = served.version
-            entry.state = _STATE[served.state]
-            entry.status.error_code = _ERROR_CODE.get(served.error_code, _ERROR_CODE["UNKNOWN"])
-            entry.status.error_message = served.error_message
+            entry.version = status.version
+            entry.state = _STATE[status.state]
+            entry.status.error_code = _ERROR_CODE.get(status.error_code, _ERROR_CODE["UNKNOWN"])
+            entry.status.error_message = status.error_message
         return response
-
-    def not_implemented(self, request: Any, call: _Call) -> Any:
-        raise Unimplemented(f"{call.method} is not implemented by tfship")
 
 
 class GrpcServer:
-    """The gRPC server of one worker, with a health service that follows the registry."""
+    """The gRPC server of one worker, with a health service that follows readiness."""
 
-    def __init__(self, registry: Registry, settings: ServiceSettings) -> None:
+    def __init__(self, plane: DataPlane, settings: ServiceSettings) -> None:
         self.settings = settings
-        self.registry = registry
-        self.handlers = TFServingHandlers(registry)
-        self.keys = api_keys_for(settings)
+        self.plane = plane
+        self.handlers = TFServingHandlers(plane)
         self.health = health.HealthServicer()
         self._health_models: set[str] = set()
+        keys = plane.keys
         self._server = grpc.server(
             _QueueTimedPool(max_workers=settings.grpc_threads, thread_name_prefix="grpc"),
-            interceptors=[_HealthAuth(self.keys)]
-            if self.keys is not None and "health" not in self.keys.exempt
+            interceptors=[_HealthAuth(keys)]
+            if keys is not None and plane.checks_keys("health")
             else [],
             options=[
                 ("grpc.so_reuseport", 1),
@@ -286,7 +220,7 @@ class GrpcServer:
                         "Classify": ("classify", h.classify),
                         "Regress": ("regress", h.regress),
                         "GetModelMetadata": ("metadata", h.get_model_metadata),
-                        "MultiInference": ("multi_inference", h.not_implemented),
+                        "MultiInference": ("multi_inference", None),
                     },
                 ),
                 self._service(
@@ -294,20 +228,20 @@ class GrpcServer:
                     h.model,
                     {
                         "GetModelStatus": ("status", h.get_model_status),
-                        "HandleReloadConfigRequest": ("reload_config", h.not_implemented),
+                        "HandleReloadConfigRequest": ("reload_config", None),
                     },
                 ),
             )
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
-        registry.add_listener(self._update_health)
+        plane.add_listener(self._update_health)
         self._update_health()
 
     def _service(
         self,
         service: str,
         methods: dict[str, tuple[Any, Any]],
-        bodies: dict[str, tuple[str, Callable[[Any, _Call], Any]]],
+        bodies: dict[str, tuple[str, Body | None]],
     ) -> grpc.GenericRpcHandler:
         handlers = {}
         for method, (request_type, response_type) in methods.items():
@@ -320,48 +254,45 @@ class GrpcServer:
         return grpc.method_handlers_generic_handler(service, handlers)
 
     def _wrap(
-        self, method: str, api: str, body: Callable[[Any, _Call], Any]
+        self, method: str, api: str, body: Body | None
     ) -> Callable[[Any, grpc.ServicerContext], Any]:
-        access_log = self.settings.access_log
+        plane = self.plane
 
         def handle(request: Any, context: grpc.ServicerContext) -> Any:
             metadata = dict(context.invocation_metadata())
-            call = _Call(
-                method,
-                api,
-                logs.request_id_from(str(metadata.get("x-request-id", ""))),
-                context.peer(),
-                time.perf_counter(),
-            )
+            call = plane.begin(PROTOCOL, api, str(metadata.get("x-request-id", "")))
+            token = logs.CURRENT_REQUEST_ID.set(call.request_id)
             context.send_initial_metadata((("x-request-id", call.request_id),))
+            status, code, message = 200, "OK", ""
             try:
-                if self.keys is not None:
-                    call.client = self.keys.authenticate(metadata)
+                plane.authenticate(call, metadata)
+                if body is None:
+                    raise Unimplemented(f"{method} is not implemented by tfship")
                 response = body(request, call)
             except ServingError as exc:
-                code = (
-                    grpc.StatusCode.RESOURCE_EXHAUSTED
-                    if isinstance(exc, Overloaded)
-                    else _CODE_FOR_STATUS.get(exc.status, grpc.StatusCode.INTERNAL)
-                )
-                call.finish(exc.status, code, access_log)
-                context.abort(code, exc.message)
+                status, code, message = exc.status, exc.grpc_code, exc.message
             except Exception as exc:  # a bug: log it, answer INTERNAL, keep serving
                 log.exception("unhandled error in %s", method)
-                call.finish(500, grpc.StatusCode.INTERNAL, access_log)
-                context.abort(grpc.StatusCode.INTERNAL, internal_error(exc))
-            call.finish(200, grpc.StatusCode.OK, access_log)
+                status, code, message = 500, "INTERNAL", internal_error(exc)
+            finally:
+                logs.CURRENT_REQUEST_ID.reset(token)
+            plane.finish(
+                call, status, method="POST", path=method, remote=context.peer(), grpc_code=code
+            )
+            if status != 200:
+                context.abort(grpc.StatusCode[code], message)
             return response
 
         return handle
 
     def _update_health(self) -> None:
-        """Overall health is readiness; each model is SERVING while it has a version up."""
+        """Overall health is this worker's readiness (a channel stays with the worker it
+        reached); each model is SERVING while it has a version up."""
         serving, not_serving = (
             health_pb2.HealthCheckResponse.SERVING,
             health_pb2.HealthCheckResponse.NOT_SERVING,
         )
-        ready, report = self.registry.readiness()
+        ready, report = self.plane.ready(this_worker=True)
         overall = serving if ready else not_serving
         self.health.set("", overall)
         self.health.set(PREDICTION_SERVICE, overall)
@@ -383,7 +314,7 @@ class GrpcServer:
         if port == 0:
             raise RuntimeError(f"gRPC: cannot listen on {address}")
         self._server.start()
-        log.info("gRPC listening on %s", address)
+        log.info("gRPC listening on %s", address.rsplit(":", 1)[0] + f":{port}")
         return port
 
     def stop(self, grace: float) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from service.errors import InvalidArgument
-from service.runtimes.base import TensorSpec
+from service.models.runtimes.base import TensorSpec
 
 _KIND_WORDS = {"U": "strings", "S": "strings", "b": "booleans (true/false)", "O": "null or mixed"}
 

@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
+from service.codecs.tensor_checks import as_array, cast_checked, check_shape
 from service.errors import InvalidArgument
-from service.runtimes.base import Signature, TensorSpec
-from service.tensor_checks import as_array, cast_checked, check_shape
+from service.models.runtimes.base import Signature, TensorSpec
 
 
 def to_array(value: Any, spec: TensorSpec, where: str, may_hold_bool: bool) -> np.ndarray:

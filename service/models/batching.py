@@ -36,7 +36,7 @@ import numpy as np
 
 from service.errors import ComputeTimeout, Overloaded
 from service.metrics import BATCH_QUEUE_SECONDS, BATCH_QUEUED_ROWS
-from service.model_config import BatchingConfig
+from service.models.model_config import BatchingConfig
 
 log = logging.getLogger("tfship.batching")
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from service.runtimes.base import Signature, TensorSpec
+from service.models.runtimes.base import Signature, TensorSpec
 
 _threads_configured = False
 

@@ -54,7 +54,7 @@ class VersionPolicy:
 
 @dataclass(frozen=True)
 class BatchingConfig:
-    """TF Serving's batching parameters, by the same names (see service/batching.py)."""
+    """TF Serving's batching parameters, by the same names (see service/models/batching.py)."""
 
     max_batch_size: int = 32
     batch_timeout_micros: int = 0

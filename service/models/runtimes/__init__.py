@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from service.runtimes.base import Runtime
+from service.models.runtimes.base import Runtime
 
 # Which artifact in metadata.json each runtime loads (and so which files get verified).
 ARTIFACT_FOR_RUNTIME = {"onnx": "onnx", "savedmodel": "savedmodel"}
@@ -16,13 +16,13 @@ def load_runtime(
     kind: str, folder: Path, metadata: Mapping[str, Any], threads: int, variant: str = ""
 ) -> Runtime:
     if kind == "onnx":
-        from service.runtimes.onnx import OnnxRuntime
+        from service.models.runtimes.onnx import OnnxRuntime
 
         return OnnxRuntime(folder, metadata, threads, variant)
     if variant:
         raise ValueError(f"runtime {kind!r} has no variants (only onnx does)")
     if kind == "savedmodel":
-        from service.runtimes.savedmodel import SavedModelRuntime
+        from service.models.runtimes.savedmodel import SavedModelRuntime
 
         return SavedModelRuntime(folder, metadata, threads)
     raise ValueError(f"unknown runtime {kind!r}")

@@ -5,9 +5,10 @@ from __future__ import annotations
 import functools
 
 import orjson
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, Response
 
 from service.metrics import exposition
+from service.protocols.flask_calls import plane
 
 blueprint = Blueprint("ops", __name__)
 
@@ -20,7 +21,7 @@ def healthz() -> Response:
 
 @blueprint.get("/readyz")
 def readyz() -> Response:
-    ready, report = current_app.extensions["tfship.registry"].readiness()
+    ready, report = plane().ready()
     return Response(orjson.dumps(report), status=200 if ready else 503, mimetype="application/json")
 
 
@@ -31,7 +32,7 @@ def openapi() -> Response:
 
 @functools.cache
 def _openapi_body() -> bytes:
-    from service.openapi import build_spec
+    from service.protocols.openapi import build_spec
     from tfship import __version__
 
     return orjson.dumps(build_spec(__version__))

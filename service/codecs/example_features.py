@@ -1,0 +1,97 @@
+"""Examples (TF Serving's classify and regress requests) into the model's input arrays.
+
+Each example's features are mapped to the inputs of the same name (flattened values, one
+row each), as TF Serving's example parsing does. Examples arrive here protocol-neutral:
+``{feature name: flat list of values}``, built by the REST layer from JSON and by the gRPC
+layer from ``tf.Example`` protos; what the outputs then mean is ``dataplane/tasks.py``'s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from service.codecs.tensor_checks import check_numbers, shape_text
+from service.errors import InvalidArgument
+from service.models.runtimes.base import Signature
+
+Example = Mapping[str, Sequence[Any]]
+
+
+def check_signature_name(requested: str | None, signature: Signature) -> None:
+    if requested not in (None, "", signature.name):
+        raise InvalidArgument(
+            f"signature '{requested}' not found; this model serves '{signature.name}'"
+        )
+
+
+def merge_context(examples: Sequence[Example], context: Example | None) -> list[Example]:
+    """Context features are shared by every example; an example's own value wins."""
+    if not context:
+        return list(examples)
+    return [{**context, **example} for example in examples]
+
+
+def examples_to_inputs(examples: Sequence[Example], signature: Signature) -> dict[str, np.ndarray]:
+    """One row per example for every input, from the feature named like the input.
+
+    Features the model does not use are ignored, as TF Serving's example parsing does.
+    """
+    if not examples:
+        raise InvalidArgument("'examples' is empty; send at least one example")
+    inputs = {}
+    for spec in signature.inputs:
+        row_shape = spec.shape[1:]
+        if any(d == -1 for d in row_shape):
+            raise InvalidArgument(
+                f"input '{spec.name}' has shape {shape_text(spec.shape)}; examples can only "
+                "fill inputs whose row shape is fixed: use predict"
+            )
+        size = int(np.prod(row_shape, dtype=np.int64))
+        rows = []
+        for index, example in enumerate(examples):
+            if spec.name not in example:
+                raise InvalidArgument(
+                    f"example {index} has no feature '{spec.name}'; the model's inputs are "
+                    + ", ".join(f"'{n}'" for n in signature.input_names)
+                )
+            values = example[spec.name]
+            if len(values) != size:
+                raise InvalidArgument(
+                    f"example {index}, feature '{spec.name}': {len(values)} values; the input "
+                    f"takes {size} per example (shape {shape_text(spec.shape)})"
+                )
+            rows.append(values)
+        label = f"feature '{spec.name}'"
+        if spec.dtype.kind == "O":
+            inputs[spec.name] = _string_rows(rows, label).reshape((len(examples), *row_shape))
+            continue
+        array = np.asarray(rows)
+        if array.dtype.kind not in "iufb":
+            raise InvalidArgument(f"{label}: expected numbers, got strings or bytes")
+        if array.dtype.kind == "b" and spec.dtype.kind != "b":
+            raise InvalidArgument(f"{label}: expected numbers, got booleans")
+        inputs[spec.name] = check_numbers(array, spec.dtype, label).reshape(
+            (len(examples), *row_shape)
+        )
+    return inputs
+
+
+def _string_rows(rows: list[Any], label: str) -> np.ndarray:
+    """bytes_list values (bytes over gRPC, str over REST) for a string input."""
+    flat = []
+    for row in rows:
+        for value in row:
+            if isinstance(value, bytes):
+                try:
+                    value = value.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise InvalidArgument(f"{label}: strings must be UTF-8 text") from None
+            if not isinstance(value, str):
+                raise InvalidArgument(f"{label}: expected strings, got {type(value).__name__}")
+            flat.append(value)
+    array = np.empty(len(flat), dtype=object)
+    array[:] = flat
+    return array

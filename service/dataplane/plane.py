@@ -1,0 +1,186 @@
+"""The dataplane: what every front door calls, with one envelope around each call.
+
+The envelope (``begin`` → ``authenticate`` → ``hold``/``statuses`` → ``finish``) is the one
+place that assigns the request id, checks API keys, labels the call with its model and
+version, holds the version so it is not unloaded under the call, observes the request
+metrics and writes the access line. The model operations take and return numpy arrays and a
+``ModelView``; no front door touches a runtime, the registry or a metadata key.
+
+A new front door plugs in by: ``call = plane.begin(protocol, api, client_request_id)``;
+``plane.authenticate(call, credentials, model)`` when it knows the credentials; ``with
+plane.hold(call, name, version, label) as model:`` around ``plane.predict(model, inputs)``
+(or classify, regress); ``plane.finish(call, status, ...)`` once the answer is known, with
+the status from the error's ``status`` (and ``grpc_code``) for a ``ServingError``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from service import logs
+from service.auth import ApiKeys
+from service.dataplane import tasks
+from service.dataplane.call import Call
+from service.metrics import observe_queue, observe_request
+from service.models.model_view import ModelView, VersionStatus
+from service.models.registry import Registry
+from service.models.versions import AVAILABLE
+from service.models.worker_readiness import WorkerBoard
+from service.protocols.queue_header import queue_seconds
+from service.settings import ServiceSettings
+
+
+class DataPlane:
+    def __init__(
+        self,
+        registry: Registry,
+        settings: ServiceSettings,
+        keys: ApiKeys | None,
+        board: WorkerBoard | None = None,
+    ) -> None:
+        self.registry = registry
+        self.settings = settings
+        self.keys = keys
+        self.board = board
+        if board is not None:
+            registry.add_listener(lambda: board.publish(registry.readiness()[0]))
+
+    # --- the envelope ---
+
+    def begin(self, protocol: str | None, api: str | None, given_request_id: str) -> Call:
+        """A call record; the client's request id is kept when it is a sane token."""
+        return Call(protocol, api, logs.request_id_from(given_request_id))
+
+    def checks_keys(self, part: str = "api") -> bool:
+        """Whether calls to this part (settings.EXEMPTIBLE, or "api") need an API key."""
+        return self.keys is not None and part not in self.keys.exempt
+
+    def authenticate(
+        self,
+        call: Call,
+        credentials: Mapping[str, str],
+        model: str | None = None,
+        part: str = "api",
+    ) -> None:
+        """401 without a valid key, 403 when the key may not use ``model``."""
+        if self.keys is None or part in self.keys.exempt:
+            return
+        call.client = self.keys.authenticate(credentials)
+        call.client.check_model(model)
+
+    def finish(
+        self,
+        call: Call,
+        status: int,
+        *,
+        method: str,
+        path: str,
+        remote: str | None,
+        queue_header: str | None = None,
+        grpc_code: str | None = None,
+    ) -> None:
+        """The call's metrics (API calls only) and its access line."""
+        seconds = time.perf_counter() - call.started
+        if call.api is not None:
+            assert call.protocol is not None
+            waited = queue_seconds(queue_header, call.received)
+            if waited is not None:
+                observe_queue(call.protocol, waited)
+            observe_request(call.model, call.version, call.protocol, call.api, status, seconds)
+        if self.settings.access_log:
+            logs.write_access(
+                call.request_id,
+                method=method,
+                path=path,
+                status=status,
+                grpc_code=grpc_code,
+                seconds=seconds,
+                protocol=call.protocol,
+                api=call.api,
+                model=call.model or None,
+                version=call.version or None,
+                remote=remote,
+                client=call.client.name if call.client is not None else None,
+            )
+
+    def _label(self, call: Call, name: str) -> None:
+        # A key restricted to other models is refused before anything is looked up (a
+        # no-op where the front door already checked it with the same name).
+        if call.client is not None:
+            call.client.check_model(name)
+        # Only names the registry knows become labels, so requests for made-up names
+        # cannot create metric label values. Known now: label it even if the lookup then
+        # fails (a 503 for a model that is loading still counts under its model).
+        if self.registry.has_model(name):
+            call.model = name
+
+    @contextmanager
+    def hold(
+        self, call: Call, name: str, version: int | None = None, label: str | None = None
+    ) -> Iterator[ModelView]:
+        """The AVAILABLE version a call names, held until the answer is built."""
+        self._label(call, name)
+        with self.registry.serving(name, version, label) as served:
+            call.model, call.version = served.name, str(served.version)
+            assert served.view is not None  # AVAILABLE versions have one
+            yield served.view
+
+    def statuses(
+        self, call: Call, name: str, version: int | None = None, label: str | None = None
+    ) -> list[VersionStatus]:
+        """One version's status, or every managed version's, newest first."""
+        self._label(call, name)
+        found = self.registry.statuses(name, version, label)
+        call.model = name
+        if len(found) == 1:
+            call.version = str(found[0].version)
+        return [s.snapshot() for s in found]
+
+    def available_versions(self, name: str) -> list[int]:
+        """Versions of a model that are serving now, newest first."""
+        return [s.version for s in self.registry.statuses(name) if s.state == AVAILABLE]
+
+    # --- the server ---
+
+    def add_listener(self, listener: Callable[[], None]) -> None:
+        """Call ``listener()`` whenever a model version changes state (gRPC health)."""
+        self.registry.add_listener(listener)
+
+    def ready(self, *, this_worker: bool = False) -> tuple[bool, dict[str, Any]]:
+        """Ready for traffic: every model has an available version in this worker and in
+        as many live workers as the server runs, since each new HTTP connection may go to
+        any of them. ``this_worker``: this worker's models alone (gRPC health, whose answer
+        is about the channel it is asked on, which stays with this worker)."""
+        ready, report = self.registry.readiness()
+        if self.board is None or this_worker:
+            return ready, report
+        # This worker's own state is its registry's; the board says the others'.
+        serving = self.board.others_ready() + (1 if ready else 0)
+        report["workers"] = {"ready": serving, "expected": self.board.expected}
+        if ready and serving < self.board.expected:
+            ready = report["ready"] = False
+            report["error"] = (
+                f"{serving} of {self.board.expected} workers ready; the others are still "
+                "loading or cannot load the models (their logs say which)"
+            )
+        return ready, report
+
+    # --- the model operations ---
+
+    @staticmethod
+    def predict(
+        model: ModelView, inputs: dict[str, Any], outputs: list[str] | None = None
+    ) -> dict[str, Any]:
+        """Output arrays by name (all the signature's, or those asked for)."""
+        return model.run(inputs, outputs)
+
+    def classify(self, model: ModelView, inputs: dict[str, Any], k: int = 0) -> tasks.Classes:
+        """Per row: (class, score) for every class in class order, or the ``k`` best."""
+        outputs = self.predict(model, inputs)
+        return tasks.top_k(model, outputs, k) if k else tasks.classifications(model, outputs)
+
+    def regress(self, model: ModelView, inputs: dict[str, Any]) -> list[float]:
+        return tasks.regressions(model, self.predict(model, inputs))

@@ -1,0 +1,84 @@
+"""Classify, regress and top-k: what a model's task makes of its predict outputs.
+
+TF Serving runs classify and regress only for SavedModels exported with such signatures.
+tfship versions carry their task and class names instead (in the model view), so every
+runtime answers them: the predict signature runs once for the whole batch, and its first
+output becomes (class name, score) pairs for a classification model or one value per row
+for a regression model. Protocol-neutral: front doors decode examples into inputs
+(``codecs/example_features.py``) and encode what these return.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from service.codecs.tensor_checks import shape_text
+from service.errors import InvalidArgument
+from service.models.model_view import ModelView
+
+Classes = list[list[tuple[str, float]]]
+
+
+def _first_output(model: ModelView, outputs: Mapping[str, Any]) -> tuple[str, np.ndarray]:
+    name = model.signature.outputs[0].name
+    return name, np.asarray(outputs[name])
+
+
+def classifications(model: ModelView, outputs: Mapping[str, Any]) -> Classes:
+    """Per row: (class name, score) for every class, in the model's class order."""
+    if model.task != "classification":
+        raise InvalidArgument(
+            f"model '{model.name}' is a {model.task} model; classify needs a classification "
+            "model (use predict" + (" or regress)" if model.task == "regression" else ")")
+        )
+    output, scores = _first_output(model, outputs)
+    classes = list(model.class_names) or [str(c) for c in range(scores.shape[-1])]
+    if scores.ndim != 2 or scores.shape[1] != len(classes):
+        raise InvalidArgument(
+            f"model '{model.name}': output '{output}' has shape "
+            f"{shape_text(scores.shape)}, not [batch, {len(classes)} classes]"
+        )
+    return [list(zip(classes, row.tolist(), strict=True)) for row in scores]
+
+
+def parse_top_k(value: Any, model: ModelView) -> int:
+    """The request's ``top_k``: a positive integer, at most the number of classes."""
+    if model.task != "classification":
+        raise InvalidArgument(
+            f"'top_k' needs a classification model; model '{model.name}' is a {model.task} model"
+        )
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidArgument(f"'top_k' must be a positive integer, got {value!r}")
+    count = len(model.class_names)
+    if count and value > count:
+        raise InvalidArgument(f"'top_k' is {value}, the model has {count} classes")
+    return value
+
+
+def top_k(model: ModelView, outputs: Mapping[str, Any], k: int) -> Classes:
+    """Per row: the ``k`` best (class name, score) pairs, best first (ties: class order)."""
+    rows = classifications(model, outputs)
+    scores = np.array([[score for _, score in row] for row in rows])
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return [[row[i] for i in indices] for row, indices in zip(rows, order, strict=True)]
+
+
+def regressions(model: ModelView, outputs: Mapping[str, Any]) -> list[float]:
+    """One value per row."""
+    if model.task != "regression":
+        raise InvalidArgument(
+            f"model '{model.name}' is a {model.task} model; regress needs a regression model "
+            "(use predict" + (" or classify)" if model.task == "classification" else ")")
+        )
+    output, values = _first_output(model, outputs)
+    if values.ndim == 2 and values.shape[1] == 1:
+        values = values[:, 0]
+    if values.ndim != 1:
+        raise InvalidArgument(
+            f"model '{model.name}': output '{output}' has shape "
+            f"{shape_text(values.shape)}; regress needs one value per example"
+        )
+    return [float(v) for v in values]

@@ -1,0 +1,103 @@
+"""What a front door may know of a model version: a typed view, built once when it loads.
+
+Front doors never touch a runtime or a ``metadata.json`` key: they read the signature, the
+task and the class names here, and run the model through the dataplane. A version whose
+metadata lacks an optional entry (a model tfship did not train) gets it derived from the
+signature, so no protocol answers 500 for a missing key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from service.models.runtimes.base import Signature, TensorSpec
+
+Predict = Callable[[dict[str, Any], list[str] | None], dict[str, Any]]
+
+# numpy dtype -> TF Serving's DataType name, for signature definitions derived from a
+# signature (metadata.json of tfship versions carries the SavedModel's own).
+_TF_DTYPES = {
+    "float16": "DT_HALF",
+    "float32": "DT_FLOAT",
+    "float64": "DT_DOUBLE",
+    "int8": "DT_INT8",
+    "int16": "DT_INT16",
+    "int32": "DT_INT32",
+    "int64": "DT_INT64",
+    "uint8": "DT_UINT8",
+    "uint16": "DT_UINT16",
+    "uint32": "DT_UINT32",
+    "uint64": "DT_UINT64",
+    "bool": "DT_BOOL",
+    "object": "DT_STRING",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class VersionStatus:
+    """One version's state for the status APIs (TF Serving's ManagerState names)."""
+
+    version: int
+    state: str
+    error_code: str
+    error_message: str
+
+
+@dataclass(frozen=True, slots=True)
+class ModelView:
+    name: str
+    version: int
+    runtime: str  # "onnx" or "savedmodel"
+    signature: Signature
+    task: str  # "classification", "regression" or "unknown"
+    class_names: tuple[str, ...]
+    # TF Serving's SignatureDefMap as JSON (``{"serving_default": {...}}``).
+    signature_defs: Mapping[str, Any]
+    # The held version's predict (rows limit, batching, compute timing); the dataplane
+    # calls it, front doors go through the dataplane.
+    run: Predict = field(repr=False, compare=False)
+
+    @classmethod
+    def build(
+        cls,
+        name: str,
+        version: int,
+        runtime: str,
+        signature: Signature,
+        metadata: Mapping[str, Any],
+        run: Predict,
+    ) -> ModelView:
+        defs = metadata.get("tf_serving_signature_def") or signature_defs_of(signature)
+        return cls(
+            name,
+            version,
+            runtime,
+            signature,
+            str(metadata.get("task") or "unknown"),
+            tuple(str(c) for c in metadata.get("class_names") or ()),
+            defs,
+            run,
+        )
+
+
+def _tensor_info(spec: TensorSpec) -> dict[str, Any]:
+    return {
+        "name": spec.name,
+        "dtype": _TF_DTYPES.get(np.dtype(spec.dtype).name, "DT_INVALID"),
+        "tensor_shape": {"dim": [{"size": str(d), "name": ""} for d in spec.shape]},
+    }
+
+
+def signature_defs_of(signature: Signature) -> dict[str, Any]:
+    """A TF Serving signature definition for a version that did not bring one."""
+    return {
+        signature.name: {
+            "inputs": {spec.name: _tensor_info(spec) for spec in signature.inputs},
+            "outputs": {spec.name: _tensor_info(spec) for spec in signature.outputs},
+            "method_name": "tensorflow/serving/predict",
+        }
+    }
