@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from service.app import create_app
-from service.registry import AVAILABLE, END
-from service.runtimes import load_runtime
+from service.models.runtimes import load_runtime
+from service.models.tfrecord import crc32c, read_records
+from service.models.versions import AVAILABLE, END
+from service.models.warmup import warm_up
 from service.settings import ServiceSettings
-from service.tfrecord import crc32c, read_records
-from service.warmup import WARMUP_FILE, warm_up
-from tfship.repository import read_metadata
+from tfship.repository import WARMUP_FILE, read_metadata
 
 tf = pytest.importorskip("tensorflow")
 from tensorflow_serving.apis import (  # noqa: E402

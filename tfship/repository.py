@@ -32,6 +32,9 @@ FORMAT_VERSION = 1
 METADATA_FILE = "metadata.json"
 ONNX_FILE = "model.onnx"
 SAVED_MODEL_FILE = "saved_model.pb"
+# TF Serving's warm-up requests, inside the SavedModel (training writes it, the server
+# replays it before a version is AVAILABLE).
+WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
 TEMP_PREFIX = ".tmp-publish-"
 # Files TF Serving or the SavedModel format keep at the version root that belong to the
 # SavedModel artifact (everything else at the root is listed by its own artifact).

@@ -18,7 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfship.repository import ONNX_FILE, SAVED_MODEL_FILE
+from tfship.repository import ONNX_FILE, SAVED_MODEL_FILE, WARMUP_FILE
 from training.errors import ExportError
 from training.model import InputSpec
 
@@ -174,9 +174,6 @@ def read_saved_model_signature(folder: Path) -> SavedModelInfo:
         for name in meta_graph.signature_def
     }
     return SavedModelInfo(describe(signature.inputs), describe(signature.outputs), signature_json)
-
-
-WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
 
 
 def write_warmup_requests(
