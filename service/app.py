@@ -15,6 +15,7 @@ from service import logs
 from service.auth import api_keys_for
 from service.codecs.tensor_checks import set_non_finite_policy
 from service.dataplane.plane import DataPlane
+from service.dataplane.queue_time import REQUEST_START_HEADER
 from service.errors import ServingError, internal_error
 from service.metrics import start_process_metrics
 from service.models.registry import Registry
@@ -22,7 +23,6 @@ from service.models.worker_readiness import WorkerBoard
 from service.protocols import ops_rest, request_body, tfserving_rest, v2_rest
 from service.protocols.fast_path import FastPath
 from service.protocols.json_responses import json_response
-from service.protocols.queue_header import REQUEST_START_HEADER
 from service.protocols.request_body import accepted_types, check_request
 from service.settings import ServiceSettings
 

@@ -16,8 +16,8 @@ from conftest import ROOT, Server, TrainedRepo, http, quiet_env, tfship_command
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from service.auth import KeysFileError, parse_keys_file
+from service.codecs.grpc_protos import message
 from service.codecs.tensor_proto import write_tensor
-from service.protocols.grpc_protos import message
 
 SCORER = "scorer-key-0123456789abcdef"
 LIMITED = "limited-key-0123456789abcdef"

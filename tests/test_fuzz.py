@@ -17,10 +17,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from service.app import create_app
+from service.codecs.grpc_protos import message
 from service.codecs.tfserving_requests import predict_inputs
 from service.errors import InvalidArgument
 from service.models.runtimes.base import Signature, TensorSpec
-from service.protocols.grpc_protos import message
 from service.settings import ServiceSettings
 
 # Enough requests for CI's bar (1,000) with margin; the seed makes a failure reproducible.

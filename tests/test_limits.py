@@ -130,8 +130,8 @@ def test_rows_over_the_limit_are_refused_on_every_protocol(limited: Server) -> N
     exact = limited.post("/v1/models/digits:predict", {"instances": rows[:MAX_ROWS].tolist()})
     assert exact.status == 200
 
+    from service.codecs.grpc_protos import message as proto
     from service.codecs.tensor_proto import write_tensor
-    from service.protocols.grpc_protos import message as proto
 
     request = proto("tensorflow.serving.PredictRequest")()
     request.model_spec.name = "digits"

@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
+from service.codecs.grpc_protos import enum_values, message
 from service.codecs.tensor_checks import check_numbers, shape_text
 from service.errors import InvalidArgument
-from service.protocols.grpc_protos import enum_values, message
 
 _DATA_TYPES = enum_values("tensorflow.DataType")
 _NUMPY_OF: dict[int, np.dtype] = {

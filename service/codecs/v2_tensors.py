@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from service.codecs.json_body import parse_json
 from service.codecs.tensor_checks import (
     as_array,
     cast_checked,
@@ -31,7 +32,6 @@ from service.codecs.tensor_checks import (
 )
 from service.errors import InvalidArgument
 from service.models.runtimes.base import Signature, TensorSpec
-from service.protocols.request_body import parse_json
 
 DATATYPES: dict[str, np.dtype] = {
     "BOOL": np.dtype(np.bool_),

@@ -24,12 +24,12 @@ from service import logs
 from service.auth import ApiKeys
 from service.dataplane import tasks
 from service.dataplane.call import Call
+from service.dataplane.queue_time import queue_seconds
 from service.metrics import observe_queue, observe_request
 from service.models.model_view import ModelView, VersionStatus
 from service.models.registry import Registry
 from service.models.versions import AVAILABLE
 from service.models.worker_readiness import WorkerBoard
-from service.protocols.queue_header import queue_seconds
 from service.settings import ServiceSettings
 
 

@@ -55,7 +55,7 @@ def _check_outputs(signature: Signature, outputs: dict[str, np.ndarray], where: 
 def _replay(runtime: Runtime, path: Path) -> int:
     # Imported here: the proto descriptors are only needed when a version ships the file.
     from service.codecs import tfserving_requests as messages
-    from service.protocols.grpc_protos import message
+    from service.codecs.grpc_protos import message
     from service.models.tfrecord import read_records
 
     prediction_log = message("tensorflow.serving.PredictionLog")

@@ -20,10 +20,10 @@ from werkzeug.http import HTTP_STATUS_CODES
 
 from service import logs
 from service.dataplane.plane import DataPlane
+from service.dataplane.queue_time import REQUEST_START_HEADER_ENVIRON
 from service.errors import ServingError, internal_error
 from service.protocols import tfserving_rest, v2_rest
 from service.protocols.json_responses import encode_json
-from service.protocols.queue_header import REQUEST_START_HEADER_ENVIRON
 from service.protocols.request_body import accepted_types, check_content
 from service.settings import ServiceSettings
 

@@ -3,13 +3,9 @@ say what to fix."""
 
 from __future__ import annotations
 
-import re
-from typing import Any
-
-import orjson
 from flask import Request, current_app, request
 
-from service.errors import InvalidArgument, PayloadTooLarge, UnsupportedMediaType
+from service.errors import PayloadTooLarge, UnsupportedMediaType
 
 # What JSON endpoints accept. No Content-Type at all is accepted too (tritonclient and many
 # hand-written clients send none), and so is curl's default for -d,
@@ -18,7 +14,6 @@ JSON_TYPES = frozenset({"application/json", "application/x-www-form-urlencoded"}
 # V2 infer also takes the binary tensor data extension's bodies.
 BINARY_TYPES = frozenset({"application/octet-stream"})
 _INFER_TYPES = JSON_TYPES | BINARY_TYPES
-_NON_FINITE_TOKEN = re.compile(rb"NaN|Infinity")
 
 
 def accepted_types(api: str) -> frozenset[str]:
@@ -64,18 +59,3 @@ def read_body() -> bytes:
     if len(raw) > limit:
         raise too_large(request.content_length, limit)
     return raw
-
-
-def parse_json(raw: bytes | memoryview, what: str = "request body") -> Any:
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        if str(exc).startswith("depth limit"):
-            message = f"{what}: JSON nested more than 1024 levels deep"
-        elif _NON_FINITE_TOKEN.search(bytes(raw)):
-            message = (
-                f"{what} holds NaN or Infinity, which JSON does not allow; send finite numbers"
-            )
-        else:
-            message = f"{what} is not valid JSON: {exc}"
-        raise InvalidArgument(message) from None

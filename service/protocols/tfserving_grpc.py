@@ -6,7 +6,7 @@ whichever protocol calls it. Every worker binds the same port with ``SO_REUSEPOR
 kernel spreads new connections over the workers, and a worker that dies takes only its own
 connections with it (clients reconnect to the others).
 
-Messages come from service/protocols/grpc_protos.py (no TensorFlow import). Errors map to the gRPC
+Messages come from service/codecs/grpc_protos.py (no TensorFlow import). Errors map to the gRPC
 codes TF Serving uses; metrics and access lines record the matching HTTP status, so one
 ``status`` label means the same for every protocol.
 """
@@ -27,6 +27,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from service import logs
 from service.auth import ApiKeys
 from service.codecs import tfserving_requests as messages
+from service.codecs.grpc_protos import enum_values, message, service_methods
 from service.codecs.tensor_proto import write_tensor
 from service.dataplane.call import Call
 from service.dataplane.plane import DataPlane
@@ -39,7 +40,6 @@ from service.errors import (
 )
 from service.metrics import observe_queue
 from service.models.model_view import ModelView
-from service.protocols.grpc_protos import enum_values, message, service_methods
 from service.settings import ServiceSettings
 
 log = logging.getLogger("tfship.grpc")

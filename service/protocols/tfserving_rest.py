@@ -10,6 +10,7 @@ from typing import Any
 from flask import Blueprint, Response
 
 from service.codecs import example_features
+from service.codecs.json_body import parse_json
 from service.codecs.tensor_checks import body_may_hold_bool
 from service.codecs.tfserving_json import decode_predict, encode_predict
 from service.dataplane import tasks
@@ -19,7 +20,7 @@ from service.models.model_view import ModelView
 from service.models.runtimes.base import Signature
 from service.protocols.flask_calls import hold, plane, statuses
 from service.protocols.json_responses import json_response
-from service.protocols.request_body import parse_json, read_body
+from service.protocols.request_body import read_body
 
 blueprint = Blueprint("tfserving_rest", __name__)
 PROTOCOL = "tfserving"
