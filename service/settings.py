@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -47,39 +47,58 @@ def parse_model_runtimes(text: str, source: str = "TFSHIP_MODEL_RUNTIMES") -> di
     return result
 
 
-def _int(env: Mapping[str, str], key: str, default: int, low: int, high: int) -> int:
-    raw = env.get(key)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingsError(f"{key}: expected an integer, got {raw!r}") from None
-    if not low <= value <= high:
-        raise SettingsError(f"{key}: must be between {low} and {high}, got {value}")
-    return value
+# --- parsers: (text of the variable, the variable's name) -> value; a bad text raises ---
+
+Parse = Callable[[str, str], Any]
 
 
-def _float(env: Mapping[str, str], key: str, default: float, allow_zero: bool = False) -> float:
-    raw = env.get(key)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{key}: expected a number, got {raw!r}") from None
-    if not (value >= 0 if allow_zero else value > 0) or value != value or value == float("inf"):
-        raise SettingsError(
-            f"{key}: must be {'zero or more' if allow_zero else 'positive'}, got {raw}"
-        )
-    return value
+def integer(low: int, high: int) -> Parse:
+    def parse(raw: str, key: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise SettingsError(f"{key}: expected an integer, got {raw!r}") from None
+        if not low <= value <= high:
+            raise SettingsError(f"{key}: must be between {low} and {high}, got {value}")
+        return value
+
+    return parse
 
 
-def _choice(env: Mapping[str, str], key: str, choices: tuple[str, ...], default: str) -> str:
-    value = env.get(key) or default
-    if value not in choices:
-        raise SettingsError(f"{key}: expected one of {', '.join(choices)}, got {value!r}")
-    return value
+def number(allow_zero: bool = False) -> Parse:
+    def parse(raw: str, key: str) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise SettingsError(f"{key}: expected a number, got {raw!r}") from None
+        if not (value >= 0 if allow_zero else value > 0) or value != value or value == float("inf"):
+            raise SettingsError(
+                f"{key}: must be {'zero or more' if allow_zero else 'positive'}, got {raw}"
+            )
+        return value
+
+    return parse
+
+
+def choice(*choices: str) -> Parse:
+    def parse(raw: str, key: str) -> str:
+        if raw not in choices:
+            raise SettingsError(f"{key}: expected one of {', '.join(choices)}, got {raw!r}")
+        return raw
+
+    return parse
+
+
+def _text(raw: str, key: str) -> str:
+    return raw
+
+
+def _path(raw: str, key: str) -> Path:
+    return Path(raw)
+
+
+def _on_off(raw: str, key: str) -> bool:
+    return choice("on", "off")(raw, key) == "on"
 
 
 # Parts of the API that TFSHIP_AUTH_EXEMPT can leave open without a key.
@@ -87,7 +106,7 @@ EXEMPTIBLE = ("health", "metrics", "openapi")
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 
 
-def _header_name(value: str) -> str:
+def _header_name(value: str, key: str = "TFSHIP_API_KEY_HEADER") -> str:
     if not _HEADER_NAME.match(value) or value.lower() == "authorization":
         raise SettingsError(
             f"TFSHIP_API_KEY_HEADER: expected a header name such as X-API-Key, got {value!r}"
@@ -95,7 +114,7 @@ def _header_name(value: str) -> str:
     return value
 
 
-def _exempt(value: str) -> tuple[str, ...]:
+def _exempt(value: str, key: str = "TFSHIP_AUTH_EXEMPT") -> tuple[str, ...]:
     """``health,metrics`` -> ("health", "metrics"); ``none`` -> ()."""
     if value.strip() == "none":
         return ()
@@ -109,45 +128,213 @@ def _exempt(value: str) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True)
+class Declaration:
+    """One setting, declared once: its variable (``TFSHIP_<NAME>``), file key (the name),
+    flag (``--name-with-dashes``), parser, default and documentation all come from here."""
+
+    parse: Parse
+    # What it is, for the flag's help.
+    what: str
+    # The README's third column: the default and what it means (Markdown).
+    doc: str
+    # The variable's text for a value (what ``tfship serve`` hands its workers).
+    show: Callable[[Any], str] = str
+    # argparse's type and choices for the flag, so a bad flag fails before anything runs.
+    flag_type: Callable[[str], Any] | None = None
+    choices: tuple[str, ...] | None = None
+
+
+def setting(
+    default: Any = MISSING,
+    *,
+    what: str,
+    factory: Callable[[], Any] | None = None,
+    parse: Parse,
+    doc: str,
+    show: Callable[[Any], str] = str,
+    flag_type: Callable[[str], Any] | None = None,
+    choices: tuple[str, ...] | None = None,
+) -> Any:
+    declared = {"tfship": Declaration(parse, what, doc, show, flag_type, choices)}
+    if factory is not None:
+        return field(default_factory=factory, metadata=declared)
+    return field(default=default, metadata=declared)
+
+
+def _show_optional(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _show_runtimes(value: dict[str, str]) -> str:
+    return ",".join(f"{name}={runtime}" for name, runtime in value.items())
+
+
+def _default_workers() -> int:
+    return min(available_cpus(), 4)
+
+
+@dataclass(frozen=True)
 class ServiceSettings:
-    model_dir: Path
-    host: str = "127.0.0.1"
-    rest_port: int = 8501
-    # gRPC port, served by every worker (SO_REUSEPORT); 0 = no gRPC.
-    grpc_port: int = 8500
-    # Threads per worker answering gRPC calls.
-    grpc_threads: int = 4
-    # HTTP request threads per worker: 1 = gunicorn's sync worker, more = its gthread worker.
-    threads: int = 1
-    workers: int = 2
-    runtime: str = "onnx"
-    model_runtimes: dict[str, str] = field(default_factory=dict)
-    # How long a request for a model that is still loading waits before a 503.
-    load_wait_seconds: float = 60.0
-    # onnxruntime/TensorFlow intra-op threads per worker; 0 = CPUs divided among workers.
-    intra_op_threads: int = 0
-    # Model config file (YAML/JSON); None = serve every model folder of model_dir.
-    model_config: Path | None = None
-    # How often the repository is checked for new or removed versions; 0 = load once.
-    poll_seconds: float = 2.0
-    # How long an unloading version waits for its in-flight requests.
-    unload_drain_seconds: float = 30.0
-    # "json" (one object per line) or "text"; the access log is one line per request.
-    log_format: str = "json"
-    access_log: bool = True
-    # Request limits: body bytes (REST 413; also the gRPC message limit), rows per request.
-    max_body_bytes: int = 16 * 1024 * 1024
-    max_rows: int = 10_000
-    # Model compute time per request before it is stopped with a 504 (ONNX); 0 = no limit.
-    request_timeout_seconds: float = 30.0
-    # "reject" (default): NaN and Infinity in a request are a 400; "allow": passed to the model.
-    non_finite: str = "reject"
-    # API keys file; None = no authentication (the default).
-    api_keys_file: Path | None = None
-    # The header that may carry a key besides "Authorization: Bearer KEY".
-    api_key_header: str = "X-API-Key"
-    # Parts left open when keys are on: any of health, metrics, openapi.
-    auth_exempt: tuple[str, ...] = ("health", "metrics")
+    model_dir: Path = setting(Path("models"), parse=_path, doc="`models`", what="model repository")
+    host: str = setting(
+        "127.0.0.1",
+        parse=_text,
+        doc="`127.0.0.1` (use `0.0.0.0` in a container)",
+        what="address to listen on",
+    )
+    rest_port: int = setting(
+        8501,
+        parse=integer(1, 65535),
+        doc="`8501`",
+        flag_type=int,
+        what="REST port (TF Serving REST, V2, health, metrics)",
+    )
+    grpc_port: int = setting(
+        8500,
+        parse=integer(0, 65535),
+        doc="`8500`; `0` turns gRPC off",
+        flag_type=int,
+        what="gRPC port: TF Serving's PredictionService and ModelService",
+    )
+    grpc_threads: int = setting(
+        4,
+        parse=integer(1, 256),
+        doc="`4`: threads per worker answering gRPC calls",
+        flag_type=int,
+        what="threads per worker answering gRPC calls",
+    )
+    workers: int = setting(
+        factory=_default_workers,
+        parse=integer(1, 256),
+        doc="number of CPUs, at most 4",
+        flag_type=int,
+        what="gunicorn worker processes",
+    )
+    threads: int = setting(
+        1,
+        parse=integer(1, 256),
+        doc="`1`: HTTP requests one worker handles at once. `1` runs gunicorn's sync worker "
+        "(the fastest for small requests); more runs its gthread worker, which "
+        "[dynamic batching](#dynamic-batching) needs to group HTTP requests",
+        flag_type=int,
+        what="HTTP request threads per worker",
+    )
+    runtime: str = setting(
+        "onnx",
+        parse=choice(*RUNTIMES),
+        doc="`onnx`",
+        choices=RUNTIMES,
+        what="default runtime for every model",
+    )
+    model_runtimes: dict[str, str] = setting(
+        factory=dict,
+        parse=lambda raw, key: parse_model_runtimes(raw, key),
+        doc="none; e.g. `digits=savedmodel,other=onnx`",
+        show=_show_runtimes,
+        what="runtime for one model, e.g. digits=savedmodel",
+    )
+    model_config: Path | None = setting(
+        None,
+        parse=_path,
+        doc="none: serve every model folder, newest version",
+        show=_show_optional,
+        what="model config file, YAML or JSON: names, runtimes, version policies, labels",
+    )
+    poll_seconds: float = setting(
+        2.0,
+        parse=number(allow_zero=True),
+        doc="`2`: how often the repository is checked for new versions; `0` loads once",
+        flag_type=float,
+        what="how often to look for new versions",
+    )
+    unload_drain_seconds: float = setting(
+        30.0,
+        parse=number(),
+        doc="`30`: how long a version leaving service waits for its in-flight requests",
+        flag_type=float,
+        what="how long a version leaving service waits for its in-flight requests",
+    )
+    log_format: str = setting(
+        "json",
+        parse=choice("json", "text"),
+        doc="`json` (one object per line) or `text`",
+        choices=("json", "text"),
+        what="log lines as JSON objects or plain text",
+    )
+    access_log: bool = setting(
+        True,
+        parse=_on_off,
+        doc="`on`: one log line per request; `off`",
+        show=lambda on: "on" if on else "off",
+        choices=("on", "off"),
+        what="one log line per request",
+    )
+    max_body_bytes: int = setting(
+        16 * 1024 * 1024,
+        parse=integer(1024, 2**31 - 1),
+        doc="`16777216` (16 MiB): larger REST bodies get a 413; also the gRPC message limit",
+        flag_type=int,
+        what="largest request body (REST: 413 above it) and gRPC message",
+    )
+    max_rows: int = setting(
+        10_000,
+        parse=integer(1, 10**8),
+        doc="`10000`: rows (instances, batch size) per request; more is a 400 naming the limit",
+        flag_type=int,
+        what="most rows (instances) in one request",
+    )
+    request_timeout_seconds: float = setting(
+        30.0,
+        parse=number(allow_zero=True),
+        doc="`30`: model compute per request; past it ONNX Runtime is stopped and the answer "
+        "is a 504 (gRPC `DEADLINE_EXCEEDED`); `0`: no limit. TensorFlow cannot be stopped: "
+        "there gunicorn's 60 s worker timeout replaces a stuck worker",
+        flag_type=float,
+        what="model compute time per request before it is stopped with a 504",
+    )
+    non_finite: str = setting(
+        "reject",
+        parse=choice("reject", "allow"),
+        doc="`reject`: NaN and Infinity in request tensors are a 400; `allow` passes them to "
+        "the model",
+        choices=("reject", "allow"),
+        what="NaN and Infinity in request tensors: a 400, or passed to the model",
+    )
+    api_keys_file: Path | None = setting(
+        None,
+        parse=_path,
+        doc="none: no authentication. See [Authentication](#authentication)",
+        show=_show_optional,
+        what="turn authentication on: one API key per line, optional name=CLIENT and models=A,B",
+    )
+    api_key_header: str = setting(
+        "X-API-Key",
+        parse=_header_name,
+        doc="`X-API-Key`: header that may carry the key besides `Authorization: Bearer`",
+        what="header that may carry the key besides 'Authorization: Bearer'",
+    )
+    auth_exempt: tuple[str, ...] = setting(
+        ("health", "metrics"),
+        parse=_exempt,
+        doc="`health,metrics`: open without a key (any of `health`, `metrics`, `openapi`, "
+        "or `none`)",
+        show=lambda parts: ",".join(parts) or "none",
+        what="what stays open with keys on",
+    )
+    load_wait_seconds: float = setting(
+        60.0,
+        parse=number(),
+        doc="`60`: how long a request for a still-loading model waits before a 503",
+        flag_type=float,
+        what="how long a request for a model still loading waits before a 503",
+    )
+    intra_op_threads: int = setting(
+        0,
+        parse=integer(0, 1024),
+        doc="CPUs ÷ workers: onnxruntime/TensorFlow threads per worker",
+        flag_type=int,
+        what="onnxruntime/TensorFlow threads per worker",
+    )
 
     def runtime_for(self, model: str) -> str:
         return self.model_runtimes.get(model, self.runtime)
@@ -164,64 +351,47 @@ class ServiceSettings:
         env = os.environ if env is None else env
         if env.get(CONFIG_VARIABLE):
             env = {**config_file_env(Path(env[CONFIG_VARIABLE])), **env}
-        return cls(
-            model_dir=Path(env.get("TFSHIP_MODEL_DIR") or "models"),
-            host=env.get("TFSHIP_HOST") or "127.0.0.1",
-            rest_port=_int(env, "TFSHIP_REST_PORT", 8501, 1, 65535),
-            grpc_port=_int(env, "TFSHIP_GRPC_PORT", 8500, 0, 65535),
-            grpc_threads=_int(env, "TFSHIP_GRPC_THREADS", 4, 1, 256),
-            threads=_int(env, "TFSHIP_THREADS", 1, 1, 256),
-            workers=_int(env, "TFSHIP_WORKERS", min(available_cpus(), 4), 1, 256),
-            runtime=_choice(env, "TFSHIP_RUNTIME", RUNTIMES, "onnx"),
-            model_runtimes=parse_model_runtimes(env.get("TFSHIP_MODEL_RUNTIMES") or ""),
-            load_wait_seconds=_float(env, "TFSHIP_LOAD_WAIT_SECONDS", 60.0),
-            intra_op_threads=_int(env, "TFSHIP_INTRA_OP_THREADS", 0, 0, 1024),
-            model_config=Path(env["TFSHIP_MODEL_CONFIG"])
-            if env.get("TFSHIP_MODEL_CONFIG")
-            else None,
-            poll_seconds=_float(env, "TFSHIP_POLL_SECONDS", 2.0, allow_zero=True),
-            unload_drain_seconds=_float(env, "TFSHIP_UNLOAD_DRAIN_SECONDS", 30.0),
-            log_format=_choice(env, "TFSHIP_LOG_FORMAT", ("json", "text"), "json"),
-            access_log=_choice(env, "TFSHIP_ACCESS_LOG", ("on", "off"), "on") == "on",
-            max_body_bytes=_int(env, "TFSHIP_MAX_BODY_BYTES", 16 * 1024 * 1024, 1024, 2**31 - 1),
-            max_rows=_int(env, "TFSHIP_MAX_ROWS", 10_000, 1, 10**8),
-            request_timeout_seconds=_float(
-                env, "TFSHIP_REQUEST_TIMEOUT_SECONDS", 30.0, allow_zero=True
-            ),
-            non_finite=_choice(env, "TFSHIP_NON_FINITE", ("reject", "allow"), "reject"),
-            api_keys_file=Path(env["TFSHIP_API_KEYS_FILE"])
-            if env.get("TFSHIP_API_KEYS_FILE")
-            else None,
-            api_key_header=_header_name(env.get("TFSHIP_API_KEY_HEADER") or "X-API-Key"),
-            auth_exempt=_exempt(env.get("TFSHIP_AUTH_EXEMPT") or "health,metrics"),
-        )
+        values = {}
+        for name, declared in declarations().items():
+            raw = env.get(variable(name))
+            if raw:  # unset or empty: the default
+                values[name] = declared.parse(raw, variable(name))
+        return cls(**values)
 
     def to_env(self) -> dict[str, str]:
         return {
-            "TFSHIP_MODEL_DIR": str(self.model_dir),
-            "TFSHIP_HOST": self.host,
-            "TFSHIP_REST_PORT": str(self.rest_port),
-            "TFSHIP_GRPC_PORT": str(self.grpc_port),
-            "TFSHIP_GRPC_THREADS": str(self.grpc_threads),
-            "TFSHIP_THREADS": str(self.threads),
-            "TFSHIP_WORKERS": str(self.workers),
-            "TFSHIP_RUNTIME": self.runtime,
-            "TFSHIP_MODEL_RUNTIMES": ",".join(f"{k}={v}" for k, v in self.model_runtimes.items()),
-            "TFSHIP_LOAD_WAIT_SECONDS": str(self.load_wait_seconds),
-            "TFSHIP_INTRA_OP_THREADS": str(self.intra_op_threads),
-            "TFSHIP_MODEL_CONFIG": str(self.model_config) if self.model_config else "",
-            "TFSHIP_POLL_SECONDS": str(self.poll_seconds),
-            "TFSHIP_UNLOAD_DRAIN_SECONDS": str(self.unload_drain_seconds),
-            "TFSHIP_LOG_FORMAT": self.log_format,
-            "TFSHIP_ACCESS_LOG": "on" if self.access_log else "off",
-            "TFSHIP_MAX_BODY_BYTES": str(self.max_body_bytes),
-            "TFSHIP_MAX_ROWS": str(self.max_rows),
-            "TFSHIP_REQUEST_TIMEOUT_SECONDS": str(self.request_timeout_seconds),
-            "TFSHIP_NON_FINITE": self.non_finite,
-            "TFSHIP_API_KEYS_FILE": str(self.api_keys_file) if self.api_keys_file else "",
-            "TFSHIP_API_KEY_HEADER": self.api_key_header,
-            "TFSHIP_AUTH_EXEMPT": ",".join(self.auth_exempt) or "none",
+            variable(name): declared.show(getattr(self, name))
+            for name, declared in declarations().items()
         }
+
+
+def declarations() -> dict[str, Declaration]:
+    """Every setting's declaration, in the order of the README's table."""
+    return {f.name: f.metadata["tfship"] for f in fields(ServiceSettings)}
+
+
+def variable(name: str) -> str:
+    return f"TFSHIP_{name.upper()}"
+
+
+def flag(name: str) -> str:
+    # Repeatable, one model each: the flag is singular, the setting a mapping.
+    return "--model-runtime" if name == "model_runtimes" else "--" + name.replace("_", "-")
+
+
+def settings_table() -> str:
+    """The README's settings table, from the declarations (``python -m service.settings``)."""
+    rows = [
+        "| variable | flag | default |",
+        "| --- | --- | --- |",
+        f"| `{CONFIG_VARIABLE}` | `--config` | none: the settings file |",
+    ]
+    for name, declared in declarations().items():
+        shown = f"`{flag(name)}`"
+        if name == "model_runtimes":
+            shown = f"`{flag(name)} NAME=RUNTIME` (repeatable)"
+        rows.append(f"| `{variable(name)}` | {shown} | {declared.doc} |")
+    return "\n".join(rows)
 
 
 CONFIG_VARIABLE = "TFSHIP_CONFIG"
@@ -229,7 +399,7 @@ CONFIG_VARIABLE = "TFSHIP_CONFIG"
 
 def setting_names() -> list[str]:
     """The config-file keys; each is also the variable ``TFSHIP_<NAME>``."""
-    return [f.name for f in fields(ServiceSettings)]
+    return list(declarations())
 
 
 def _as_text(key: str, value: Any, source: str) -> str:
@@ -267,3 +437,7 @@ def config_file_env(path: Path) -> dict[str, str]:
         if value is not None:
             env[f"TFSHIP_{key.upper()}"] = _as_text(key, value, source)
     return env
+
+
+if __name__ == "__main__":
+    print(settings_table())

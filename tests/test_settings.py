@@ -13,7 +13,13 @@ import pytest
 from conftest import ROOT, Server
 
 from service.cli import _environment, add_arguments
-from service.settings import ServiceSettings, SettingsError, setting_names
+from service.settings import (
+    ServiceSettings,
+    SettingsError,
+    available_cpus,
+    setting_names,
+    settings_table,
+)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -83,6 +89,17 @@ def test_every_setting_has_a_variable_a_flag_and_a_readme_row() -> None:
         flag = "--model-runtime" if name == "model_runtimes" else "--" + name.replace("_", "-")
         assert flag in flags, flag
         assert f"`{flag}" in readme, f"{flag} missing from the README's table"
+    # The table itself is generated from the declarations: `python -m service.settings`.
+    assert settings_table() in readme, "README's settings table: run python -m service.settings"
+
+
+def test_defaults_are_declared_once() -> None:
+    """A setting left unset has the same value built in code or read from the environment."""
+    built = ServiceSettings()
+    from_env = ServiceSettings.from_env({})
+    assert built == from_env
+    assert ServiceSettings.from_env(built.to_env()) == built
+    assert built.workers == min(available_cpus(), 4)
 
 
 def test_server_runs_from_a_settings_file(
