@@ -13,7 +13,6 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, Reque
 
 from service import logs
 from service.auth import api_keys_for
-from service.codecs.tensor_checks import set_non_finite_policy
 from service.dataplane.plane import DataPlane
 from service.dataplane.queue_time import REQUEST_START_HEADER
 from service.errors import ServingError, internal_error
@@ -55,7 +54,6 @@ def create_app(settings: ServiceSettings | None = None, *, load_models: bool = T
     app = Flask("tfship")
     # One byte over the limit: see request_body.read_body (chunked bodies).
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes + 1
-    set_non_finite_policy(settings.non_finite)
     registry = Registry(settings)
     plane = DataPlane(
         registry, settings, api_keys_for(settings), WorkerBoard.from_env(settings.workers)

@@ -127,30 +127,18 @@ def check_strings(value: Any, label: str) -> np.ndarray:
     return np.array(_text(value, label), dtype=object)
 
 
-# The NaN/Infinity policy (TFSHIP_NON_FINITE). A process serves one settings object, so the
-# app sets this once at start-up rather than threading it through every codec.
-_allow_non_finite = False
-
-
-def set_non_finite_policy(policy: str) -> None:
-    global _allow_non_finite
-    _allow_non_finite = policy == "allow"
-
-
 def check_numbers(array: np.ndarray, dtype: np.dtype, label: str) -> np.ndarray:
-    """Numeric array -> dtype, refusing NaN/Infinity (unless allowed for a float input),
-    fractions for integers, overflow."""
+    """Numeric array -> dtype, refusing NaN/Infinity for an integer input, fractions for
+    integers, overflow. NaN and Infinity for a float input pass: whether the server takes
+    them is its policy (TFSHIP_NON_FINITE), applied by the dataplane to every protocol."""
     kind = array.dtype.kind
     finite: np.ndarray | None = None
     if kind == "f":
         finite = np.isfinite(array)
         if finite.all():
             finite = None
-        elif not (_allow_non_finite and dtype.kind == "f"):
-            raise InvalidArgument(
-                f"{label}: NaN and Infinity are not accepted"
-                + ("" if dtype.kind != "f" else " (TFSHIP_NON_FINITE=reject)")
-            )
+        elif dtype.kind != "f":
+            raise InvalidArgument(f"{label}: NaN and Infinity are not accepted")
     if dtype.kind in "iu":
         if kind == "f" and not np.all(np.mod(array, 1) == 0):
             raise InvalidArgument(f"{label}: expected integers ({dtype.name}), got fractions")
@@ -164,7 +152,7 @@ def check_numbers(array: np.ndarray, dtype: np.dtype, label: str) -> np.ndarray:
                 )
     elif dtype.kind == "f" and array.size and kind in "iuf":
         limit = np.finfo(dtype).max
-        # Allowed NaN/Infinity are not overflow: only finite values are measured.
+        # NaN and Infinity are not overflow: only finite values are measured.
         measured = array if finite is None else np.where(finite, array, 0)
         if np.abs(measured).max() > limit:
             raise InvalidArgument(

@@ -20,11 +20,14 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+import numpy as np
+
 from service import logs
 from service.auth import ApiKeys
 from service.dataplane import tasks
 from service.dataplane.call import Call
 from service.dataplane.queue_time import queue_seconds
+from service.errors import InvalidArgument
 from service.metrics import observe_queue, observe_request
 from service.models.model_view import ModelView, VersionStatus
 from service.models.registry import Registry
@@ -45,6 +48,7 @@ class DataPlane:
         self.settings = settings
         self.keys = keys
         self.board = board
+        self.allow_non_finite = settings.non_finite == "allow"
         if board is not None:
             registry.add_listener(lambda: board.publish(registry.readiness()[0]))
 
@@ -170,11 +174,12 @@ class DataPlane:
 
     # --- the model operations ---
 
-    @staticmethod
     def predict(
-        model: ModelView, inputs: dict[str, Any], outputs: list[str] | None = None
+        self, model: ModelView, inputs: dict[str, Any], outputs: list[str] | None = None
     ) -> dict[str, Any]:
         """Output arrays by name (all the signature's, or those asked for)."""
+        if not self.allow_non_finite:
+            _refuse_non_finite(inputs)
         return model.run(inputs, outputs)
 
     def classify(self, model: ModelView, inputs: dict[str, Any], k: int = 0) -> tasks.Classes:
@@ -184,3 +189,13 @@ class DataPlane:
 
     def regress(self, model: ModelView, inputs: dict[str, Any]) -> list[float]:
         return tasks.regressions(model, self.predict(model, inputs))
+
+
+def _refuse_non_finite(inputs: Mapping[str, Any]) -> None:
+    """TFSHIP_NON_FINITE=reject: NaN and Infinity in a float input are a 400, whichever
+    door the request came through (the codecs pass them, having no policy of their own)."""
+    for name, array in inputs.items():
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            raise InvalidArgument(
+                f"input '{name}': NaN and Infinity are not accepted (TFSHIP_NON_FINITE=reject)"
+            )
