@@ -18,6 +18,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from tfship.repository import ONNX_FILE, read_metadata, sha256_file, write_metadata
+from tfship.version_metadata import VersionMetadata
 
 LINEAR_WEIGHTS = np.array([[0.5], [-2.0], [1.25]], dtype=np.float32)
 LINEAR_BIAS = np.array([3.0], dtype=np.float32)
@@ -122,25 +123,30 @@ def _publish(
     onnx.save(model, folder / ONNX_FILE)
     write_metadata(
         folder,
-        {
-            "format_version": 1,
-            "name": name,
-            "version": version,
-            "task": task,
-            "signature_name": "serving_default",
-            "inputs": [{"name": "features", "dtype": "float32", "shape": [-1, features]}],
-            "outputs": [{"name": "value", "dtype": "float32", "shape": [-1, outputs]}],
-            "class_names": [],
-            "tf_serving_signature_def": {
-                "serving_default": {
-                    "inputs": {"features": _tensor_signature("features", [-1, features])},
-                    "outputs": {"value": _tensor_signature("value", [-1, outputs])},
-                    "method_name": "tensorflow/serving/predict",
-                }
-            },
-            "artifacts": {
-                "onnx": {"format": "onnx", "files": {ONNX_FILE: sha256_file(folder / ONNX_FILE)}}
-            },
-        },
+        VersionMetadata.from_json(
+            {
+                "format_version": 1,
+                "name": name,
+                "version": version,
+                "task": task,
+                "signature_name": "serving_default",
+                "inputs": [{"name": "features", "dtype": "float32", "shape": [-1, features]}],
+                "outputs": [{"name": "value", "dtype": "float32", "shape": [-1, outputs]}],
+                "class_names": [],
+                "tf_serving_signature_def": {
+                    "serving_default": {
+                        "inputs": {"features": _tensor_signature("features", [-1, features])},
+                        "outputs": {"value": _tensor_signature("value", [-1, outputs])},
+                        "method_name": "tensorflow/serving/predict",
+                    }
+                },
+                "artifacts": {
+                    "onnx": {
+                        "format": "onnx",
+                        "files": {ONNX_FILE: sha256_file(folder / ONNX_FILE)},
+                    }
+                },
+            }
+        ),
     )
     return folder

@@ -14,7 +14,7 @@ import pytest
 from conftest import GATE_OFF, ROOT, TrainedRepo, run_python_json, run_training
 from onnx import numpy_helper
 
-from tfship.repository import list_versions, verify_artifact
+from tfship.repository import list_versions, read_metadata, verify_artifact
 
 PRUNED_CONFIG = ROOT / "training" / "configs" / "digits-pruned.yaml"
 
@@ -44,7 +44,7 @@ def pruned_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_digits_ships_a_static_int8_variant_within_tolerance(trained_repo: TrainedRepo) -> None:
     meta = trained_repo.metadata()
     folder = trained_repo.version_dir
-    verify_artifact(folder, meta, "onnx.int8")
+    verify_artifact(folder, read_metadata(folder), "onnx.int8")
     record = meta["compression"]["variants"]["int8"]
     assert record["published"] and record["method"] == "static" and record["per_channel"]
     assert record["size_ratio"] <= 0.35  # the target for digits

@@ -7,6 +7,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +31,8 @@ def publish_copy(
         change(staging)
 
     def finalize(folder: Path, version: int) -> None:
-        metadata = json.loads((folder / "metadata.json").read_text())
-        metadata["version"] = version
-        repository.write_metadata(folder, metadata)
+        metadata = repository.read_metadata(folder)
+        repository.write_metadata(folder, replace(metadata, version=version))
 
     return repository.publish(staging, model_root, finalize).version
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tfship import repository as repo
+from tfship.version_metadata import VersionMetadata
 
 
 def _stage(model_root: Path, payload: bytes = b"weights") -> Path:
@@ -21,13 +23,9 @@ def _stage(model_root: Path, payload: bytes = b"weights") -> Path:
 
 
 def _finalize(folder: Path, version: int) -> None:
+    files = repo.digest_files(folder, ["model.onnx"])
     repo.write_metadata(
-        folder,
-        {
-            "format_version": repo.FORMAT_VERSION,
-            "version": version,
-            "artifacts": {"onnx": {"files": repo.digest_files(folder, ["model.onnx"])}},
-        },
+        folder, VersionMetadata(version=version, artifacts={"onnx": {"files": files}})
     )
 
 
@@ -72,9 +70,7 @@ def test_verify_detects_corruption_and_missing_files(tmp_path: Path) -> None:
     ref = repo.publish(_stage(root, b"good"), root, _finalize)
     metadata = repo.read_metadata(ref.path)
     repo.verify_artifact(ref.path, metadata, "onnx")
-    assert (
-        metadata["artifacts"]["onnx"]["files"]["model.onnx"] == hashlib.sha256(b"good").hexdigest()
-    )
+    assert metadata.files("onnx")["model.onnx"] == hashlib.sha256(b"good").hexdigest()
 
     (ref.path / "model.onnx").write_bytes(b"evil")
     with pytest.raises(repo.RepositoryError, match="corrupted"):
@@ -131,3 +127,41 @@ def test_stale_staging_of_a_dead_run_is_removed(tmp_path: Path) -> None:
 )
 def test_model_names(name: str, ok: bool) -> None:
     assert repo.is_valid_model_name(name) is ok
+
+
+def test_metadata_round_trips_and_names_what_is_wrong(tmp_path: Path) -> None:
+    written = {
+        "format_version": 1,
+        "name": "m",
+        "version": 3,
+        "task": "classification",
+        "signature_name": "serving_default",
+        "inputs": [{"name": "x", "dtype": "float32", "shape": [-1, 4], "tf_name": "x:0"}],
+        "outputs": [{"name": "p", "dtype": "float32", "shape": [-1, 2]}],
+        "class_names": ["no", "yes"],
+        "training": {"epochs_run": 5},
+        "metrics": {"onnx": {"accuracy": 0.9}},
+        "artifacts": {"onnx": {"format": "onnx", "files": {"model.onnx": "ab" * 32}}},
+    }
+    (tmp_path / "metadata.json").write_text(json.dumps(written))
+    metadata = repo.read_metadata(tmp_path)
+    assert (metadata.name, metadata.version, metadata.task) == ("m", 3, "classification")
+    assert metadata.inputs[0].shape == (-1, 4) and metadata.inputs[0].tf_name == "x:0"
+    assert metadata.class_names == ("no", "yes")
+    assert metadata.record == {"training": {"epochs_run": 5}}  # training's own account
+    assert metadata.files("onnx") == {"model.onnx": "ab" * 32}
+    assert metadata.to_json() == written  # nothing lost or added on the way through
+    published = metadata.published(4, "2026-12-01T00:00:00+00:00", training={"seconds": 2})
+    assert published.version == 4
+    assert published.record["training"] == {"epochs_run": 5, "seconds": 2}
+    assert metadata.record["training"] == {"epochs_run": 5}  # the original is unchanged
+
+    for key, value, message in [
+        ("inputs", [{"name": "x", "dtype": "float32", "shape": "4"}], "inputs[0].shape must"),
+        ("inputs", {"x": 1}, "'inputs' must be a list, got dict"),
+        ("version", "3", "'version' must be an integer, got str"),
+        ("artifacts", {"onnx": {"files": ["model.onnx"]}}, "artifacts.onnx.files must map"),
+    ]:
+        (tmp_path / "metadata.json").write_text(json.dumps({**written, key: value}))
+        with pytest.raises(repo.RepositoryError, match=re.escape(message)):
+            repo.read_metadata(tmp_path)

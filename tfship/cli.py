@@ -48,17 +48,17 @@ def _models_rows(args: argparse.Namespace) -> list[dict[str, object]]:
                 row["error"] = str(exc)
                 rows.append(row)
                 continue
-            row["created"] = metadata.get("created")
-            row["artifacts"] = sorted(metadata.get("artifacts", {}))
+            row["created"] = metadata.created
+            row["artifacts"] = sorted(metadata.artifacts)
             # The metric the quality gate judged (accuracy before gates existed).
-            metric = str(metadata.get("quality_gate", {}).get("metric", "accuracy"))
+            metric = str(metadata.record.get("quality_gate", {}).get("metric", "accuracy"))
             row["test_metric"] = metric
             row["test_metrics"] = {
                 artifact: values.get(metric)
-                for artifact, values in metadata.get("metrics", {}).items()
+                for artifact, values in metadata.metrics.items()
                 if artifact in row["artifacts"]
             }
-            row["parity_max_abs_diff"] = metadata.get("parity", {}).get("max_abs_diff")
+            row["parity_max_abs_diff"] = metadata.record.get("parity", {}).get("max_abs_diff")
             if args.verify:
                 problems = []
                 for artifact in row["artifacts"]:

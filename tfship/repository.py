@@ -26,9 +26,9 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-FORMAT_VERSION = 1
+from tfship.version_metadata import MetadataError, VersionMetadata
+
 METADATA_FILE = "metadata.json"
 ONNX_FILE = "model.onnx"
 SAVED_MODEL_FILE = "saved_model.pb"
@@ -145,39 +145,35 @@ def check_inside(path: Path, root: Path) -> None:
         raise RepositoryError(f"{path} leads to {real}, outside {real_root}; refusing to read it")
 
 
-def read_metadata(version_dir: Path) -> dict[str, Any]:
+def read_metadata(version_dir: Path) -> VersionMetadata:
     path = version_dir / METADATA_FILE
     check_inside(path, version_dir)
     try:
-        metadata = json.loads(path.read_text())
+        data = json.loads(path.read_text())
     except FileNotFoundError as exc:
         raise RepositoryError(f"{path} is missing") from exc
     except (OSError, ValueError) as exc:
         raise RepositoryError(f"{path} cannot be read: {exc}") from exc
-    if not isinstance(metadata, dict):
+    if not isinstance(data, dict):
         raise RepositoryError(f"{path} is not a JSON object")
-    fmt = metadata.get("format_version")
-    if fmt != FORMAT_VERSION:
-        raise RepositoryError(
-            f"{path} has format_version {fmt!r}; this tfship reads format_version {FORMAT_VERSION}"
-        )
-    return metadata
+    try:
+        return VersionMetadata.from_json(data)
+    except MetadataError as exc:
+        raise RepositoryError(f"{path}: {exc}") from None
 
 
-def verify_artifact(version_dir: Path, metadata: dict[str, Any], artifact: str) -> None:
+def verify_artifact(version_dir: Path, metadata: VersionMetadata, artifact: str) -> None:
     """Check every file of one artifact against the sha256 recorded at publish time.
 
     Only the artifact about to be loaded is hashed: a server using ONNX need not read the
     SavedModel's variables, which can be large.
     """
-    artifacts = metadata.get("artifacts", {})
-    if artifact not in artifacts:
-        known = ", ".join(sorted(artifacts)) or "none"
+    if artifact not in metadata.artifacts:
+        known = ", ".join(sorted(metadata.artifacts)) or "none"
         raise RepositoryError(
             f"{version_dir} has no '{artifact}' artifact in {METADATA_FILE} (it has: {known})"
         )
-    expected: dict[str, str] = artifacts[artifact]["files"]
-    for rel, want in expected.items():
+    for rel, want in metadata.files(artifact).items():
         path = version_dir / rel
         check_inside(path, version_dir)
         if not path.is_file():
@@ -190,8 +186,9 @@ def verify_artifact(version_dir: Path, metadata: dict[str, Any], artifact: str) 
             )
 
 
-def write_metadata(version_dir: Path, metadata: dict[str, Any]) -> None:
-    (version_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=False) + "\n")
+def write_metadata(version_dir: Path, metadata: VersionMetadata) -> None:
+    text = json.dumps(metadata.to_json(), indent=2, sort_keys=False)
+    (version_dir / METADATA_FILE).write_text(text + "\n")
 
 
 def _fsync_tree(root: Path) -> None:

@@ -40,7 +40,7 @@ def newest_metric(model_root: Path, metric: str) -> tuple[int | None, float | No
         return None, None
     for version in reversed(versions):
         try:
-            metrics = read_metadata(model_root / str(version)).get("metrics", {})
+            metrics = read_metadata(model_root / str(version)).metrics
         except RepositoryError:
             continue
         for artifact in ("onnx", "savedmodel"):

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from tfship.repository import (
-    FORMAT_VERSION,
     ONNX_FILE,
     SAVED_MODEL_PARTS,
     VersionRef,
@@ -32,6 +31,7 @@ from tfship.repository import (
     remove_stale_temp_dirs,
     write_metadata,
 )
+from tfship.version_metadata import TensorInfo, VersionMetadata
 from training.config import TrainConfig
 from training.errors import ExportError, GateRefused, TrainingError
 
@@ -190,7 +190,7 @@ def _run(
     staging = new_temp_dir(model_root)
     outcome = "failed"
     decision = None
-    metadata: dict[str, Any] = {}
+    metadata: VersionMetadata | None = None
     ref: VersionRef | None = None
     try:
         with clock.stage("export"):
@@ -267,60 +267,69 @@ def _run(
                         _say(5, f"quantize: {variant} not published: {record['reason']}")
         decision = gate.decide(config, metrics["onnx"][config.gate_metric()], model_root, force)
         _say(6, f"quality gate: {decision.message}")
-        metadata = {
-            "format_version": FORMAT_VERSION,
-            "name": config.name,
-            "task": task,
-            "signature_name": export.SIGNATURE_NAME,
-            "inputs": [t.to_dict() for t in saved.inputs],
-            "outputs": [t.to_dict() for t in saved.outputs],
-            "class_names": splits.class_names,
-            "preprocessing": preprocessing_info,
-            "training_config": config.to_dict(),
-            "data": {
-                "description": splits.description,
-                "rows": splits.sizes(),
-                "seed": config.seed,
-                "cleaning": cleaning,
+        metadata = VersionMetadata(
+            name=config.name,
+            task=task,
+            signature_name=export.SIGNATURE_NAME,
+            inputs=tuple(
+                TensorInfo(t.name, t.dtype, tuple(t.shape), t.tf_name) for t in saved.inputs
+            ),
+            outputs=tuple(
+                TensorInfo(t.name, t.dtype, tuple(t.shape), t.tf_name) for t in saved.outputs
+            ),
+            class_names=tuple(splits.class_names),
+            artifacts=artifacts,
+            tf_serving_signature_def=saved.signature_def_json,
+            metrics=metrics,
+            record={
+                "preprocessing": preprocessing_info,
+                "training_config": config.to_dict(),
+                "data": {
+                    "description": splits.description,
+                    "rows": splits.sizes(),
+                    "seed": config.seed,
+                    "cleaning": cleaning,
+                },
+                "training": {
+                    "run_id": run.run_id,
+                    "run_folder": str(run.root),
+                    "report": str(run.report),
+                    "epochs_run": fitted.epochs_run,
+                    "best_epoch": fitted.best_epoch,
+                    "resumed_from_epoch": fitted.resumed_from_epoch,
+                    "fit_seconds": clock.seconds["fit"],
+                    "history": fitted.history,
+                },
+                "evaluation": {k: v for k, v in saved_metrics.items() if not isinstance(v, float)},
+                "parity": {
+                    "max_abs_diff": max_diff,
+                    "tolerance": config.export.parity_tolerance,
+                    "rows": len(splits.y_test),
+                    "reference": "savedmodel",
+                },
+                "quality_gate": decision.to_dict(),
+                "compression": compression,
+                "environment": {
+                    "python": platform.python_version(),
+                    "tensorflow": tf.__version__,
+                    "keras": keras.__version__,
+                    "tf2onnx": _version_of("tf2onnx"),
+                    "onnxruntime": _version_of("onnxruntime"),
+                },
             },
-            "training": {
-                "run_id": run.run_id,
-                "run_folder": str(run.root),
-                "report": str(run.report),
-                "epochs_run": fitted.epochs_run,
-                "best_epoch": fitted.best_epoch,
-                "resumed_from_epoch": fitted.resumed_from_epoch,
-                "fit_seconds": clock.seconds["fit"],
-                "history": fitted.history,
-            },
-            "metrics": metrics,
-            "evaluation": {k: v for k, v in saved_metrics.items() if not isinstance(v, float)},
-            "parity": {
-                "max_abs_diff": max_diff,
-                "tolerance": config.export.parity_tolerance,
-                "rows": len(splits.y_test),
-                "reference": "savedmodel",
-            },
-            "quality_gate": decision.to_dict(),
-            "compression": compression,
-            "artifacts": artifacts,
-            "tf_serving_signature_def": saved.signature_def_json,
-            "environment": {
-                "python": platform.python_version(),
-                "tensorflow": tf.__version__,
-                "keras": keras.__version__,
-                "tf2onnx": _version_of("tf2onnx"),
-                "onnxruntime": _version_of("onnxruntime"),
-            },
-        }
+        )
         if not decision.publish:
             outcome = "refused by the quality gate"
             raise GateRefused(f"{decision.message}; nothing was published (--force overrides)")
 
         def finalize(folder: Path, version: int) -> None:
-            metadata["version"] = version
-            metadata["created"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-            metadata["training"]["total_seconds"] = round(time.monotonic() - started, 2)
+            nonlocal metadata
+            assert metadata is not None
+            metadata = metadata.published(
+                version,
+                dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                training={"total_seconds": round(time.monotonic() - started, 2)},
+            )
             write_metadata(folder, metadata)
 
         with clock.stage("publish"):
@@ -330,8 +339,10 @@ def _run(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     finally:
-        if metadata:
-            _write_report(run, config, metadata, outcome, ref, clock.seconds, fitted.history)
+        if metadata is not None:
+            _write_report(
+                run, config, metadata.to_json(), outcome, ref, clock.seconds, fitted.history
+            )
         if outcome != "failed":
             finish_run(run_dir, config)
     assert ref is not None

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from service.models.runtimes.base import Signature, TensorSpec
+from tfship.version_metadata import VersionMetadata
 
 Predict = Callable[[dict[str, Any], list[str] | None], dict[str, Any]]
 
@@ -68,19 +69,12 @@ class ModelView:
         version: int,
         runtime: str,
         signature: Signature,
-        metadata: Mapping[str, Any],
+        metadata: VersionMetadata,
         run: Predict,
     ) -> ModelView:
-        defs = metadata.get("tf_serving_signature_def") or signature_defs_of(signature)
+        defs = metadata.tf_serving_signature_def or signature_defs_of(signature)
         return cls(
-            name,
-            version,
-            runtime,
-            signature,
-            str(metadata.get("task") or "unknown"),
-            tuple(str(c) for c in metadata.get("class_names") or ()),
-            defs,
-            run,
+            name, version, runtime, signature, metadata.task, metadata.class_names, defs, run
         )
 
 

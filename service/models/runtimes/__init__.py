@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from tfship.version_metadata import VersionMetadata
 from service.models.runtimes.base import Runtime
 
 # Which artifact in metadata.json each runtime loads (and so which files get verified).
@@ -13,7 +14,7 @@ ARTIFACT_FOR_RUNTIME = {"onnx": "onnx", "savedmodel": "savedmodel"}
 
 
 def load_runtime(
-    kind: str, folder: Path, metadata: Mapping[str, Any], threads: int, variant: str = ""
+    kind: str, folder: Path, metadata: VersionMetadata, threads: int, variant: str = ""
 ) -> Runtime:
     if kind == "onnx":
         from service.models.runtimes.onnx import OnnxRuntime

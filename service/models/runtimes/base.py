@@ -8,6 +8,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from tfship.version_metadata import TensorInfo, VersionMetadata
+
 
 @dataclass(frozen=True)
 class TensorSpec:
@@ -31,16 +33,16 @@ class Signature:
         return [spec.name for spec in self.outputs]
 
 
-def signature_from_metadata(metadata: Mapping[str, Any]) -> Signature:
-    def specs(entries: list[dict[str, Any]]) -> tuple[TensorSpec, ...]:
-        return tuple(
-            TensorSpec(e["name"], np.dtype(e["dtype"]), tuple(int(d) for d in e["shape"]))
-            for e in entries
-        )
+def signature_from_metadata(metadata: VersionMetadata) -> Signature:
+    """The predict signature metadata.json declares; a version declaring no inputs or
+    outputs cannot be served from it."""
+    if not metadata.inputs or not metadata.outputs:
+        raise ValueError("metadata.json declares no inputs or no outputs: nothing to serve")
 
-    return Signature(
-        metadata["signature_name"], specs(metadata["inputs"]), specs(metadata["outputs"])
-    )
+    def specs(entries: tuple[TensorInfo, ...]) -> tuple[TensorSpec, ...]:
+        return tuple(TensorSpec(e.name, np.dtype(e.dtype), e.shape) for e in entries)
+
+    return Signature(metadata.signature_name, specs(metadata.inputs), specs(metadata.outputs))
 
 
 class Runtime(Protocol):

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from tfship.version_metadata import VersionMetadata
 from service.models.runtimes.deadlines import WATCHDOG
 from service.errors import ComputeTimeout
 from service.models.runtimes.base import Signature, signature_from_metadata
@@ -17,7 +18,7 @@ from tfship.repository import onnx_file
 
 class OnnxRuntime:
     def __init__(
-        self, folder: Path, metadata: Mapping[str, Any], threads: int, variant: str = ""
+        self, folder: Path, metadata: VersionMetadata, threads: int, variant: str = ""
     ) -> None:
         path = folder / onnx_file(variant)
         options = ort.SessionOptions()

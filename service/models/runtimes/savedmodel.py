@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from tfship.version_metadata import VersionMetadata
 from service.models.runtimes.base import Signature, TensorSpec
 
 _threads_configured = False
@@ -32,11 +33,11 @@ def _import_tensorflow(threads: int) -> Any:
 
 
 class SavedModelRuntime:
-    def __init__(self, folder: Path, metadata: Mapping[str, Any], threads: int) -> None:
+    def __init__(self, folder: Path, metadata: VersionMetadata, threads: int) -> None:
         tf = _import_tensorflow(threads)
         self._tf = tf
         self._loaded = tf.saved_model.load(str(folder))
-        name = metadata["signature_name"]
+        name = metadata.signature_name
         self._function = self._loaded.signatures[name]
         # The signature as the SavedModel itself declares it: the source of truth here.
         _, kwargs = self._function.structured_input_signature
