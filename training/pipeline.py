@@ -10,9 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
-import platform
 import shutil
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,26 +18,17 @@ from pathlib import Path
 from typing import Any
 
 from tfship.repository import (
-    ONNX_FILE,
-    SAVED_MODEL_PARTS,
     VersionRef,
-    artifact_key,
-    digest_files,
-    files_under,
     new_temp_dir,
     publish,
     remove_stale_temp_dirs,
     write_metadata,
 )
-from tfship.version_metadata import TensorInfo, VersionMetadata
+from tfship.version_metadata import VersionMetadata
+from training import stages
 from training.config import TrainConfig
-from training.errors import ExportError, GateRefused, TrainingError
-
-STAGES = 6
-
-
-def _say(step: int, message: str) -> None:
-    print(f"[{step}/{STAGES}] {message}", file=sys.stderr, flush=True)
+from training.errors import GateRefused, TrainingError
+from training.stages import say
 
 
 class StageClock:
@@ -104,89 +93,33 @@ def _run(
     # TensorFlow is imported only here, after the config has been checked, so a typo in
     # the config fails in a fraction of a second rather than after TF's start-up.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
-    import numpy as np
-    import tensorflow as tf
-
-    from training import data, evaluate, export, fit, gate, model, quantize
+    from training import gate
     from training.run_folder import finish_run, open_run
 
     # Before any other TensorFlow op: multi-worker collectives are set up at creation.
     strategy = distribute.make_strategy(cluster)
     _setup_tensorflow(config)
     clock = StageClock()
-    task = config.task
     if cluster is not None and not cluster.is_chief:
         # Its own logs and backup, apart from the chief's.
         run_dir = run_dir / f".worker-{cluster.index}"
 
     with clock.stage("data"):
-        _say(1, f"data: loading {config.data.source} {config.data.path or config.data.dataset}")
-        splits = data.prepare_data(config)
-        cleaning = splits.cleaning
-        _say(
-            1,
-            f"data: {splits.description}; {cleaning['rows_kept']} of {cleaning['rows_loaded']} "
-            f"rows kept; split {splits.sizes()} (seed {config.seed})",
-        )
+        splits = stages.load_data(config)
     run = open_run(run_dir, config)
-
     with clock.stage("model"), strategy.scope():
-        net, specs, preprocessing_info = model.build_model(config, splits)
-        output = model.output_name(task)
-        _say(
-            2,
-            f"model: {config.model.architecture}, {net.count_params():,} parameters, inputs "
-            f"{', '.join(s.name for s in specs)}; preprocessing in the graph: "
-            + ", ".join(str(p["layer"]) for p in preprocessing_info),
-        )
-
+        built = stages.build(config, splits)
     with clock.stage("fit"):
-        resume_note = ""
-        if run.resumed and run.backed_up_epochs():
-            resume_note = f", resuming run {run.run_id} after epoch {run.backed_up_epochs()}"
-        _say(
-            3,
-            f"fit: up to {config.fit.epochs} epochs, early stopping on "
-            f"{config.fit.early_stopping.monitor}{resume_note}; "
-            f"{distribute.describe(strategy, cluster)}; logs in {run.root}",
-        )
-        with strategy.scope():
-            fitted = fit.fit_model(net, splits, config, run, strategy=strategy)
-        if config.fit.mixed_precision or strategy.num_replicas_in_sync > 1:
-            # Serving gets a plain float32 model with the trained weights: mixed precision
-            # is for training speed, and a model built outside the strategy exports without
-            # collective saving (so ONNX and TF agree to the usual tolerance).
-            keras.mixed_precision.set_global_policy("float32")
-            trained = net
-            net, _, _ = model.build_model(config, splits)
-            net.set_weights(trained.get_weights())
-            why = "mixed precision" if config.fit.mixed_precision else "distributed"
-            _say(3, f"fit: {why} training done; exporting a float32 single-device copy")
+        fitted, built = stages.train(config, splits, built, run, strategy, cluster)
     if cluster is not None and not cluster.is_chief:
         finish_run(run_dir, config)
-        _say(
-            6,
-            f"worker {cluster.index}: trained in lock-step with the chief (worker 0), "
-            "which evaluates and publishes; waiting for it",
-        )
-        outcome = distribute.wait_for_chief()
-        if not outcome.startswith(distribute.PUBLISHED):
-            raise TrainingError(f"the chief's run ended without a version: {outcome}")
-        _say(6, f"worker {cluster.index}: the chief {outcome}; nothing is published here")
-        return None
-
+        return _wait_for_chief(cluster)
     with clock.stage("evaluate"):
-        _say(4, "evaluate: Keras model on the test split")
-        x_test = splits.x_test
-        keras_out = net.predict(fit.make_dataset(x_test, splits.y_test, 256), verbose=0)
-        evaluation = evaluate.task_metrics(task, keras_out, splits.y_test, splits.class_names)
-        gate_value = float(evaluation.get(config.gate_metric(), float("nan")))
-        _say(4, f"evaluate: test {config.gate_metric()} {gate_value:.4f}")
+        evaluation = stages.evaluate_keras(config, splits, built)
 
     model_root = model_dir / config.name
     for stale in remove_stale_temp_dirs(model_root):
-        _say(5, f"export: removed leftover staging folder {stale.name} of an earlier run")
+        say(5, f"export: removed leftover staging folder {stale.name} of an earlier run")
     staging = new_temp_dir(model_root)
     outcome = "failed"
     decision = None
@@ -194,129 +127,24 @@ def _run(
     ref: VersionRef | None = None
     try:
         with clock.stage("export"):
-            _say(5, "export: SavedModel")
-            saved = export.export_saved_model(net, specs, output, staging, splits.class_names)
-            if config.export.warmup_rows:
-                warm = {k: v[: config.export.warmup_rows] for k, v in x_test.items()}
-                export.write_warmup_requests(staging, config.name, specs, warm)
-            _say(5, f"export: ONNX (tf2onnx, opset {config.export.onnx_opset})")
-            export.convert_to_onnx(staging, config.export.onnx_opset)
-            _say(5, "export: parity, ONNX Runtime vs TensorFlow on the whole test split")
-            tf_out = export.predict_saved_model(staging, x_test, output)
-            onnx_out = export.predict_onnx(staging / ONNX_FILE, x_test, output)
-            max_diff = float(np.abs(tf_out - onnx_out).max())
-            if not max_diff <= config.export.parity_tolerance:
-                raise ExportError(
-                    f"ONNX output differs from TensorFlow by {max_diff:.3g} on the test split "
-                    f"(tolerance {config.export.parity_tolerance:g}); nothing was published"
-                )
-        artifacts: dict[str, dict[str, Any]] = {
-            "savedmodel": {
-                "format": "tf_saved_model",
-                "files": digest_files(staging, files_under(staging, SAVED_MODEL_PARTS)),
-            },
-            "onnx": {
-                "format": "onnx",
-                "opset": config.export.onnx_opset,
-                "files": digest_files(staging, [ONNX_FILE]),
-            },
-        }
-        for entry in artifacts.values():
-            entry["size_bytes"] = sum((staging / f).stat().st_size for f in entry["files"])
-            entry["gzip_bytes"] = quantize.gzip_size([staging / f for f in entry["files"]])
-        saved_metrics = evaluate.task_metrics(task, tf_out, splits.y_test, splits.class_names)
-        metrics = {
-            "keras": evaluate.headline(evaluation),
-            "savedmodel": evaluate.headline(saved_metrics),
-            "onnx": evaluate.headline(
-                evaluate.task_metrics(task, onnx_out, splits.y_test, splits.class_names)
-            ),
-        }
-        compression: dict[str, Any] = {"pruning": fitted.pruning, "variants": {}}
+            exported = stages.export_and_check(config, splits, built, staging)
+        described = stages.describe(config, splits, evaluation, exported, fitted.pruning)
         if config.compress.quantize:
             with clock.stage("quantize"):
-                calibration = quantize.sample_rows(
-                    splits.x_train, config.compress.calibration_rows, config.seed
-                )
-                for variant in config.compress.quantize:
-                    outcome_of = quantize.build_variant(
-                        variant,
-                        config,
-                        staging,
-                        calibration,
-                        x_test,
-                        splits.y_test,
-                        splits.class_names,
-                        output,
-                        metrics["onnx"][config.gate_metric()],
-                    )
-                    record = outcome_of.record
-                    compression["variants"][variant] = record
-                    if outcome_of.published:
-                        key = artifact_key("onnx", variant)
-                        artifacts[key] = outcome_of.artifact or {}
-                        metrics[key] = outcome_of.metrics or {}
-                        _say(
-                            5,
-                            f"quantize: {variant} ({record['method']}) {record['size_bytes']:,}"
-                            f" bytes = {record['size_ratio']:.0%} of float, "
-                            f"{record['metric']} {record['value']:.4f} "
-                            f"(float {record['float_value']:.4f})",
-                        )
-                    else:
-                        _say(5, f"quantize: {variant} not published: {record['reason']}")
-        decision = gate.decide(config, metrics["onnx"][config.gate_metric()], model_root, force)
-        _say(6, f"quality gate: {decision.message}")
-        metadata = VersionMetadata(
-            name=config.name,
-            task=task,
-            signature_name=export.SIGNATURE_NAME,
-            inputs=tuple(
-                TensorInfo(t.name, t.dtype, tuple(t.shape), t.tf_name) for t in saved.inputs
-            ),
-            outputs=tuple(
-                TensorInfo(t.name, t.dtype, tuple(t.shape), t.tf_name) for t in saved.outputs
-            ),
-            class_names=tuple(splits.class_names),
-            artifacts=artifacts,
-            tf_serving_signature_def=saved.signature_def_json,
-            metrics=metrics,
-            record={
-                "preprocessing": preprocessing_info,
-                "training_config": config.to_dict(),
-                "data": {
-                    "description": splits.description,
-                    "rows": splits.sizes(),
-                    "seed": config.seed,
-                    "cleaning": cleaning,
-                },
-                "training": {
-                    "run_id": run.run_id,
-                    "run_folder": str(run.root),
-                    "report": str(run.report),
-                    "epochs_run": fitted.epochs_run,
-                    "best_epoch": fitted.best_epoch,
-                    "resumed_from_epoch": fitted.resumed_from_epoch,
-                    "fit_seconds": clock.seconds["fit"],
-                    "history": fitted.history,
-                },
-                "evaluation": {k: v for k, v in saved_metrics.items() if not isinstance(v, float)},
-                "parity": {
-                    "max_abs_diff": max_diff,
-                    "tolerance": config.export.parity_tolerance,
-                    "rows": len(splits.y_test),
-                    "reference": "savedmodel",
-                },
-                "quality_gate": decision.to_dict(),
-                "compression": compression,
-                "environment": {
-                    "python": platform.python_version(),
-                    "tensorflow": tf.__version__,
-                    "keras": keras.__version__,
-                    "tf2onnx": _version_of("tf2onnx"),
-                    "onnxruntime": _version_of("onnxruntime"),
-                },
-            },
+                stages.quantize_variants(config, splits, built, exported, described)
+        gate_value = described.metrics["onnx"][config.gate_metric()]
+        decision = gate.decide(config, gate_value, model_root, force)
+        say(6, f"quality gate: {decision.message}")
+        metadata = stages.version_metadata(
+            config,
+            splits,
+            built=built,
+            fitted=fitted,
+            run=run,
+            fit_seconds=clock.seconds["fit"],
+            exported=exported,
+            described=described,
+            decision=decision,
         )
         if not decision.publish:
             outcome = "refused by the quality gate"
@@ -345,23 +173,40 @@ def _run(
             )
         if outcome != "failed":
             finish_run(run_dir, config)
-    assert ref is not None
+    assert ref is not None and decision is not None
     total = time.monotonic() - started
+    metrics, gate_metric = described.metrics, config.gate_metric()
     rows = [(stage, f"{seconds:.1f} s") for stage, seconds in clock.seconds.items()]
     rows += [
         ("total", f"{total:.1f} s"),
-        (f"test {config.gate_metric()}", f"{decision.value:.4f}" if decision else "?"),
-        ("parity max |diff|", f"{max_diff:.2g}"),
+        (f"test {gate_metric}", f"{decision.value:.4f}"),
+        ("parity max |diff|", f"{exported.max_diff:.2g}"),
         ("report", str(run.report)),
     ]
-    _say(
+    say(
         6,
         f"published {ref.name} version {ref.version} at {ref.path}: test "
-        f"{config.gate_metric()} {metrics['savedmodel'][config.gate_metric()]:.4f} "
-        f"(SavedModel) / {metrics['onnx'][config.gate_metric()]:.4f} (ONNX), "
-        f"parity max |diff| {max_diff:.2g}, {total:.1f} s\n" + _summary_table(rows),
+        f"{gate_metric} {metrics['savedmodel'][gate_metric]:.4f} "
+        f"(SavedModel) / {metrics['onnx'][gate_metric]:.4f} (ONNX), "
+        f"parity max |diff| {exported.max_diff:.2g}, {total:.1f} s\n" + _summary_table(rows),
     )
     return ref
+
+
+def _wait_for_chief(cluster: Any) -> None:
+    """A multi-worker run's other workers: the chief evaluates and publishes."""
+    from training import distribute
+
+    say(
+        6,
+        f"worker {cluster.index}: trained in lock-step with the chief (worker 0), "
+        "which evaluates and publishes; waiting for it",
+    )
+    outcome = distribute.wait_for_chief()
+    if not outcome.startswith(distribute.PUBLISHED):
+        raise TrainingError(f"the chief's run ended without a version: {outcome}")
+    say(6, f"worker {cluster.index}: the chief {outcome}; nothing is published here")
+    return None
 
 
 def _write_report(
@@ -388,12 +233,3 @@ def _write_report(
         "training": {**metadata["training"], "fit_seconds": stage_seconds.get("fit")},
     }
     report.write_report(run.report, summary, images)
-
-
-def _version_of(package: str) -> str | None:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return None

@@ -1,0 +1,323 @@
+"""The stages of one training run, each a function with typed inputs and outputs.
+
+``pipeline.py`` calls them in order; what one stage hands the next is a small record
+(``Built``, ``Exported``, ``Described``), as TFX's trainer hands ``FnArgs`` to ``run_fn``.
+TensorFlow is imported by the modules these call, never at this module's import, so a bad
+config still fails before TensorFlow starts.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tfship.repository import (
+    ONNX_FILE,
+    SAVED_MODEL_PARTS,
+    artifact_key,
+    digest_files,
+    files_under,
+)
+from tfship.version_metadata import TensorInfo, VersionMetadata
+from training.config import TrainConfig
+from training.data import Splits
+from training.errors import ExportError
+
+STAGES = 6
+
+
+def say(step: int, message: str) -> None:
+    print(f"[{step}/{STAGES}] {message}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class Built:
+    """The model stage's hand-over: the Keras model and what export needs to know of it."""
+
+    net: Any  # keras.Model
+    specs: list[Any]  # the model's input specs (name, dtype, shape)
+    preprocessing: list[dict[str, Any]]  # the preprocessing layers inside the graph
+    output: str  # the exported output's name
+
+
+@dataclass
+class Exported:
+    """The export stage's hand-over: the staged artifacts and their predictions on the test
+    split, which agree within the parity tolerance."""
+
+    staging: Path
+    saved: Any  # export.SavedModelInfo
+    tf_out: np.ndarray
+    onnx_out: np.ndarray
+    max_diff: float
+
+
+@dataclass
+class Described:
+    """Artifacts with their digests and sizes, and test metrics per artifact."""
+
+    artifacts: dict[str, dict[str, Any]]
+    metrics: dict[str, dict[str, Any]]
+    saved_metrics: dict[str, Any]  # the SavedModel's full evaluation (per class, matrix)
+    compression: dict[str, Any]
+
+
+def load_data(config: TrainConfig) -> Splits:
+    from training import data
+
+    say(1, f"data: loading {config.data.source} {config.data.path or config.data.dataset}")
+    splits = data.prepare_data(config)
+    cleaning = splits.cleaning
+    say(
+        1,
+        f"data: {splits.description}; {cleaning['rows_kept']} of {cleaning['rows_loaded']} "
+        f"rows kept; split {splits.sizes()} (seed {config.seed})",
+    )
+    return splits
+
+
+def build(config: TrainConfig, splits: Splits) -> Built:
+    from training import model
+
+    net, specs, preprocessing = model.build_model(config, splits)
+    built = Built(net, specs, preprocessing, model.output_name(config.task))
+    say(
+        2,
+        f"model: {config.model.architecture}, {net.count_params():,} parameters, inputs "
+        f"{', '.join(s.name for s in specs)}; preprocessing in the graph: "
+        + ", ".join(str(p["layer"]) for p in preprocessing),
+    )
+    return built
+
+
+def train(
+    config: TrainConfig, splits: Splits, built: Built, run: Any, strategy: Any, cluster: Any
+) -> tuple[Any, Built]:
+    """Fit; the fit result and the model to export (a float32 single-device copy when the
+    fit ran in mixed precision or on several replicas)."""
+    import keras
+
+    from training import distribute, fit, model
+
+    resume_note = ""
+    if run.resumed and run.backed_up_epochs():
+        resume_note = f", resuming run {run.run_id} after epoch {run.backed_up_epochs()}"
+    say(
+        3,
+        f"fit: up to {config.fit.epochs} epochs, early stopping on "
+        f"{config.fit.early_stopping.monitor}{resume_note}; "
+        f"{distribute.describe(strategy, cluster)}; logs in {run.root}",
+    )
+    with strategy.scope():
+        fitted = fit.fit_model(built.net, splits, config, run, strategy=strategy)
+    if not (config.fit.mixed_precision or strategy.num_replicas_in_sync > 1):
+        return fitted, built
+    # Serving gets a plain float32 model with the trained weights: mixed precision is for
+    # training speed, and a model built outside the strategy exports without collective
+    # saving (so ONNX and TF agree to the usual tolerance).
+    keras.mixed_precision.set_global_policy("float32")
+    net, _, _ = model.build_model(config, splits)
+    net.set_weights(built.net.get_weights())
+    why = "mixed precision" if config.fit.mixed_precision else "distributed"
+    say(3, f"fit: {why} training done; exporting a float32 single-device copy")
+    return fitted, Built(net, built.specs, built.preprocessing, built.output)
+
+
+def evaluate_keras(config: TrainConfig, splits: Splits, built: Built) -> dict[str, Any]:
+    from training import evaluate, fit
+
+    say(4, "evaluate: Keras model on the test split")
+    dataset = fit.make_dataset(splits.x_test, splits.y_test, 256)
+    keras_out = built.net.predict(dataset, verbose=0)
+    evaluation = evaluate.task_metrics(config.task, keras_out, splits.y_test, splits.class_names)
+    gate_value = float(evaluation.get(config.gate_metric(), float("nan")))
+    say(4, f"evaluate: test {config.gate_metric()} {gate_value:.4f}")
+    return evaluation
+
+
+def export_and_check(config: TrainConfig, splits: Splits, built: Built, staging: Path) -> Exported:
+    """SavedModel, warm-up requests and ONNX into ``staging``; ONNX must agree with
+    TensorFlow on the whole test split."""
+    from training import export
+
+    say(5, "export: SavedModel")
+    saved = export.export_saved_model(
+        built.net, built.specs, built.output, staging, splits.class_names
+    )
+    if config.export.warmup_rows:
+        warm = {k: v[: config.export.warmup_rows] for k, v in splits.x_test.items()}
+        export.write_warmup_requests(staging, config.name, built.specs, warm)
+    say(5, f"export: ONNX (tf2onnx, opset {config.export.onnx_opset})")
+    export.convert_to_onnx(staging, config.export.onnx_opset)
+    say(5, "export: parity, ONNX Runtime vs TensorFlow on the whole test split")
+    tf_out = export.predict_saved_model(staging, splits.x_test, built.output)
+    onnx_out = export.predict_onnx(staging / ONNX_FILE, splits.x_test, built.output)
+    max_diff = float(np.abs(tf_out - onnx_out).max())
+    if not max_diff <= config.export.parity_tolerance:
+        raise ExportError(
+            f"ONNX output differs from TensorFlow by {max_diff:.3g} on the test split "
+            f"(tolerance {config.export.parity_tolerance:g}); nothing was published"
+        )
+    return Exported(staging, saved, tf_out, onnx_out, max_diff)
+
+
+def describe(
+    config: TrainConfig,
+    splits: Splits,
+    evaluation: dict[str, Any],
+    exported: Exported,
+    pruning: dict[str, Any] | None,
+) -> Described:
+    """Digests and sizes of the staged artifacts; test metrics of Keras, SavedModel, ONNX."""
+    from training import evaluate, quantize
+
+    staging = exported.staging
+    artifacts: dict[str, dict[str, Any]] = {
+        "savedmodel": {
+            "format": "tf_saved_model",
+            "files": digest_files(staging, files_under(staging, SAVED_MODEL_PARTS)),
+        },
+        "onnx": {
+            "format": "onnx",
+            "opset": config.export.onnx_opset,
+            "files": digest_files(staging, [ONNX_FILE]),
+        },
+    }
+    for entry in artifacts.values():
+        entry["size_bytes"] = sum((staging / f).stat().st_size for f in entry["files"])
+        entry["gzip_bytes"] = quantize.gzip_size([staging / f for f in entry["files"]])
+
+    def metrics_of(scores: np.ndarray) -> dict[str, Any]:
+        return evaluate.task_metrics(config.task, scores, splits.y_test, splits.class_names)
+
+    saved_metrics = metrics_of(exported.tf_out)
+    metrics = {
+        "keras": evaluate.headline(evaluation),
+        "savedmodel": evaluate.headline(saved_metrics),
+        "onnx": evaluate.headline(metrics_of(exported.onnx_out)),
+    }
+    return Described(artifacts, metrics, saved_metrics, {"pruning": pruning, "variants": {}})
+
+
+def quantize_variants(
+    config: TrainConfig, splits: Splits, built: Built, exported: Exported, described: Described
+) -> None:
+    """Each configured variant into ``staging``, published only within its tolerance;
+    the records go into ``described``."""
+    from training import quantize
+
+    calibration = quantize.sample_rows(
+        splits.x_train, config.compress.calibration_rows, config.seed
+    )
+    for variant in config.compress.quantize:
+        outcome = quantize.build_variant(
+            variant,
+            config,
+            exported.staging,
+            calibration,
+            splits.x_test,
+            splits.y_test,
+            splits.class_names,
+            built.output,
+            described.metrics["onnx"][config.gate_metric()],
+        )
+        record = outcome.record
+        described.compression["variants"][variant] = record
+        if not outcome.published:
+            say(5, f"quantize: {variant} not published: {record['reason']}")
+            continue
+        key = artifact_key("onnx", variant)
+        described.artifacts[key] = outcome.artifact or {}
+        described.metrics[key] = outcome.metrics or {}
+        say(
+            5,
+            f"quantize: {variant} ({record['method']}) {record['size_bytes']:,} bytes = "
+            f"{record['size_ratio']:.0%} of float, {record['metric']} {record['value']:.4f} "
+            f"(float {record['float_value']:.4f})",
+        )
+
+
+def version_metadata(
+    config: TrainConfig,
+    splits: Splits,
+    *,
+    built: Built,
+    fitted: Any,
+    run: Any,
+    fit_seconds: float,
+    exported: Exported,
+    described: Described,
+    decision: Any,
+) -> VersionMetadata:
+    """The version's metadata.json: the contract the server reads, and the run's record."""
+    import keras
+    import tensorflow as tf
+
+    from training import export
+
+    def tensors(infos: list[Any]) -> tuple[TensorInfo, ...]:
+        return tuple(TensorInfo(t.name, t.dtype, tuple(t.shape), t.tf_name) for t in infos)
+
+    return VersionMetadata(
+        name=config.name,
+        task=config.task,
+        signature_name=export.SIGNATURE_NAME,
+        inputs=tensors(exported.saved.inputs),
+        outputs=tensors(exported.saved.outputs),
+        class_names=tuple(splits.class_names),
+        artifacts=described.artifacts,
+        tf_serving_signature_def=exported.saved.signature_def_json,
+        metrics=described.metrics,
+        record={
+            "preprocessing": built.preprocessing,
+            "training_config": config.to_dict(),
+            "data": {
+                "description": splits.description,
+                "rows": splits.sizes(),
+                "seed": config.seed,
+                "cleaning": splits.cleaning,
+            },
+            "training": {
+                "run_id": run.run_id,
+                "run_folder": str(run.root),
+                "report": str(run.report),
+                "epochs_run": fitted.epochs_run,
+                "best_epoch": fitted.best_epoch,
+                "resumed_from_epoch": fitted.resumed_from_epoch,
+                "fit_seconds": fit_seconds,
+                "history": fitted.history,
+            },
+            "evaluation": {
+                k: v for k, v in described.saved_metrics.items() if not isinstance(v, float)
+            },
+            "parity": {
+                "max_abs_diff": exported.max_diff,
+                "tolerance": config.export.parity_tolerance,
+                "rows": len(splits.y_test),
+                "reference": "savedmodel",
+            },
+            "quality_gate": decision.to_dict(),
+            "compression": described.compression,
+            "environment": {
+                "python": platform.python_version(),
+                "tensorflow": tf.__version__,
+                "keras": keras.__version__,
+                "tf2onnx": _version_of("tf2onnx"),
+                "onnxruntime": _version_of("onnxruntime"),
+            },
+        },
+    )
+
+
+def _version_of(package: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return None
