@@ -70,6 +70,7 @@ class DataPlane:
         part: str = "api",
     ) -> None:
         """401 without a valid key, 403 when the key may not use ``model``."""
+        # checks_keys(part), spelled out so that a type checker sees the keys are set
         if self.keys is None or part in self.keys.exempt:
             return
         call.client = self.keys.authenticate(credentials)
