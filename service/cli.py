@@ -23,7 +23,7 @@ CONFIG_FILE = Path(__file__).with_name("gunicorn.conf.py")
 
 
 def _help(doc: str) -> str:
-    """A declaration's README text as a flag's help: no Markdown."""
+    """A declaration's settings-table text as a flag's help: no Markdown."""
     return _LINK.sub(r"\1", doc).replace("`", "")
 
 

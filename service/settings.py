@@ -135,7 +135,7 @@ class Declaration:
     parse: Parse
     # What it is, for the flag's help.
     what: str
-    # The README's third column: the default and what it means (Markdown).
+    # The settings table's third column (docs/serving.md): the default and its meaning.
     doc: str
     # The variable's text for a value (what ``tfship serve`` hands its workers).
     show: Callable[[Any], str] = str
@@ -366,7 +366,7 @@ class ServiceSettings:
 
 
 def declarations() -> dict[str, Declaration]:
-    """Every setting's declaration, in the order of the README's table."""
+    """Every setting's declaration, in the order of the settings table."""
     return {f.name: f.metadata["tfship"] for f in fields(ServiceSettings)}
 
 
@@ -380,7 +380,7 @@ def flag(name: str) -> str:
 
 
 def settings_table() -> str:
-    """The README's settings table, from the declarations (``python -m service.settings``)."""
+    """docs/serving.md's settings table, from the declarations (``python -m service.settings``)."""
     rows = [
         "| variable | flag | default |",
         "| --- | --- | --- |",

@@ -78,19 +78,19 @@ def test_bad_settings_files_name_the_problem(tmp_path: Path, text: str, message:
         settings_from(["--config", str(tmp_path / "missing.yaml")], {})
 
 
-def test_every_setting_has_a_variable_a_flag_and_a_readme_row() -> None:
+def test_every_setting_has_a_variable_a_flag_and_a_documented_row() -> None:
     flags = {option for action in parser()._actions for option in action.option_strings}
-    readme = (ROOT / "README.md").read_text()
+    reference = (ROOT / "docs" / "serving.md").read_text()
     env = ServiceSettings(model_dir=Path("m")).to_env()
     for name in setting_names():
         variable = f"TFSHIP_{name.upper()}"
         assert variable in env, name
-        assert f"| `{variable}` |" in readme, f"{variable} missing from the README's table"
+        assert f"| `{variable}` |" in reference, f"{variable} missing from docs/serving.md's table"
         flag = "--model-runtime" if name == "model_runtimes" else "--" + name.replace("_", "-")
         assert flag in flags, flag
-        assert f"`{flag}" in readme, f"{flag} missing from the README's table"
+        assert f"`{flag}" in reference, f"{flag} missing from docs/serving.md's table"
     # The table itself is generated from the declarations: `python -m service.settings`.
-    assert settings_table() in readme, "README's settings table: run python -m service.settings"
+    assert settings_table() in reference, "docs/serving.md: run python -m service.settings"
 
 
 def test_defaults_are_declared_once() -> None:
