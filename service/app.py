@@ -35,7 +35,7 @@ _PART_OF_ENDPOINT = {
     "ops.metrics": "metrics",
     "ops.openapi": "openapi",
 }
-# (protocol, api) metric labels of each API endpoint, as its view labels it.
+# (protocol, api) metric labels of each API endpoint; the before_request hook sets them.
 _API_OF_ENDPOINT = {
     "tfserving_rest.model_status": (tfserving_rest.PROTOCOL, "status"),
     "tfserving_rest.model_metadata": (tfserving_rest.PROTOCOL, "metadata"),
