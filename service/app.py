@@ -26,7 +26,7 @@ from service.protocols.request_body import accepted_types, check_request
 from service.settings import ServiceSettings
 
 log = logging.getLogger("tfship.app")
-# Endpoints that TFSHIP_AUTH_EXEMPT can leave open (settings.EXEMPTIBLE); the rest are "api".
+# Endpoints that TFSHIP_AUTH_EXEMPT can leave open (setting_parsers.EXEMPTIBLE); the rest are "api".
 _PART_OF_ENDPOINT = {
     "ops.healthz": "health",
     "ops.readyz": "health",

@@ -10,17 +10,25 @@ checks serve all three sources. Workers read their settings from the environment
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-RUNTIMES = ("onnx", "savedmodel")
-
-
-class SettingsError(ValueError):
-    """A setting has a value the service cannot use; the message names the variable."""
+from service.setting_parsers import (
+    RUNTIMES,
+    Parse,
+    SettingsError,
+    choice,
+    exempt_parts,
+    header_name,
+    integer,
+    number,
+    on_off,
+    parse_model_runtimes,
+    path,
+    text,
+)
 
 
 def available_cpus() -> int:
@@ -28,103 +36,6 @@ def available_cpus() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not Linux
         return max(1, os.cpu_count() or 1)
-
-
-def parse_model_runtimes(text: str, source: str = "TFSHIP_MODEL_RUNTIMES") -> dict[str, str]:
-    """``digits=savedmodel,other=onnx`` -> {"digits": "savedmodel", "other": "onnx"}."""
-    result: dict[str, str] = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        name, sep, runtime = item.partition("=")
-        if not sep or not name.strip():
-            raise SettingsError(f"{source}: expected NAME=RUNTIME, got {item!r}")
-        runtime = runtime.strip()
-        if runtime not in RUNTIMES:
-            raise SettingsError(
-                f"{source}: runtime {runtime!r} for model {name.strip()!r} is not one of "
-                f"{', '.join(RUNTIMES)}"
-            )
-        result[name.strip()] = runtime
-    return result
-
-
-# --- parsers: (text of the variable, the variable's name) -> value; a bad text raises ---
-
-Parse = Callable[[str, str], Any]
-
-
-def integer(low: int, high: int) -> Parse:
-    def parse(raw: str, key: str) -> int:
-        try:
-            value = int(raw)
-        except ValueError:
-            raise SettingsError(f"{key}: expected an integer, got {raw!r}") from None
-        if not low <= value <= high:
-            raise SettingsError(f"{key}: must be between {low} and {high}, got {value}")
-        return value
-
-    return parse
-
-
-def number(allow_zero: bool = False) -> Parse:
-    def parse(raw: str, key: str) -> float:
-        try:
-            value = float(raw)
-        except ValueError:
-            raise SettingsError(f"{key}: expected a number, got {raw!r}") from None
-        if not (value >= 0 if allow_zero else value > 0) or value != value or value == float("inf"):
-            raise SettingsError(
-                f"{key}: must be {'zero or more' if allow_zero else 'positive'}, got {raw}"
-            )
-        return value
-
-    return parse
-
-
-def choice(*choices: str) -> Parse:
-    def parse(raw: str, key: str) -> str:
-        if raw not in choices:
-            raise SettingsError(f"{key}: expected one of {', '.join(choices)}, got {raw!r}")
-        return raw
-
-    return parse
-
-
-def _text(raw: str, key: str) -> str:
-    return raw
-
-
-def _path(raw: str, key: str) -> Path:
-    return Path(raw)
-
-
-def _on_off(raw: str, key: str) -> bool:
-    return choice("on", "off")(raw, key) == "on"
-
-
-# Parts of the API that TFSHIP_AUTH_EXEMPT can leave open without a key.
-EXEMPTIBLE = ("health", "metrics", "openapi")
-_HEADER_NAME = re.compile(r"^[A-Za-z0-9-]{1,64}$")
-
-
-def _header_name(value: str, key: str = "TFSHIP_API_KEY_HEADER") -> str:
-    if not _HEADER_NAME.match(value) or value.lower() == "authorization":
-        raise SettingsError(
-            f"TFSHIP_API_KEY_HEADER: expected a header name such as X-API-Key, got {value!r}"
-        )
-    return value
-
-
-def _exempt(value: str, key: str = "TFSHIP_AUTH_EXEMPT") -> tuple[str, ...]:
-    """``health,metrics`` -> ("health", "metrics"); ``none`` -> ()."""
-    if value.strip() == "none":
-        return ()
-    parts = tuple(dict.fromkeys(p.strip() for p in value.split(",") if p.strip()))
-    unknown = [p for p in parts if p not in EXEMPTIBLE]
-    if unknown:
-        raise SettingsError(
-            f"TFSHIP_AUTH_EXEMPT: {unknown[0]!r} is not one of {', '.join(EXEMPTIBLE)} (or none)"
-        )
-    return parts
 
 
 @dataclass(frozen=True)
@@ -175,10 +86,10 @@ def _default_workers() -> int:
 
 @dataclass(frozen=True)
 class ServiceSettings:
-    model_dir: Path = setting(Path("models"), parse=_path, doc="`models`", what="model repository")
+    model_dir: Path = setting(Path("models"), parse=path, doc="`models`", what="model repository")
     host: str = setting(
         "127.0.0.1",
-        parse=_text,
+        parse=text,
         doc="`127.0.0.1` (use `0.0.0.0` in a container)",
         what="address to listen on",
     )
@@ -235,7 +146,7 @@ class ServiceSettings:
     )
     model_config: Path | None = setting(
         None,
-        parse=_path,
+        parse=path,
         doc="none: serve every model folder, newest version",
         show=_show_optional,
         what="model config file, YAML or JSON: names, runtimes, version policies, labels",
@@ -263,7 +174,7 @@ class ServiceSettings:
     )
     access_log: bool = setting(
         True,
-        parse=_on_off,
+        parse=on_off,
         doc="`on`: one log line per request; `off`",
         show=lambda on: "on" if on else "off",
         choices=("on", "off"),
@@ -302,20 +213,20 @@ class ServiceSettings:
     )
     api_keys_file: Path | None = setting(
         None,
-        parse=_path,
+        parse=path,
         doc="none: no authentication. See [Authentication](#authentication)",
         show=_show_optional,
         what="turn authentication on: one API key per line, optional name=CLIENT and models=A,B",
     )
     api_key_header: str = setting(
         "X-API-Key",
-        parse=_header_name,
+        parse=header_name,
         doc="`X-API-Key`: header that may carry the key besides `Authorization: Bearer`",
         what="header that may carry the key besides 'Authorization: Bearer'",
     )
     auth_exempt: tuple[str, ...] = setting(
         ("health", "metrics"),
-        parse=_exempt,
+        parse=exempt_parts,
         doc="`health,metrics`: open without a key (any of `health`, `metrics`, `openapi`, "
         "or `none`)",
         show=lambda parts: ",".join(parts) or "none",

@@ -59,7 +59,7 @@ class DataPlane:
         return Call(protocol, api, logs.request_id_from(given_request_id))
 
     def checks_keys(self, part: str = "api") -> bool:
-        """Whether calls to this part (settings.EXEMPTIBLE, or "api") need an API key."""
+        """Whether calls to this part (setting_parsers.EXEMPTIBLE, or "api") need an API key."""
         return self.keys is not None and part not in self.keys.exempt
 
     def authenticate(
