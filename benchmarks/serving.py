@@ -34,9 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -48,28 +46,9 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from startup import BIN, ROOT, children_rss_mib, free_port, wait_ready
-
-WRK_SCRIPT = """
-local f = assert(io.open(os.getenv("BENCH_BODY"), "rb"))
-wrk.method = "POST"
-wrk.body = f:read("*all")
-f:close()
-wrk.headers["Content-Type"] = os.getenv("BENCH_CONTENT_TYPE")
-local extra = os.getenv("BENCH_HEADER")
-if extra and extra ~= "" then
-  local name, value = extra:match("^([^:]+):%s*(.*)$")
-  wrk.headers[name] = value
-end
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    'RESULT {"requests": %d, "duration_us": %d, "socket_errors": %d, "non_2xx": %d, ' ..
-    '"p50_us": %d, "p99_us": %d}\\n',
-    summary.requests, summary.duration, e.connect + e.read + e.write + e.timeout, e.status,
-    latency:percentile(50), latency:percentile(99)))
-end
-"""
+from serving_servers import KEYS, bench_env, start_servers
+from serving_wrk import WRK_SCRIPT, run_wrk
+from startup import ROOT
 
 MODEL_CONFIGS = {
     "mlp784": """name: mlp784
@@ -107,13 +86,6 @@ class Point:
     errors: int = 0
 
 
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TFSHIP_")}
-    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    return env
-
-
 def train_models(repo: Path, models: list[str], scratch: Path) -> None:
     rng = np.random.default_rng(0)
     for name in models:
@@ -134,7 +106,7 @@ def train_models(repo: Path, models: list[str], scratch: Path) -> None:
         command += ["--run-dir", str(scratch / "runs")]
         for override in extra:
             command += ["--set", override]
-        result = subprocess.run(command, capture_output=True, text=True, env=_env(), cwd=ROOT)
+        result = subprocess.run(command, capture_output=True, text=True, env=bench_env(), cwd=ROOT)
         if result.returncode != 0:
             sys.exit(f"training {name} failed:\n{result.stderr[-3000:]}")
 
@@ -172,140 +144,6 @@ def _bodies(model: str, scratch: Path) -> dict[tuple[int, str], tuple[Path, str,
         f"Inference-Header-Content-Length: {len(header)}",
     )
     return bodies
-
-
-def run_wrk(
-    url: str, body: tuple[Path, str, str], connections: int, seconds: int, script: Path
-) -> dict[str, Any]:
-    env = {
-        **os.environ,
-        "BENCH_BODY": str(body[0]),
-        "BENCH_CONTENT_TYPE": body[1],
-        "BENCH_HEADER": body[2],
-    }
-    result = subprocess.run(
-        [
-            "wrk",
-            "-t1",
-            f"-c{connections}",
-            f"-d{seconds}s",
-            "--timeout",
-            "10s",
-            "-s",
-            str(script),
-            url,
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=seconds + 60,
-    )
-    line = next((x for x in result.stdout.splitlines() if x.startswith("RESULT ")), None)
-    if line is None:
-        sys.exit(f"wrk failed:\n{result.stdout}\n{result.stderr}")
-    return json.loads(line.removeprefix("RESULT "))
-
-
-class Server:
-    def __init__(self, name: str, command: list[str], port: int, env: dict[str, str]) -> None:
-        self.name, self.port = name, port
-        # Logs are dropped: the access log is part of tfship's work, not of the result.
-        started = time.monotonic()
-        self.process = subprocess.Popen(
-            command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        wait_ready(self.process, port)
-        # Launch to the first 200 from /readyz (tfship: every model loaded and warmed up).
-        self.ready_s = time.monotonic() - started
-        time.sleep(1.0)  # every worker loaded and warmed up
-        self.worker_rss_mib = children_rss_mib(self.process.pid)
-        self.rss_mib = sum(self.worker_rss_mib)
-
-    def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-
-
-def _gunicorn(app: str, port: int, workers: int) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "--workers",
-        str(workers),
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--chdir",
-        str(ROOT / "benchmarks"),
-        "--no-control-socket",
-        "--access-logfile",
-        "/dev/null",
-        app,
-    ]
-
-
-# cnn28 with dynamic batching: gthread workers (batching groups the requests that one
-# worker's threads hold) and the model config that turns batching on.
-BATCHED_THREADS = 32
-BATCHING = "{max_batch_size: 32, batch_timeout_micros: 0, max_enqueued_batches: 16}"
-# The keyed server's file: the client's key is the last of 20, so every one is compared.
-KEYS = [f"bench-key-{i:02d}-{'0' * 24}" for i in range(20)]
-
-
-def _tfship(repo: Path, port: int, workers: int, *extra: str) -> list[str]:
-    return [
-        str(BIN / "tfship"),
-        "serve",
-        "--model-dir",
-        str(repo),
-        "--host",
-        "127.0.0.1",
-        "--rest-port",
-        str(port),
-        "--grpc-port",
-        str(free_port()),
-        "--workers",
-        str(workers),
-        "--runtime",
-        "onnx",
-        *extra,
-    ]
-
-
-def start_servers(
-    repo: Path, workers: int, scratch: Path, batched: bool, keyed: bool
-) -> dict[str, Server]:
-    env = _env()
-
-    def flask_app(name: str, app: str, **extra_env: str) -> Server:
-        port = free_port()
-        return Server(name, _gunicorn(app, port, workers), port, {**env, **extra_env})
-
-    def tfship(name: str, *extra: str) -> Server:
-        port = free_port()
-        metrics = {"PROMETHEUS_MULTIPROC_DIR": str(scratch / f"metrics-{name}")}
-        return Server(name, _tfship(repo, port, workers, *extra), port, {**env, **metrics})
-
-    servers = {
-        "hello": flask_app("hello", "hello_app:app"),
-        "tutorial": flask_app("tutorial", "tutorial_app:app", TUTORIAL_MODEL_DIR=str(repo)),
-        "tfship": tfship("tfship"),
-    }
-    if batched:
-        threads = ("--threads", str(BATCHED_THREADS))
-        # The same gthread workers without batching: what the worker class costs, apart.
-        servers["threaded"] = tfship("threaded", *threads)
-        config = scratch / "batched.yaml"
-        config.write_text(f"models:\n  - name: cnn28\n    batching: {BATCHING}\n")
-        servers["batched"] = tfship("batched", *threads, "--model-config", str(config))
-    if keyed:
-        keys = scratch / "api-keys"
-        keys.write_text("".join(f"{key} name=client-{i}\n" for i, key in enumerate(KEYS)))
-        servers["keyed"] = tfship("keyed", "--api-keys-file", str(keys))
-    return servers
 
 
 def _inprocess_worker(path: str, rows: int, seconds: float, threads: int, queue: Any) -> None:

@@ -1,0 +1,124 @@
+"""The servers benchmarks/serving.py measures, each under gunicorn on 127.0.0.1: hello world,
+the tutorial app, and tfship plain, with API keys, with gthread workers and with batching."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from startup import BIN, ROOT, children_rss_mib, free_port, wait_ready
+
+
+def bench_env() -> dict[str, str]:
+    """The environment every benchmarked process runs in: no TFSHIP_* of the caller's."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TFSHIP_")}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    return env
+
+
+class Server:
+    def __init__(self, name: str, command: list[str], port: int, env: dict[str, str]) -> None:
+        self.name, self.port = name, port
+        # Logs are dropped: the access log is part of tfship's work, not of the result.
+        started = time.monotonic()
+        self.process = subprocess.Popen(
+            command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        wait_ready(self.process, port)
+        # Launch to the first 200 from /readyz (tfship: every model loaded and warmed up).
+        self.ready_s = time.monotonic() - started
+        time.sleep(1.0)  # every worker loaded and warmed up
+        self.worker_rss_mib = children_rss_mib(self.process.pid)
+        self.rss_mib = sum(self.worker_rss_mib)
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def _gunicorn(app: str, port: int, workers: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--workers",
+        str(workers),
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--chdir",
+        str(ROOT / "benchmarks"),
+        "--no-control-socket",
+        "--access-logfile",
+        "/dev/null",
+        app,
+    ]
+
+
+# cnn28 with dynamic batching: gthread workers (batching groups the requests that one
+# worker's threads hold) and the model config that turns batching on.
+BATCHED_THREADS = 32
+BATCHING = "{max_batch_size: 32, batch_timeout_micros: 0, max_enqueued_batches: 16}"
+# The keyed server's file: the client's key is the last of 20, so every one is compared.
+KEYS = [f"bench-key-{i:02d}-{'0' * 24}" for i in range(20)]
+
+
+def _tfship(repo: Path, port: int, workers: int, *extra: str) -> list[str]:
+    return [
+        str(BIN / "tfship"),
+        "serve",
+        "--model-dir",
+        str(repo),
+        "--host",
+        "127.0.0.1",
+        "--rest-port",
+        str(port),
+        "--grpc-port",
+        str(free_port()),
+        "--workers",
+        str(workers),
+        "--runtime",
+        "onnx",
+        *extra,
+    ]
+
+
+def start_servers(
+    repo: Path, workers: int, scratch: Path, batched: bool, keyed: bool
+) -> dict[str, Server]:
+    env = bench_env()
+
+    def flask_app(name: str, app: str, **extra_env: str) -> Server:
+        port = free_port()
+        return Server(name, _gunicorn(app, port, workers), port, {**env, **extra_env})
+
+    def tfship(name: str, *extra: str) -> Server:
+        port = free_port()
+        metrics = {"PROMETHEUS_MULTIPROC_DIR": str(scratch / f"metrics-{name}")}
+        return Server(name, _tfship(repo, port, workers, *extra), port, {**env, **metrics})
+
+    servers = {
+        "hello": flask_app("hello", "hello_app:app"),
+        "tutorial": flask_app("tutorial", "tutorial_app:app", TUTORIAL_MODEL_DIR=str(repo)),
+        "tfship": tfship("tfship"),
+    }
+    if batched:
+        threads = ("--threads", str(BATCHED_THREADS))
+        # The same gthread workers without batching: what the worker class costs, apart.
+        servers["threaded"] = tfship("threaded", *threads)
+        config = scratch / "batched.yaml"
+        config.write_text(f"models:\n  - name: cnn28\n    batching: {BATCHING}\n")
+        servers["batched"] = tfship("batched", *threads, "--model-config", str(config))
+    if keyed:
+        keys = scratch / "api-keys"
+        keys.write_text("".join(f"{key} name=client-{i}\n" for i, key in enumerate(KEYS)))
+        servers["keyed"] = tfship("keyed", "--api-keys-file", str(keys))
+    return servers
