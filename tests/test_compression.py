@@ -131,7 +131,7 @@ def test_a_variant_that_loses_too_much_is_not_published(
 import json, sys
 from pathlib import Path
 import numpy as np
-from training.config import load_config
+from training.config_file import load_config
 from training.data import prepare_data
 from training.quantize import build_variant, sample_rows
 config = load_config(Path(sys.argv[1]))

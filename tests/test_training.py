@@ -25,7 +25,7 @@ from conftest import (
 )
 
 from tfship.repository import TEMP_PREFIX, list_versions
-from training.config import load_config
+from training.config_file import load_config
 
 
 def test_training_publishes_version_1_with_all_artifacts(trained_repo: TrainedRepo) -> None:

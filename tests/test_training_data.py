@@ -11,7 +11,7 @@ import pytest
 import yaml
 from conftest import ROOT
 
-from training.config import load_config, parse_config
+from training.config_file import load_config, parse_config
 from training.data import prepare_data
 from training.errors import DataError
 from training.loaders import load_dataset, sine_waves

@@ -214,7 +214,7 @@ def test_augmentation_is_inactive_at_inference() -> None:
     code = """
 import json, sys
 import numpy as np
-from training.config import load_config
+from training.config_file import load_config
 from training.data import prepare_data
 from training.model import build_model
 config = load_config(__import__("pathlib").Path(sys.argv[1]))

@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 from conftest import ROOT, quiet_env, runs_dir_for, tfship_command
 
-from training.config import load_config
+from training.config_file import load_config
 
 CONFIG = ROOT / "training" / "configs" / "breast_cancer.yaml"
 

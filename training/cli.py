@@ -58,7 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from training.config import load_config
+    from training.config_file import load_config
     from training.pipeline import run_training
 
     try:

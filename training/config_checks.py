@@ -4,12 +4,8 @@ run on every parsed config before any work."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from training.config import TrainConfig
 from training.errors import ConfigError
-
-if TYPE_CHECKING:
-    from training.config import TrainConfig
 
 SKLEARN_CLASSIFICATION = ("digits", "breast_cancer", "iris", "wine")
 SKLEARN_REGRESSION = ("diabetes",)

@@ -21,14 +21,8 @@ from typing import Any
 
 import yaml
 
-from training.config import (
-    LOWER_IS_BETTER,
-    SearchRange,
-    TrainConfig,
-    parse_config,
-    read_raw_config,
-    set_key,
-)
+from training.config import LOWER_IS_BETTER, SearchRange, TrainConfig
+from training.config_file import parse_config, read_raw_config, set_key
 from training.errors import ConfigError, TrainingError
 
 
