@@ -23,7 +23,6 @@ from service.models.model_view import ModelView, VersionStatus
 from service.models.runtimes import ARTIFACT_FOR_RUNTIME, load_runtime
 from service.models.runtimes.base import Runtime
 from service.models.warmup import warm_up
-from tfship.version_metadata import VersionMetadata
 from tfship.repository import RepositoryError, artifact_key, check_inside, read_metadata, verify_artifact
 
 log = logging.getLogger("tfship.registry")
@@ -48,7 +47,6 @@ class ServedVersion:
     error_message: str = ""
     runtime: Runtime | None = None
     batcher: Batcher | None = None
-    metadata: VersionMetadata | None = None
     # What front doors see of it, built once it has loaded (see model_view.py).
     view: ModelView | None = None
     in_flight: int = 0
@@ -163,7 +161,7 @@ def load_version(served: ServedVersion, threads: int, http_threads: int) -> None
             served.variant,
         )
         rounds, source = warm_up(runtime, served.path)
-        served.runtime, served.metadata = runtime, metadata
+        served.runtime = runtime
         served.view = ModelView.build(
             served.name,
             served.version,

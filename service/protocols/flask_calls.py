@@ -10,17 +10,12 @@ from contextlib import contextmanager
 
 from flask import current_app, g
 
-from service.dataplane.call import Call
 from service.dataplane.plane import DataPlane
 from service.models.model_view import ModelView, VersionStatus
 
 
 def plane() -> DataPlane:
     return current_app.extensions["tfship.dataplane"]
-
-
-def call() -> Call:
-    return g.call
 
 
 @contextmanager
