@@ -53,6 +53,9 @@ class Declaration:
     # argparse's type and choices for the flag, so a bad flag fails before anything runs.
     flag_type: Callable[[str], Any] | None = None
     choices: tuple[str, ...] | None = None
+    # What a settings file may give besides a single value (a mapping, a list, a boolean);
+    # ``show`` turns it into the variable's text.
+    file_type: type | None = None
 
 
 def setting(
@@ -65,8 +68,9 @@ def setting(
     show: Callable[[Any], str] = str,
     flag_type: Callable[[str], Any] | None = None,
     choices: tuple[str, ...] | None = None,
+    file_type: type | None = None,
 ) -> Any:
-    declared = {"tfship": Declaration(parse, what, doc, show, flag_type, choices)}
+    declared = {"tfship": Declaration(parse, what, doc, show, flag_type, choices, file_type)}
     if factory is not None:
         return field(default_factory=factory, metadata=declared)
     return field(default=default, metadata=declared)
@@ -142,6 +146,7 @@ class ServiceSettings:
         parse=lambda raw, key: parse_model_runtimes(raw, key),
         doc="none; e.g. `digits=savedmodel,other=onnx`",
         show=_show_runtimes,
+        file_type=dict,
         what="runtime for one model, e.g. digits=savedmodel",
     )
     model_config: Path | None = setting(
@@ -178,6 +183,7 @@ class ServiceSettings:
         doc="`on`: one log line per request; `off`",
         show=lambda on: "on" if on else "off",
         choices=("on", "off"),
+        file_type=bool,
         what="one log line per request",
     )
     max_body_bytes: int = setting(
@@ -229,7 +235,8 @@ class ServiceSettings:
         parse=exempt_parts,
         doc="`health,metrics`: open without a key (any of `health`, `metrics`, `openapi`, "
         "or `none`)",
-        show=lambda parts: ",".join(parts) or "none",
+        show=lambda parts: ",".join(str(p) for p in parts) or "none",
+        file_type=list,
         what="what stays open with keys on",
     )
     load_wait_seconds: float = setting(
@@ -314,12 +321,9 @@ def setting_names() -> list[str]:
 
 
 def _as_text(key: str, value: Any, source: str) -> str:
-    if key == "model_runtimes" and isinstance(value, dict):
-        return ",".join(f"{name}={runtime}" for name, runtime in value.items())
-    if key == "auth_exempt" and isinstance(value, list):
-        return ",".join(str(v) for v in value) or "none"
-    if key == "access_log" and isinstance(value, bool):
-        return "on" if value else "off"
+    declared = declarations()[key]
+    if declared.file_type is not None and isinstance(value, declared.file_type):
+        return declared.show(value)
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise SettingsError(f"{source}: '{key}' must be a single value, got {value!r}")
     return str(value)
@@ -346,7 +350,7 @@ def config_file_env(path: Path) -> dict[str, str]:
         if key not in known:
             raise SettingsError(f"{source}: unknown setting '{key}' (settings: {', '.join(known)})")
         if value is not None:
-            env[f"TFSHIP_{key.upper()}"] = _as_text(key, value, source)
+            env[variable(key)] = _as_text(key, value, source)
     return env
 
 
