@@ -117,12 +117,26 @@ MODEL_VERSIONS = Gauge(
     multiprocess_mode="livemax",
 )
 VERSION_STATES = ("START", "LOADING", "AVAILABLE", "UNLOADING", "END", "FAILED")
+VERSION_INFO = Gauge(
+    "tfship_model_version_info",
+    "1 for each version being served, 0 once unloaded; label verified is false for a "
+    "version without metadata.json (a TF Serving or Triton layout), whose files no "
+    "checksum covers.",
+    ["model", "version", "runtime", "verified"],
+    multiprocess_mode="livemax",
+)
 
 
 def set_version_states(model: str, counts: dict[str, int]) -> None:
     """Every state's count, zeros included, so a state that empties does not linger."""
     for state in VERSION_STATES:
         MODEL_VERSIONS.labels(model, state).set(counts.get(state, 0))
+
+
+def set_version_info(model: str, version: int, runtime: str, verified: bool, on: bool) -> None:
+    VERSION_INFO.labels(model, str(version), runtime, "true" if verified else "false").set(
+        1 if on else 0
+    )
 
 
 # Process metrics per worker. prometheus-client's own process collector does not work in

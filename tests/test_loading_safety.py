@@ -56,7 +56,7 @@ def test_links_out_of_the_repository_are_refused(repo_copy: Path, tmp_path: Path
         (5, f"{root / '5' / 'metadata.json'} leads to"),
     ):
         served = states[version]
-        assert served.state == END and served.error_code == "DATA_LOSS", version
+        assert served.state == END and served.error_code == "PERMISSION_DENIED", version
         assert needle in served.error_message, served.error_message
         assert "refusing to read it" in served.error_message
     # Requests never reach them; the newest good version serves.

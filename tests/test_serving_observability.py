@@ -128,7 +128,7 @@ def test_health_and_readiness(onnx_server: Server) -> None:
                 "runtime": "onnx",
                 "version_policy": "latest 1",
                 "serving": 1,
-                "versions": [{"version": 1, "state": "AVAILABLE"}],
+                "versions": [{"version": 1, "state": "AVAILABLE", "verified": True}],
             }
         },
         # Ready means every worker is: the load balancer may reach any of them.

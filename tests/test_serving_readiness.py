@@ -41,7 +41,7 @@ def test_corrupted_version_is_refused_and_reported(repo_copy: Path, start_server
     answer = server.post("/v1/models/digits:predict", {"instances": [[[[0]] * 8] * 8]})
     assert answer.status == 503
     assert (
-        "model 'digits' has no available version (version 1: RepositoryError"
+        "model 'digits' has no available version (version 1: IntegrityError"
         in answer.json()["error"]
     )
     assert "model.onnx is corrupted" in answer.json()["error"]
@@ -117,7 +117,9 @@ def test_not_ready_while_loading_and_requests_wait_for_the_model(
     after = server.get("/readyz")
     assert after.status == 200
     assert after.json()["models"]["digits"]["runtime"] == "savedmodel"
-    assert after.json()["models"]["digits"]["versions"] == [{"version": 1, "state": "AVAILABLE"}]
+    assert after.json()["models"]["digits"]["versions"] == [
+        {"version": 1, "state": "AVAILABLE", "verified": True}
+    ]
 
 
 def test_sigterm_stops_cleanly_and_removes_the_metrics_folder(

@@ -53,7 +53,7 @@ def test_a_version_without_the_variant_is_not_served(repo_copy: Path, tmp_path: 
     registry = app.extensions["tfship.registry"]
     registry.poll()
     (served,) = registry.statuses("digits")
-    assert served.state == END and served.error_code == "DATA_LOSS"
+    assert served.state == END and served.error_code == "NOT_FOUND"
     assert "has no 'onnx.fp16' artifact in metadata.json (it has: onnx, onnx.int8, savedmodel)" in (
         served.error_message
     )

@@ -32,16 +32,26 @@ def _models_arguments(parser: argparse.ArgumentParser) -> None:
 def _models_rows(args: argparse.Namespace) -> list[dict[str, object]]:
     from tfship.repository import (
         RepositoryError,
+        foreign_artifacts,
+        has_metadata,
         list_models,
         read_metadata,
         verify_artifact,
+        version_folders,
     )
 
     rows: list[dict[str, object]] = []
-    for name, versions in list_models(args.model_dir).items():
-        for version in versions:
-            folder = args.model_dir / name / str(version)
+    for name in list_models(args.model_dir):
+        for version, folder in version_folders(args.model_dir / name).items():
             row: dict[str, object] = {"model": name, "version": version, "path": str(folder)}
+            if not has_metadata(folder):
+                # TF Serving's or Triton's layout: served as found, nothing to check.
+                row["artifacts"] = foreign_artifacts(folder)
+                row["verified"] = "unverified: no metadata.json, no checksums"
+                if not row["artifacts"]:
+                    row["error"] = f"{folder} holds no metadata.json, saved_model.pb or model.onnx"
+                rows.append(row)
+                continue
             try:
                 metadata = read_metadata(folder)
             except RepositoryError as exc:
@@ -61,7 +71,7 @@ def _models_rows(args: argparse.Namespace) -> list[dict[str, object]]:
             row["parity_max_abs_diff"] = metadata.record.get("parity", {}).get("max_abs_diff")
             if args.verify:
                 problems = []
-                for artifact in row["artifacts"]:
+                for artifact in row["artifacts"]:  # type: ignore[union-attr]
                     try:
                         verify_artifact(folder, metadata, artifact)
                     except RepositoryError as exc:
@@ -69,6 +79,31 @@ def _models_rows(args: argparse.Namespace) -> list[dict[str, object]]:
                 row["verified"] = "ok" if not problems else "; ".join(problems)
             rows.append(row)
     return rows
+
+
+def _table_line(row: dict[str, object], verify: bool) -> list[str]:
+    """One row of the ``tfship models`` table, as many cells as the header has."""
+    head = [str(row["model"]), str(row["version"])]
+    if "error" in row:
+        return [*head, "-", "-", "-", f"unreadable: {row['error']}"] + (["-"] * verify)
+    if "created" not in row:  # a foreign version
+        artifacts = ",".join(row["artifacts"])  # type: ignore[arg-type]
+        return [*head, "-", artifacts, "-", "-"] + ([str(row["verified"])] if verify else [])
+    values = " ".join(
+        f"{k}={v:.4f}"
+        for k, v in row["test_metrics"].items()  # type: ignore[union-attr]
+        if v is not None
+    )
+    accuracy = f"{row['test_metric']}: {values}" if values else ""
+    parity = row["parity_max_abs_diff"]
+    line = [
+        *head,
+        str(row["created"]),
+        ",".join(row["artifacts"]),  # type: ignore[arg-type]
+        accuracy or "-",
+        f"{parity:.2g}" if isinstance(parity, float) else "-",
+    ]
+    return line + ([str(row["verified"])] if verify else [])
 
 
 def _run_models(args: argparse.Namespace) -> int:
@@ -88,41 +123,17 @@ def _run_models(args: argparse.Namespace) -> int:
     header = ["MODEL", "VERSION", "CREATED", "ARTIFACTS", "TEST METRIC", "PARITY"]
     if args.verify:
         header.append("VERIFIED")
-    table = [header]
-    for row in rows:
-        if "error" in row:
-            table.append(
-                [
-                    str(row["model"]),
-                    str(row["version"]),
-                    "-",
-                    "-",
-                    "-",
-                    f"unreadable: {row['error']}",
-                ]
-            )
-            continue
-        values = " ".join(
-            f"{k}={v:.4f}"
-            for k, v in row["test_metrics"].items()  # type: ignore[union-attr]
-            if v is not None
-        )
-        accuracy = f"{row['test_metric']}: {values}" if values else ""
-        parity = row["parity_max_abs_diff"]
-        line = [
-            str(row["model"]),
-            str(row["version"]),
-            str(row["created"]),
-            ",".join(row["artifacts"]),  # type: ignore[arg-type]
-            accuracy or "-",
-            f"{parity:.2g}" if isinstance(parity, float) else "-",
-        ]
-        if args.verify:
-            line.append(str(row["verified"]))
-        table.append(line)
+    table = [header] + [_table_line(row, args.verify) for row in rows]
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
     for r in table:
-        print("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=False)).rstrip())
+        print("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
+    unverified = sum(1 for row in rows if "created" not in row and "error" not in row)
+    if unverified:
+        print(
+            f"\n{unverified} version(s) without metadata.json (TF Serving or Triton layout): "
+            "served unverified, no checksum covers their files; `tfship import` publishes "
+            "one with checksums"
+        )
     return 0
 
 

@@ -11,6 +11,11 @@ Layout (TF Serving's, so TF Serving and Triton can serve the same folder)::
 
 A version is written into a hidden temporary folder beside the versions and renamed into
 place, so a reader never sees half a version.
+
+A version folder without metadata.json is a *foreign* version (TF Serving's or Triton's
+layout: ``saved_model.pb`` or ``model.onnx`` alone): served, but unverified, since nothing
+records what its files should hash to. Version folders are read as TF Serving reads them:
+``00000123`` is version 123.
 """
 
 from __future__ import annotations
@@ -47,7 +52,30 @@ _FOREIGN_TEMP_MAX_AGE_S = 6 * 3600
 
 
 class RepositoryError(Exception):
-    """The repository or a version in it breaks the contract."""
+    """The repository or a version in it breaks the contract.
+
+    ``code`` is the status a version that fails to load this way reports (TF Serving's
+    error codes): the subclasses below say which problem it is.
+    """
+
+    code = "FAILED_PRECONDITION"
+
+
+class IntegrityError(RepositoryError):
+    """A file differs from what was published: a checksum mismatch, a listed file missing,
+    a torn metadata.json. The only load failure reported as DATA_LOSS."""
+
+    code = "DATA_LOSS"
+
+
+class ArtifactMissing(RepositoryError):
+    """The version holds no artifact the chosen runtime can load."""
+
+    code = "NOT_FOUND"
+
+
+class OutsideRepository(RepositoryError):
+    code = "PERMISSION_DENIED"
 
 
 _VARIANT_RE = re.compile(r"^[a-z0-9][a-z0-9_]{0,31}$")
@@ -72,15 +100,39 @@ def is_valid_model_name(name: str) -> bool:
     return bool(_NAME_RE.match(name)) and name not in {".", ".."}
 
 
-def list_versions(model_root: Path) -> list[int]:
-    """Published versions of one model, ascending. Temp folders and stray files are ignored."""
+_VERSION_DIR_RE = re.compile(r"^[0-9]{1,18}$")
+
+
+def version_folders(model_root: Path) -> dict[int, Path]:
+    """Published versions of one model and their folders, ascending by version.
+
+    A folder name of digits is a version, leading zeros allowed (TF Serving's test models
+    use ``00000123``). Should two names give the same number (``123`` and ``0123``), the
+    one without leading zeros is taken, else the first in name order, so every reader
+    picks the same folder. Temp folders and stray files are ignored.
+    """
     if not model_root.is_dir():
-        return []
-    versions = []
-    for entry in model_root.iterdir():
-        if entry.is_dir() and entry.name.isdigit() and int(entry.name) > 0:
-            versions.append(int(entry.name))
-    return sorted(versions)
+        return {}
+    found: dict[int, Path] = {}
+    for entry in sorted(model_root.iterdir()):
+        if not (_VERSION_DIR_RE.match(entry.name) and entry.is_dir()):
+            continue
+        version = int(entry.name)
+        if version < 1:
+            continue
+        if version not in found or entry.name == str(version):
+            found[version] = entry
+    return dict(sorted(found.items()))
+
+
+def list_versions(model_root: Path) -> list[int]:
+    """Published versions of one model, ascending."""
+    return list(version_folders(model_root))
+
+
+def version_folder(model_root: Path, version: int) -> Path:
+    """The folder of one version (``<root>/<version>`` when it does not exist yet)."""
+    return version_folders(model_root).get(version, model_root / str(version))
 
 
 def list_models(repo: Path) -> dict[str, list[int]]:
@@ -142,7 +194,22 @@ def check_inside(path: Path, root: Path) -> None:
     """
     real, real_root = path.resolve(), root.resolve()
     if not real.is_relative_to(real_root):
-        raise RepositoryError(f"{path} leads to {real}, outside {real_root}; refusing to read it")
+        raise OutsideRepository(f"{path} leads to {real}, outside {real_root}; refusing to read it")
+
+
+def has_metadata(version_dir: Path) -> bool:
+    """Whether tfship published this version (it has a metadata.json, readable or not)."""
+    return os.path.lexists(version_dir / METADATA_FILE)
+
+
+def foreign_artifacts(version_dir: Path) -> list[str]:
+    """The artifacts a version without metadata.json holds: ``savedmodel``, ``onnx``."""
+    found = []
+    if (version_dir / SAVED_MODEL_FILE).is_file():
+        found.append("savedmodel")
+    if (version_dir / ONNX_FILE).is_file():
+        found.append("onnx")
+    return found
 
 
 def read_metadata(version_dir: Path) -> VersionMetadata:
@@ -152,7 +219,9 @@ def read_metadata(version_dir: Path) -> VersionMetadata:
         data = json.loads(path.read_text())
     except FileNotFoundError as exc:
         raise RepositoryError(f"{path} is missing") from exc
-    except (OSError, ValueError) as exc:
+    except ValueError as exc:  # torn or truncated: not what was published
+        raise IntegrityError(f"{path} cannot be read: {exc}") from exc
+    except OSError as exc:
         raise RepositoryError(f"{path} cannot be read: {exc}") from exc
     if not isinstance(data, dict):
         raise RepositoryError(f"{path} is not a JSON object")
@@ -170,17 +239,17 @@ def verify_artifact(version_dir: Path, metadata: VersionMetadata, artifact: str)
     """
     if artifact not in metadata.artifacts:
         known = ", ".join(sorted(metadata.artifacts)) or "none"
-        raise RepositoryError(
+        raise ArtifactMissing(
             f"{version_dir} has no '{artifact}' artifact in {METADATA_FILE} (it has: {known})"
         )
     for rel, want in metadata.files(artifact).items():
         path = version_dir / rel
         check_inside(path, version_dir)
         if not path.is_file():
-            raise RepositoryError(f"{path} is listed in {METADATA_FILE} but missing")
+            raise IntegrityError(f"{path} is listed in {METADATA_FILE} but missing")
         got = sha256_file(path)
         if got != want:
-            raise RepositoryError(
+            raise IntegrityError(
                 f"{path} is corrupted: sha256 {got[:12]}… does not match {want[:12]}… "
                 f"recorded in {METADATA_FILE}"
             )

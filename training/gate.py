@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from tfship.repository import RepositoryError, list_versions, read_metadata
+from tfship.repository import RepositoryError, list_versions, read_metadata, version_folder
 from training.config import LOWER_IS_BETTER, TrainConfig
 
 
@@ -40,7 +40,7 @@ def newest_metric(model_root: Path, metric: str) -> tuple[int | None, float | No
         return None, None
     for version in reversed(versions):
         try:
-            metrics = read_metadata(model_root / str(version)).metrics
+            metrics = read_metadata(version_folder(model_root, version)).metrics
         except RepositoryError:
             continue
         for artifact in ("onnx", "savedmodel"):

@@ -102,12 +102,13 @@ class _Loader:
         self.pool.Add(descriptor_pb2.FileDescriptorProto.FromString(serialized))
 
 
-# Every generated module whose messages the gRPC service and the warm-up reader use; their
-# imports are followed.
+# Every generated module whose messages the gRPC service, the warm-up reader and the
+# reader of foreign SavedModels' signatures use; their imports are followed.
 _ROOTS = (
     "tensorflow_serving.apis.prediction_service_pb2",
     "tensorflow_serving.apis.model_service_pb2",
     "tensorflow_serving.apis.prediction_log_pb2",
+    "tensorflow.core.protobuf.saved_model_pb2",
 )
 
 

@@ -36,6 +36,8 @@ _TF_DTYPES = {
     "bool": "DT_BOOL",
     "object": "DT_STRING",
 }
+# DataType name -> numpy dtype name, for SignatureDefs read from a foreign SavedModel.
+NUMPY_OF_TF_DTYPE = {tf_name: numpy_name for numpy_name, tf_name in _TF_DTYPES.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +58,9 @@ class ModelView:
     signature: Signature
     task: str  # "classification", "regression" or "unknown"
     class_names: tuple[str, ...]
+    # False for a version without metadata.json (a TF Serving or Triton layout): served
+    # as found, with no checksum to check its files against.
+    verified: bool
     # TF Serving's SignatureDefMap as JSON (``{"serving_default": {...}}``).
     signature_defs: Mapping[str, Any]
     # The held version's predict (rows limit, batching, compute timing); the dataplane
@@ -70,11 +75,20 @@ class ModelView:
         runtime: str,
         signature: Signature,
         metadata: VersionMetadata,
+        verified: bool,
         run: Predict,
     ) -> ModelView:
         defs = metadata.tf_serving_signature_def or signature_defs_of(signature)
         return cls(
-            name, version, runtime, signature, metadata.task, metadata.class_names, defs, run
+            name,
+            version,
+            runtime,
+            signature,
+            metadata.task,
+            metadata.class_names,
+            verified,
+            defs,
+            run,
         )
 
 

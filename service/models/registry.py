@@ -37,7 +37,7 @@ from service.models.versions import (
     unload_version,
 )
 from service.settings import ServiceSettings, SettingsError
-from tfship.repository import RepositoryError, list_versions
+from tfship.repository import RepositoryError, version_folders
 
 log = logging.getLogger("tfship.registry")
 
@@ -150,7 +150,8 @@ class Registry:
                 # listing it and now) is a fault, not an intent: keep serving what is loaded.
                 # Emptying a folder that is still there does unload.
                 raise FileNotFoundError("no such folder")
-            on_disk = list_versions(spec.base_path)
+            folders = version_folders(spec.base_path)
+            on_disk = list(folders)
         except OSError as exc:
             problem = f"cannot list {spec.base_path}: {exc.strerror or exc}"
             if problem != entry.problem:  # once, not at every poll
@@ -171,7 +172,7 @@ class Registry:
                     served = ServedVersion(
                         spec.name,
                         version,
-                        spec.base_path / str(version),
+                        folders[version],
                         spec.runtime,
                         spec.variant,
                         self.settings.max_rows,

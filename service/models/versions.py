@@ -15,15 +15,24 @@ from pathlib import Path
 from typing import Any
 
 from service.errors import InvalidArgument
-from service.metrics import observe_inference, observe_load
+from service.metrics import observe_inference, observe_load, set_version_info
 from service.models.batching import Batcher
 from service.models.batching import describe as describe_batching
+from service.models.foreign_versions import foreign_metadata
 from service.models.model_config import BatchingConfig, ServedModelSpec
 from service.models.model_view import ModelView, VersionStatus
 from service.models.runtimes import ARTIFACT_FOR_RUNTIME, load_runtime
 from service.models.runtimes.base import Runtime
 from service.models.warmup import warm_up
-from tfship.repository import RepositoryError, artifact_key, check_inside, read_metadata, verify_artifact
+from tfship.repository import (
+    RepositoryError,
+    artifact_key,
+    check_inside,
+    has_metadata,
+    read_metadata,
+    verify_artifact,
+)
+from tfship.version_metadata import VersionMetadata
 
 log = logging.getLogger("tfship.registry")
 
@@ -43,6 +52,8 @@ class ServedVersion:
     timeout_seconds: float = 0.0
     batching: BatchingConfig | None = None
     state: str = START
+    # False once loaded from a folder without metadata.json: nothing was checked.
+    verified: bool = True
     error_code: str = "OK"
     error_message: str = ""
     runtime: Runtime | None = None
@@ -133,6 +144,7 @@ class ModelEntry:
                 {
                     "version": s.version,
                     "state": s.state,
+                    **({"verified": s.verified} if s.state == AVAILABLE else {}),
                     **({"error": s.error_message} if s.error_message else {}),
                 }
                 for _, s in sorted(self.versions.items())
@@ -150,9 +162,7 @@ def load_version(served: ServedVersion, threads: int, http_threads: int) -> None
     started = time.monotonic()
     try:
         check_inside(served.path, served.path.parent)
-        metadata = read_metadata(served.path)
-        artifact = artifact_key(ARTIFACT_FOR_RUNTIME[served.runtime_kind], served.variant)
-        verify_artifact(served.path, metadata, artifact)
+        metadata = _checked_metadata(served)
         runtime = load_runtime(
             served.runtime_kind,
             served.path,
@@ -168,6 +178,7 @@ def load_version(served: ServedVersion, threads: int, http_threads: int) -> None
             served.runtime_kind,
             runtime.signature,
             metadata,
+            served.verified,
             served.predict,
         )
         if served.batching is not None:
@@ -182,18 +193,22 @@ def load_version(served: ServedVersion, threads: int, http_threads: int) -> None
         seconds = time.monotonic() - started
         served.state = AVAILABLE
         observe_load(served.name, True, seconds)
+        set_version_info(served.name, served.version, served.runtime_kind, served.verified, True)
         log.info(
-            "model %s version %d AVAILABLE (%s runtime, loaded and warmed up with %d "
+            "model %s version %d AVAILABLE (%s runtime, %s, loaded and warmed up with %d "
             "%s in %.2f s)",
             served.name,
             served.version,
             served.runtime_kind,
+            "sha256 verified" if served.verified else "UNVERIFIED: no metadata.json",
             rounds,
             source,
             seconds,
         )
     except Exception as exc:  # any failure leaves the version unserved, with its reason
-        served.error_code = "DATA_LOSS" if isinstance(exc, RepositoryError) else "UNKNOWN"
+        # DATA_LOSS only for files that differ from what was published (IntegrityError);
+        # the runtime's own failures keep their exception's name in the message.
+        served.error_code = exc.code if isinstance(exc, RepositoryError) else "UNKNOWN"
         served.error_message = f"{type(exc).__name__}: {exc}"
         served.state = END
         observe_load(served.name, False, time.monotonic() - started)
@@ -203,6 +218,20 @@ def load_version(served: ServedVersion, threads: int, http_threads: int) -> None
             served.version,
             served.error_message,
         )
+
+
+def _checked_metadata(served: ServedVersion) -> VersionMetadata:
+    """metadata.json with the runtime's artifact checked against its sha256, or, for a
+    version without one, what the artifact itself says (served unverified)."""
+    if not has_metadata(served.path):
+        served.verified = False
+        return foreign_metadata(
+            served.path, served.name, served.version, served.runtime_kind, served.variant
+        )
+    metadata = read_metadata(served.path)
+    artifact = artifact_key(ARTIFACT_FOR_RUNTIME[served.runtime_kind], served.variant)
+    verify_artifact(served.path, metadata, artifact)
+    return metadata
 
 
 def unload_version(served: ServedVersion, drain_seconds: float) -> None:
@@ -221,4 +250,5 @@ def unload_version(served: ServedVersion, drain_seconds: float) -> None:
         served.batcher = None
     served.runtime = served.view = None
     served.state = END
+    set_version_info(served.name, served.version, served.runtime_kind, served.verified, False)
     log.info("model %s version %d unloaded (END)", served.name, served.version)

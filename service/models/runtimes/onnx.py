@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -12,8 +13,13 @@ import onnxruntime as ort
 from tfship.version_metadata import VersionMetadata
 from service.models.runtimes.deadlines import WATCHDOG
 from service.errors import ComputeTimeout
-from service.models.runtimes.base import Signature, signature_from_metadata
+from service.models.runtimes.base import Signature, TensorSpec, signature_from_metadata
 from tfship.repository import onnx_file
+
+log = logging.getLogger("tfship.registry")
+
+# ONNX Runtime's element type names whose numpy name differs ("tensor(float)" etc.).
+_NUMPY_NAMES = {"float": "float32", "double": "float64", "string": "object"}
 
 
 class OnnxRuntime:
@@ -30,7 +36,10 @@ class OnnxRuntime:
         self._session = ort.InferenceSession(
             str(path), sess_options=options, providers=["CPUExecutionProvider"]
         )
-        self.signature: Signature = signature_from_metadata(metadata)
+        if not metadata.inputs:  # a foreign version: the graph is the only description
+            self.signature: Signature = _signature_of(self._session, path)
+            return
+        self.signature = signature_from_metadata(metadata)
         onnx_inputs = {i.name for i in self._session.get_inputs()}
         onnx_outputs = {o.name for o in self._session.get_outputs()}
         if (
@@ -65,3 +74,36 @@ class OnnxRuntime:
                     ) from None
                 raise
         return dict(zip(names, results, strict=True))
+
+
+def _signature_of(session: Any, path: Path) -> Signature:
+    """The graph's own inputs and outputs; symbolic or unknown dimensions become -1."""
+
+    def spec(arg: Any) -> TensorSpec | None:
+        kind = str(arg.type)
+        if not (kind.startswith("tensor(") and kind.endswith(")")):
+            return None  # a sequence or map (sklearn's ZipMap): no tensor to send or return
+        element = kind[len("tensor(") : -1]
+        try:
+            dtype = np.dtype(_NUMPY_NAMES.get(element, element))
+        except TypeError:
+            return None
+        shape = tuple(d if isinstance(d, int) and d >= 0 else -1 for d in arg.shape or [])
+        return TensorSpec(arg.name, dtype, shape)
+
+    inputs = []
+    for arg in session.get_inputs():
+        described = spec(arg)
+        if described is None:
+            raise ValueError(f"{path}: input '{arg.name}' is {arg.type}; only tensors can be sent")
+        inputs.append(described)
+    outputs = []
+    for arg in session.get_outputs():
+        described = spec(arg)
+        if described is None:
+            log.warning("%s: output '%s' is %s, not a tensor: not served", path, arg.name, arg.type)
+        else:
+            outputs.append(described)
+    if not outputs:
+        raise ValueError(f"{path}: no output is a tensor; nothing to return")
+    return Signature("serving_default", tuple(inputs), tuple(outputs))

@@ -1,0 +1,85 @@
+"""Models made the way other tools make them, with no tfship metadata.json.
+
+A Keras 3 model exported as every Keras tutorial does (``model.export(dir,
+format="tf_saved_model")``), and ONNX graphs built with ``onnx.helper`` in Triton's layout
+(``<name>/<version>/model.onnx``). Their weights are fixed, so the right answers are known
+in numpy.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+# Dense(3, softmax) over 4 features: known weights, known answers.
+KERAS_WEIGHTS = np.array(
+    [[0.5, -1.0, 0.25], [1.5, 0.0, -0.5], [-0.75, 0.5, 1.0], [0.0, 2.0, -1.0]],
+    dtype=np.float32,
+)
+KERAS_BIAS = np.array([0.1, -0.2, 0.3], dtype=np.float32)
+SCALE = np.array([2.0, -3.0], dtype=np.float32)
+
+
+def keras_probabilities(rows: np.ndarray) -> np.ndarray:
+    logits = np.asarray(rows, np.float32) @ KERAS_WEIGHTS + KERAS_BIAS
+    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def export_keras_saved_model(folder: Path) -> Path:
+    """A Keras 3 model exported as the Keras docs show; signatures ``serve`` and
+    ``serving_default``, input ``keras_tensor`` [-1, 4], output ``output_0`` [-1, 3]."""
+    import keras
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+    model.layers[0].set_weights([KERAS_WEIGHTS, KERAS_BIAS])
+    model.export(str(folder), format="tf_saved_model", verbose=False)
+    return folder
+
+
+def scale_prediction(rows: np.ndarray) -> np.ndarray:
+    return np.asarray(rows, np.float32) * SCALE
+
+
+def write_scale_onnx(path: Path, batch: str | int = "N") -> Path:
+    """``x`` [batch, 2] float -> ``y`` = x * (2, -3); a symbolic batch unless told."""
+    graph = helper.make_graph(
+        [helper.make_node("Mul", ["x", "scale"], ["y"])],
+        "scale",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, 2])],
+        initializer=[numpy_helper.from_array(SCALE, "scale")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8  # readable by every onnxruntime the project supports
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    return path
+
+
+def write_mixed_types_onnx(path: Path) -> Path:
+    """Two inputs of other dtypes (int64 ``ids`` [N, T], bool ``mask`` [N, T]) and an
+    output of rank 1: ``count`` [N] = number of ids where mask is set."""
+    graph = helper.make_graph(
+        [
+            helper.make_node("Cast", ["mask"], ["mask64"], to=TensorProto.INT64),
+            helper.make_node("Mul", ["ids", "mask64"], ["kept"]),
+            helper.make_node("Sign", ["kept"], ["flags"]),
+            helper.make_node("ReduceSum", ["flags", "axes"], ["count"], keepdims=0),
+        ],
+        "mixed",
+        [
+            helper.make_tensor_value_info("ids", TensorProto.INT64, ["N", "T"]),
+            helper.make_tensor_value_info("mask", TensorProto.BOOL, ["N", "T"]),
+        ],
+        [helper.make_tensor_value_info("count", TensorProto.INT64, ["N"])],
+        initializer=[numpy_helper.from_array(np.array([1], np.int64), "axes")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    return path
