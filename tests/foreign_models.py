@@ -34,7 +34,11 @@ def export_keras_saved_model(folder: Path) -> Path:
     ``serving_default``, input ``keras_tensor`` [-1, 4], output ``output_0`` [-1, 3]."""
     import keras
 
-    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+    # The name Keras gives the first unnamed input of a process, fixed: later models of the
+    # same test process would get keras_tensor_1, _2...
+    model = keras.Sequential(
+        [keras.Input((4,), name="keras_tensor"), keras.layers.Dense(3, activation="softmax")]
+    )
     model.layers[0].set_weights([KERAS_WEIGHTS, KERAS_BIAS])
     model.export(str(folder), format="tf_saved_model", verbose=False)
     return folder

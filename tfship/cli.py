@@ -1,4 +1,4 @@
-"""The ``tfship`` command: train, serve, predict, models.
+"""The ``tfship`` command: train, tune, serve, predict, models, import.
 
 Each subcommand imports its package only when chosen, so ``tfship serve`` never loads the
 training stack (TensorFlow) and ``tfship models`` starts instantly.
@@ -160,6 +160,11 @@ def main(argv: list[str] | None = None) -> int:
     predict_cli.add_arguments(predict)
     models = commands.add_parser("models", help="list the model repository")
     _models_arguments(models)
+    imported = commands.add_parser(
+        "import",
+        help="publish a .keras, SavedModel or ONNX model as a verified version",
+    )
+    train_cli.add_import_arguments(imported)
 
     args = parser.parse_args(argv)
     handlers = {
@@ -168,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         "serve": serve_cli.run,
         "predict": predict_cli.run,
         "models": _run_models,
+        "import": train_cli.run_import,
     }
     return handlers[args.command](args)
 

@@ -283,32 +283,44 @@ def new_temp_dir(model_root: Path) -> Path:
     return path
 
 
-def publish(staging: Path, model_root: Path, finalize: Callable[[Path, int], None]) -> VersionRef:
-    """Move a fully written staging folder into place as the next version.
+def publish(
+    staging: Path,
+    model_root: Path,
+    finalize: Callable[[Path, int], None],
+    version: int | None = None,
+) -> VersionRef:
+    """Move a fully written staging folder into place as the next version, or as
+    ``version`` when given (RepositoryError if that version exists).
 
     ``finalize(staging, version)`` runs once the version number is chosen (it writes
     metadata.json, which records the version). If another writer takes the same number
-    first, the number is chosen again.
+    first, the number is chosen again (or, for a given version, the publish fails).
     """
     for _ in range(100):
-        version = (list_versions(model_root) or [0])[-1] + 1
-        target = model_root / str(version)
+        chosen = version or (list_versions(model_root) or [0])[-1] + 1
+        target = model_root / str(chosen)
+        if version is not None and chosen in version_folders(model_root):
+            raise RepositoryError(f"version {chosen} exists: {version_folder(model_root, chosen)}")
         if target.exists():
             continue
-        finalize(staging, version)
+        finalize(staging, chosen)
         _fsync_tree(staging)
         try:
             os.rename(staging, target)
         except OSError:
             # Lost a race with another publisher (target now exists and is not empty).
-            if target.exists():
+            if target.exists() and version is None:
                 continue
+            if target.exists():
+                raise RepositoryError(
+                    f"version {chosen} was published meanwhile: {target}"
+                ) from None
             raise
         with contextlib.suppress(OSError):
             dir_fd = os.open(model_root, os.O_RDONLY)
             os.fsync(dir_fd)
             os.close(dir_fd)
-        return VersionRef(model_root.name, version, target)
+        return VersionRef(model_root.name, chosen, target)
     raise RepositoryError(f"could not choose a free version number under {model_root}")
 
 

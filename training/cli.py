@@ -103,3 +103,94 @@ def run_tune(args: argparse.Namespace) -> int:
     except TrainingError as exc:
         return _failed("tfship tune", exc)
     return 0
+
+
+def add_import_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "source", type=Path, help="a .keras (or .h5) file, a SavedModel folder or an .onnx file"
+    )
+    parser.add_argument("--name", required=True, help="the model's name in the repository")
+    parser.add_argument(
+        "--model-dir",
+        type=Path,
+        default=Path(os.environ.get("TFSHIP_MODEL_DIR", "models")),
+        help="model repository to publish into (env TFSHIP_MODEL_DIR; default: models)",
+    )
+    parser.add_argument(
+        "--version",
+        type=int,
+        help="publish as this version (default: the next one); must not exist",
+    )
+    parser.add_argument(
+        "--calibration",
+        type=Path,
+        metavar="FILE.npz",
+        help="rows, one array per input name (and 'labels', class indices, for the "
+        "--quantize gate): for the parity check, the warm-up requests and int8 calibration "
+        "(default: generated rows)",
+    )
+    parser.add_argument(
+        "--labels",
+        type=Path,
+        metavar="FILE",
+        help="class names, one per line, in the order of the output's scores: the model "
+        "becomes a classifier (TF Serving's classify API, top-k)",
+    )
+    parser.add_argument(
+        "--output-name",
+        default="output_0",
+        help="the output's name for a Keras source (default output_0, as model.export names it)",
+    )
+    parser.add_argument(
+        "--no-onnx",
+        action="store_true",
+        help="publish the SavedModel alone (serve it with --model-runtime NAME=savedmodel)",
+    )
+    parser.add_argument(
+        "--quantize",
+        action="append",
+        default=[],
+        metavar="VARIANT",
+        help="also publish model.VARIANT.onnx: int8 (static for a CNN given --calibration, "
+        "else dynamic), int8_dynamic, int8_static or fp16 (repeatable); with --labels and a "
+        "'labels' array in --calibration, refused if it loses over --quantize-tolerance",
+    )
+    parser.add_argument(
+        "--quantize-tolerance",
+        type=float,
+        default=0.01,
+        help="most accuracy a variant may lose against the float model (default 0.01)",
+    )
+    parser.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    parser.add_argument(
+        "--parity-tolerance",
+        type=float,
+        default=1e-4,
+        help="most ONNX may differ from TensorFlow on any output value (default 1e-4)",
+    )
+
+
+def run_import(args: argparse.Namespace) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
+    from training.import_model import ImportRequest, import_model
+
+    request = ImportRequest(
+        source=args.source,
+        name=args.name,
+        model_dir=args.model_dir,
+        version=args.version,
+        calibration=args.calibration,
+        labels_file=args.labels,
+        output_name=args.output_name,
+        onnx=not args.no_onnx,
+        quantize=tuple(args.quantize),
+        quantize_tolerance=args.quantize_tolerance,
+        opset=args.opset,
+        parity_tolerance=args.parity_tolerance,
+    )
+    try:
+        ref = import_model(request)
+    except TrainingError as exc:
+        return _failed("tfship import", exc)
+    print(f"published {ref.name} version {ref.version} at {ref.path}")
+    return 0

@@ -29,3 +29,9 @@ class GateRefused(TrainingError):
     """The quality gate refused the model; the run report says by how much."""
 
     kind = "quality gate"
+
+
+class ImportRefused(ConfigError):
+    """``tfship import`` cannot use what it was given (the source, a flag, the target)."""
+
+    kind = "cannot import"

@@ -112,12 +112,14 @@ def export_saved_model(
     output: str,
     folder: Path,
     class_names: list[str] | None = None,
+    example_signature: bool = True,
 ) -> SavedModelInfo:
     """Write the SavedModel at ``folder`` (the version root) and read its signature back.
 
-    ``serving_default`` takes the named inputs (predict); a ``classification`` (or, without
-    class names, ``regression``) signature takes serialized tf.Examples, for TF Serving's
-    Classify and Regress APIs.
+    ``serving_default`` takes the named inputs (predict); unless ``example_signature`` is
+    False (a model whose task is unknown), a ``classification`` (or, without class names,
+    ``regression``) signature takes serialized tf.Examples, for TF Serving's Classify and
+    Regress APIs.
     """
     names = [spec.name for spec in inputs]
 
@@ -136,10 +138,13 @@ def export_saved_model(
             for spec in inputs
         ],
     )
-    key, function = _example_endpoint(model, inputs, class_names or [])
-    archive.add_endpoint(
-        name=key, fn=function, input_signature=[tf.TensorSpec((None,), tf.string, name="inputs")]
-    )
+    if example_signature:
+        key, function = _example_endpoint(model, inputs, class_names or [])
+        archive.add_endpoint(
+            name=key,
+            fn=function,
+            input_signature=[tf.TensorSpec((None,), tf.string, name="inputs")],
+        )
     archive.write_out(str(folder), verbose=False)
     _set_method_names(folder)
     return read_saved_model_signature(folder)
@@ -194,7 +199,8 @@ def write_warmup_requests(
             request.model_spec.signature_name = SIGNATURE_NAME
             for spec in inputs:
                 values = rows[spec.name][:size]
-                dtype = tf.string if spec.dtype == "string" else tf.float32
+                # Training's inputs are float32 or string; an imported model's, any dtype.
+                dtype = tf.string if spec.dtype in ("string", "object") else tf.as_dtype(spec.dtype)
                 request.inputs[spec.name].CopyFrom(tf.make_tensor_proto(values, dtype=dtype))
             log = prediction_log_pb2.PredictionLog(
                 predict_log=prediction_log_pb2.PredictLog(request=request)

@@ -52,7 +52,8 @@ def foreign_metadata(
             raise ArtifactMissing(
                 f"{folder} holds a SavedModel and no {wanted}, and the ONNX runtime serves "
                 f"only ONNX: serve it with --model-runtime {name}=savedmodel, or convert it "
-                f"with `tfship import {folder} --name {name}`"
+                f"with `tfship import {folder} --name {name} --model-dir {folder.parent.parent}`"
+                " (it publishes the next version with ONNX and checksums)"
             )
         raise ArtifactMissing(f"{folder} has no metadata.json and no {wanted}: nothing to serve")
     if runtime == "savedmodel":

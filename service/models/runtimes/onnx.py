@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -13,13 +13,11 @@ import onnxruntime as ort
 from tfship.version_metadata import VersionMetadata
 from service.models.runtimes.deadlines import WATCHDOG
 from service.errors import ComputeTimeout
-from service.models.runtimes.base import Signature, TensorSpec, signature_from_metadata
+from service.models.runtimes.base import Signature, signature_from_metadata
+from tfship.onnx_signature import graph_signature
 from tfship.repository import onnx_file
 
 log = logging.getLogger("tfship.registry")
-
-# ONNX Runtime's element type names whose numpy name differs ("tensor(float)" etc.).
-_NUMPY_NAMES = {"float": "float32", "double": "float64", "string": "object"}
 
 
 class OnnxRuntime:
@@ -37,7 +35,11 @@ class OnnxRuntime:
             str(path), sess_options=options, providers=["CPUExecutionProvider"]
         )
         if not metadata.inputs:  # a foreign version: the graph is the only description
-            self.signature: Signature = _signature_of(self._session, path)
+            inputs, outputs, skipped = graph_signature(self._session, str(path))
+            for output in skipped:
+                log.warning("%s: output %s is not a tensor: not served", path, output)
+            metadata = dataclasses.replace(metadata, inputs=tuple(inputs), outputs=tuple(outputs))
+            self.signature: Signature = signature_from_metadata(metadata)
             return
         self.signature = signature_from_metadata(metadata)
         onnx_inputs = {i.name for i in self._session.get_inputs()}
@@ -75,35 +77,3 @@ class OnnxRuntime:
                 raise
         return dict(zip(names, results, strict=True))
 
-
-def _signature_of(session: Any, path: Path) -> Signature:
-    """The graph's own inputs and outputs; symbolic or unknown dimensions become -1."""
-
-    def spec(arg: Any) -> TensorSpec | None:
-        kind = str(arg.type)
-        if not (kind.startswith("tensor(") and kind.endswith(")")):
-            return None  # a sequence or map (sklearn's ZipMap): no tensor to send or return
-        element = kind[len("tensor(") : -1]
-        try:
-            dtype = np.dtype(_NUMPY_NAMES.get(element, element))
-        except TypeError:
-            return None
-        shape = tuple(d if isinstance(d, int) and d >= 0 else -1 for d in arg.shape or [])
-        return TensorSpec(arg.name, dtype, shape)
-
-    inputs = []
-    for arg in session.get_inputs():
-        described = spec(arg)
-        if described is None:
-            raise ValueError(f"{path}: input '{arg.name}' is {arg.type}; only tensors can be sent")
-        inputs.append(described)
-    outputs = []
-    for arg in session.get_outputs():
-        described = spec(arg)
-        if described is None:
-            log.warning("%s: output '%s' is %s, not a tensor: not served", path, arg.name, arg.type)
-        else:
-            outputs.append(described)
-    if not outputs:
-        raise ValueError(f"{path}: no output is a tensor; nothing to return")
-    return Signature("serving_default", tuple(inputs), tuple(outputs))
