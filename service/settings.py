@@ -213,7 +213,8 @@ class ServiceSettings:
         "reject",
         parse=choice("reject", "allow"),
         doc="`reject`: NaN and Infinity in request tensors are a 400; `allow` passes them to "
-        "the model",
+        "the model, and REST bodies may then spell them `NaN`, `Infinity`, `-Infinity` (as TF "
+        "Serving reads them)",
         choices=("reject", "allow"),
         what="NaN and Infinity in request tensors: a 400, or passed to the model",
     )

@@ -123,5 +123,5 @@ def test_module_entry_points_match_the_subcommands() -> None:
         )
         assert result.returncode == 0 and expected in result.stdout
     top = tfship("--help")
-    for command in ("train", "serve", "predict", "models"):
+    for command in ("train", "serve", "predict", "models", "import"):
         assert command in top.stdout

@@ -169,8 +169,7 @@ def test_imported_versions_serve_the_source_models_answers(imported_server: Serv
     examples = [{"features": row} for row in ROWS.tolist()]
     answer = imported_server.post("/v1/models/classifier:classify", {"examples": examples})
     assert answer.status == 200, answer.body
-    body = answer.json()
-    results = body.get("results", body.get("result"))
+    results = answer.json()["results"]
     best = [max(pairs, key=lambda pair: pair[1])[0] for pairs in results]
     assert best == [LABELS[i] for i in keras_probabilities(ROWS).argmax(axis=1)]
 

@@ -158,10 +158,10 @@ def test_classify_and_regress_agree(doors: tuple[Any, Any, Any]) -> None:
         [[c.label, c.score] for c in row.classes] for row in grpc_answer.result.classifications
     ]
     assert len(over_grpc) == 4 and [len(row) for row in over_grpc] == [10] * 4
-    labels = [[pair[0] for pair in row] for row in rest_body["result"]]
+    labels = [[pair[0] for pair in row] for row in rest_body["results"]]
     assert labels == [[pair[0] for pair in row] for row in over_grpc]
     np.testing.assert_allclose(
-        np.array([[pair[1] for pair in row] for row in rest_body["result"]], np.float32),
+        np.array([[pair[1] for pair in row] for row in rest_body["results"]], np.float32),
         np.array([[pair[1] for pair in row] for row in over_grpc], np.float32),
     )
 

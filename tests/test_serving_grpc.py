@@ -256,7 +256,7 @@ def test_classify_returns_class_names_and_scores(
     rest = mixed_server.post(
         "/v1/models/digits:classify",
         {"examples": [{"pixels": image.ravel().tolist()} for image in images[:8]]},
-    ).json()["result"]
+    ).json()["results"]
     for row, rest_row in zip(rows, rest, strict=True):
         assert [c.label for c in row.classes] == [pair[0] for pair in rest_row]
         np.testing.assert_allclose([c.score for c in row.classes], [p[1] for p in rest_row])

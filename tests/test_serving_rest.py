@@ -185,9 +185,13 @@ def test_unknown_models_versions_and_paths_get_404(
 
 
 def test_wrong_method_is_a_json_405(onnx_server: Server) -> None:
-    answer = onnx_server.get("/v1/models/digits:predict")
-    # GET on the predict path is read as the status of a model named "digits:predict".
-    assert answer.status == 404
+    for verb in ("predict", "classify", "regress"):
+        # TF Serving's answer to a GET on a POST-only path: 400, "Malformed request".
+        answer = onnx_server.get(f"/v1/models/digits:{verb}")
+        assert answer.status == 400
+        assert answer.json()["error"] == (
+            f"Malformed request: GET /v1/models/digits:{verb}; :{verb} takes POST with a JSON body"
+        )
     answer = onnx_server.post("/v1/models/digits", {"instances": [ROW]})
     assert answer.status == 405
     assert answer.json() == {
@@ -202,7 +206,7 @@ def test_classify_labels_the_predicted_probabilities(
     examples = [{"pixels": image.ravel().tolist()} for image in images]
     answer = onnx_server.post("/v1/models/digits:classify", {"examples": examples})
     assert answer.status == 200, answer.body
-    result = answer.json()["result"]
+    result = answer.json()["results"]
     probabilities = np.array(
         onnx_server.post("/v1/models/digits:predict", {"instances": images.tolist()}).json()[
             "predictions"
@@ -218,7 +222,7 @@ def test_classify_labels_the_predicted_probabilities(
         {"context": {"pixels": images[0].ravel().tolist()}, "examples": [{}, {}]},
     )
     assert with_context.status == 200, with_context.body
-    first, second = with_context.json()["result"]
+    first, second = with_context.json()["results"]
     assert first == second
     np.testing.assert_allclose([pair[1] for pair in first], probabilities[0], atol=1e-6)
 
@@ -231,7 +235,7 @@ def test_regress_answers_one_value_per_example(mixed_server: Server) -> None:
         "/v1/models/linear:regress", {"examples": [{"features": row} for row in rows]}
     )
     assert answer.status == 200, answer.body
-    np.testing.assert_allclose(answer.json()["result"], linear_prediction(np.array(rows)))
+    np.testing.assert_allclose(answer.json()["results"], linear_prediction(np.array(rows)))
 
 
 @pytest.mark.parametrize(
@@ -295,7 +299,7 @@ def test_top_k_answers_class_names_and_scores_best_first(
     classify = onnx_server.post(
         "/v1/models/digits:classify",
         {"examples": [{"pixels": image.ravel().tolist()} for image in images], "top_k": 2},
-    ).json()["result"]
+    ).json()["results"]
     assert [[label for label, _ in row] for row in classify] == [r["classes"][:2] for r in rows]
     for k, message in (
         (0, "'top_k' must be a positive integer, got 0"),

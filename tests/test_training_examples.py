@@ -305,7 +305,7 @@ def test_served_examples_take_raw_values(examples_repo: ExamplesRepo, start_serv
     assert (np.argmax(predicted, axis=1) == cancer.target).mean() > 0.95
     regressed = server.post(
         "/v1/models/diabetes:regress", {"examples": [{"features": [0.0] * 10}]}
-    ).json()["result"]
+    ).json()["results"]
     assert len(regressed) == 1 and 50 < regressed[0] < 300
 
 

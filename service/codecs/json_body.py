@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -12,16 +13,35 @@ from service.errors import InvalidArgument
 _NON_FINITE_TOKEN = re.compile(rb"NaN|Infinity")
 
 
-def parse_json(raw: bytes | memoryview, what: str = "request body") -> Any:
+def parse_json(
+    raw: bytes | memoryview, what: str = "request body", allow_non_finite: bool = False
+) -> Any:
+    """The parsed body. ``allow_non_finite`` (TFSHIP_NON_FINITE=allow) also takes the
+    ``NaN``, ``Infinity`` and ``-Infinity`` tokens, which TF Serving's REST API accepts
+    although JSON has no such numbers."""
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         if str(exc).startswith("depth limit"):
             message = f"{what}: JSON nested more than 1024 levels deep"
         elif _NON_FINITE_TOKEN.search(bytes(raw)):
+            if allow_non_finite:
+                return _parse_with_non_finite(raw, what)
             message = (
-                f"{what} holds NaN or Infinity, which JSON does not allow; send finite numbers"
+                f"{what} holds NaN or Infinity, which JSON does not allow; send finite "
+                "numbers (or start the server with --non-finite allow)"
             )
         else:
             message = f"{what} is not valid JSON: {exc}"
         raise InvalidArgument(message) from None
+
+
+def _parse_with_non_finite(raw: bytes | memoryview, what: str) -> Any:
+    # orjson has no switch for these tokens; the standard library reads them by default.
+    # Only bodies holding them take this slower path.
+    try:
+        return json.loads(bytes(raw))
+    except RecursionError:
+        raise InvalidArgument(f"{what}: JSON nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError, and UnicodeDecodeError for bad UTF-8
+        raise InvalidArgument(f"{what} is not valid JSON: {exc}") from None

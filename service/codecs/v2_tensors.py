@@ -90,7 +90,9 @@ def _parameters(entry: dict[str, Any], what: str) -> dict[str, Any]:
     return _object(entry.get("parameters") or {}, f"{what} 'parameters'")
 
 
-def split_body(raw: bytes, header_length: str | None) -> tuple[Any, memoryview]:
+def split_body(
+    raw: bytes, header_length: str | None, allow_non_finite: bool = False
+) -> tuple[Any, memoryview]:
     """The JSON header (parsed) and the binary tail after it."""
     if header_length is None:
         size = len(raw)
@@ -103,14 +105,18 @@ def split_body(raw: bytes, header_length: str | None) -> tuple[Any, memoryview]:
             ) from None
         if not 0 < size <= len(raw):
             raise InvalidArgument(f"{HEADER_LENGTH} is {size} but the body has {len(raw)} bytes")
-    header = parse_json(raw[:size])
+    header = parse_json(raw[:size], allow_non_finite=allow_non_finite)
     return header, memoryview(raw)[size:]
 
 
 def decode_infer(
-    raw: bytes, header_length: str | None, signature: Signature, may_hold_bool: bool = True
+    raw: bytes,
+    header_length: str | None,
+    signature: Signature,
+    may_hold_bool: bool = True,
+    allow_non_finite: bool = False,
 ) -> InferRequest:
-    header, binary = split_body(raw, header_length)
+    header, binary = split_body(raw, header_length, allow_non_finite)
     body = _object(header, "request body")
     request_id = body.get("id")
     if request_id is not None and not isinstance(request_id, str):

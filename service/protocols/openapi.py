@@ -17,6 +17,19 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
+_METRICS = {
+    "get": {
+        "summary": "Prometheus metrics, summed over workers (also at TF Serving's path)",
+        "responses": {
+            "200": {
+                "description": "Prometheus text format",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            }
+        },
+    }
+}
+
+
 def _errors(*codes: int) -> dict[str, Any]:
     words = {
         400: "bad request",
@@ -70,17 +83,8 @@ def _build_paths() -> dict[str, Any]:
                 },
             }
         },
-        "/metrics": {
-            "get": {
-                "summary": "Prometheus metrics, summed over workers",
-                "responses": {
-                    "200": {
-                        "description": "Prometheus text format",
-                        "content": {"text/plain": {"schema": {"type": "string"}}},
-                    }
-                },
-            }
-        },
+        "/metrics": _METRICS,
+        "/monitoring/prometheus/metrics": _METRICS,
         "/openapi.json": {
             "get": {
                 "summary": "This description",
@@ -149,7 +153,7 @@ def _build_paths() -> dict[str, Any]:
                         "content": {"application/json": {"schema": _ref("ExamplesRequest")}},
                     },
                     "responses": {
-                        "200": _json(_ref(response), "result"),
+                        "200": _json(_ref(response), "results"),
                         **_errors(400, 404, 413, 415, 503, 504),
                     },
                 }
@@ -238,7 +242,14 @@ def build_spec(version: str) -> dict[str, Any]:
 
 
 # Open by default even when API keys are on (TFSHIP_AUTH_EXEMPT); /openapi.json can be too.
-_OPEN_PATHS = {"/healthz", "/readyz", "/metrics", "/v2/health/live", "/v2/health/ready"}
+_OPEN_PATHS = {
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/monitoring/prometheus/metrics",
+    "/v2/health/live",
+    "/v2/health/ready",
+}
 
 
 def _with_security(paths: dict[str, Any]) -> dict[str, Any]:

@@ -113,9 +113,9 @@ SCHEMAS: dict[str, Any] = {
     },
     "ClassifyResponse": {
         "type": "object",
-        "required": ["result"],
+        "required": ["results"],
         "properties": {
-            "result": {
+            "results": {
                 "type": "array",
                 "description": "per example: [class name, score] for every class",
                 "items": {
@@ -132,8 +132,8 @@ SCHEMAS: dict[str, Any] = {
     },
     "RegressResponse": {
         "type": "object",
-        "required": ["result"],
-        "properties": {"result": {"type": "array", "items": {"type": "number"}}},
+        "required": ["results"],
+        "properties": {"results": {"type": "array", "items": {"type": "number"}}},
     },
     "PredictResponse": {
         "type": "object",

@@ -39,6 +39,7 @@ def _openapi_body() -> bytes:
 
 
 @blueprint.get("/metrics")
+@blueprint.get("/monitoring/prometheus/metrics")  # TF Serving's path, for its scrape configs
 def metrics() -> Response:
     body, content_type = exposition()
     return Response(body, content_type=content_type)

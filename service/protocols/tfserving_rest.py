@@ -5,9 +5,11 @@ Only wire formats live here: each view decodes, calls the dataplane, encodes.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Any
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, request
 
 from service.codecs import example_features
 from service.codecs.json_body import parse_json
@@ -30,6 +32,7 @@ PROTOCOL = "tfserving"
 @blueprint.get("/v1/models/<name>/versions/<int:version>")
 @blueprint.get("/v1/models/<name>/labels/<label>")
 def model_status(name: str, version: int | None = None, label: str | None = None) -> Response:
+    _refuse_verb_in_get(name if label is None else label)
     found = statuses(name, version, label)
     return json_response(
         {
@@ -43,6 +46,16 @@ def model_status(name: str, version: int | None = None, label: str | None = None
             ]
         }
     )
+
+
+def _refuse_verb_in_get(last: str) -> None:
+    """``GET .../digits:predict`` reaches the status route with the name 'digits:predict';
+    TF Serving answers such a request 400 "Malformed request", not "model not found"."""
+    _, colon, verb = last.rpartition(":")
+    if colon and verb in ("predict", "classify", "regress"):
+        raise InvalidArgument(
+            f"Malformed request: GET {request.path}; :{verb} takes POST with a JSON body"
+        )
 
 
 @blueprint.get("/v1/models/<name>/metadata")
@@ -75,7 +88,7 @@ def predict_body(dataplane: DataPlane, model: ModelView, raw: bytes) -> Any:
 
     Shared by the Flask view above and the fast path (service/protocols/fast_path.py).
     """
-    body = parse_json(raw)
+    body = parse_json(raw, allow_non_finite=dataplane.allow_non_finite)
     # "top_k": k answers class names and scores, best first, instead of the tensor.
     k = _top_k(body, model)
     inputs, row_format = decode_predict(body, model.signature, body_may_hold_bool(raw))
@@ -98,10 +111,10 @@ def predict_body(dataplane: DataPlane, model: ModelView, raw: bytes) -> Any:
 @blueprint.post("/v1/models/<name>/labels/<label>:classify")
 def classify(name: str, version: int | None = None, label: str | None = None) -> Response:
     with hold(name, version, label) as model:
-        body = parse_json(read_body())
+        body = parse_json(read_body(), allow_non_finite=plane().allow_non_finite)
         k = _top_k(body, model)
         result = plane().classify(model, _example_inputs(body, model.signature), k)
-        return json_response({"result": [[list(pair) for pair in row] for row in result]})
+        return json_response({"results": [[list(pair) for pair in row] for row in result]})
 
 
 @blueprint.post("/v1/models/<name>:regress")
@@ -109,8 +122,9 @@ def classify(name: str, version: int | None = None, label: str | None = None) ->
 @blueprint.post("/v1/models/<name>/labels/<label>:regress")
 def regress(name: str, version: int | None = None, label: str | None = None) -> Response:
     with hold(name, version, label) as model:
-        inputs = _example_inputs(parse_json(read_body()), model.signature)
-        return json_response({"result": plane().regress(model, inputs)})
+        body = parse_json(read_body(), allow_non_finite=plane().allow_non_finite)
+        inputs = _example_inputs(body, model.signature)
+        return json_response({"results": plane().regress(model, inputs)})
 
 
 def _top_k(body: Any, model: ModelView) -> int:
@@ -144,9 +158,24 @@ def _features(value: Any, where: str) -> dict[str, list[Any]]:
     features = {}
     for key, item in value.items():
         values = item if isinstance(item, list) else [item]
-        if any(isinstance(v, list | dict) for v in values):
+        # TF Serving's encoding of a bytes feature, {"b64": "..."}: bytes, as gRPC's
+        # bytes_list gives them (example parsing then decodes them as UTF-8 text).
+        values = [_b64_bytes(v, where, key) if isinstance(v, dict) else v for v in values]
+        if any(isinstance(v, list) for v in values):
             raise InvalidArgument(
                 f"{where}, feature '{key}': expected a value or a flat list of values"
             )
         features[key] = values
     return features
+
+
+def _b64_bytes(value: dict[str, Any], where: str, key: str) -> bytes:
+    encoded = value.get("b64")
+    if set(value) != {"b64"} or not isinstance(encoded, str):
+        raise InvalidArgument(
+            f"{where}, feature '{key}': an object value must be {{\"b64\": base64 text}}"
+        )
+    try:
+        return base64.b64decode(encoded, validate=True)
+    except binascii.Error:
+        raise InvalidArgument(f"{where}, feature '{key}': 'b64' is not valid base64") from None

@@ -1,0 +1,93 @@
+"""TF Serving REST details a switching client relies on, checked against TF Serving's docs
+and ``json_tensor.cc``, in-process on the trained digits model."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import TrainedRepo
+
+from service.app import create_app
+from service.settings import ServiceSettings
+
+
+def client_for(repo: Path, **settings: Any) -> Any:
+    app = create_app(ServiceSettings(model_dir=repo, poll_seconds=0, **settings), load_models=False)
+    app.extensions["tfship.registry"].poll()
+    return app.test_client()
+
+
+@pytest.fixture(scope="module")
+def client(trained_repo: TrainedRepo) -> Any:
+    return client_for(trained_repo.path)
+
+
+def test_b64_values_in_examples_are_bytes_features(
+    client: Any, digits: tuple[np.ndarray, np.ndarray]
+) -> None:
+    pixels = digits[0][0].ravel().tolist()
+    # The doc's example: a bytes feature the model does not use is parsed and ignored.
+    extra = {"b64": base64.b64encode(b"image bytes").decode()}
+    answer = client.post(
+        "/v1/models/digits:classify",
+        json={"context": {"tag": extra}, "examples": [{"pixels": pixels, "blob": [extra]}]},
+    )
+    assert answer.status_code == 200, answer.get_json()
+    plain = client.post("/v1/models/digits:classify", json={"examples": [{"pixels": pixels}]})
+    assert answer.get_json() == plain.get_json()
+    for value, message in (
+        ({"b64": "***"}, "example 0, feature 'blob': 'b64' is not valid base64"),
+        ({"b64": 1}, "example 0, feature 'blob': an object value must be {\"b64\": base64 text}"),
+        ({"x": "aGk="}, 'an object value must be {"b64": base64 text}'),
+    ):
+        bad = client.post(
+            "/v1/models/digits:classify", json={"examples": [{"pixels": pixels, "blob": value}]}
+        )
+        assert bad.status_code == 400 and message in bad.get_json()["error"], bad.get_json()
+    # Bytes for a numeric input are refused as such.
+    wrong = client.post("/v1/models/digits:classify", json={"examples": [{"pixels": [extra] * 64}]})
+    assert wrong.status_code == 400
+    assert "feature 'pixels': expected numbers, got strings or bytes" in wrong.get_json()["error"]
+
+
+def test_nan_and_infinity_tokens_follow_the_non_finite_setting(trained_repo: TrainedRepo) -> None:
+    row = [[[0.0]] * 8] * 8
+    body = '{"instances": [' + str(row).replace("0.0", "NaN", 1) + "]}"
+    columnar = '{"inputs": {"pixels": [' + str(row).replace("0.0", "-Infinity", 1) + "]}}"
+    refused = client_for(trained_repo.path)
+    for text in (body, columnar):
+        answer = refused.post(
+            "/v1/models/digits:predict", data=text, content_type="application/json"
+        )
+        assert answer.status_code == 400
+        assert "--non-finite allow" in answer.get_json()["error"]
+    allowed = client_for(trained_repo.path, non_finite="allow")
+    for text in (body, columnar):
+        answer = allowed.post(
+            "/v1/models/digits:predict", data=text, content_type="application/json"
+        )
+        assert answer.status_code == 200, answer.get_json()
+    infer = allowed.post(
+        "/v2/models/digits/infer",
+        data='{"inputs": [{"name": "pixels", "datatype": "FP32", "shape": [1, 8, 8, 1], '
+        '"data": [' + ", ".join(["Infinity"] + ["0"] * 63) + "]}]}",
+        content_type="application/json",
+    )
+    assert infer.status_code == 200, infer.get_json()
+    # Still JSON otherwise: a syntax error is reported as one.
+    broken = allowed.post(
+        "/v1/models/digits:predict", data='{"instances": [NaN,', content_type="application/json"
+    )
+    assert broken.status_code == 400 and "is not valid JSON" in broken.get_json()["error"]
+
+
+def test_tf_serving_metrics_path_is_an_alias(client: Any) -> None:
+    client.get("/v1/models/digits")
+    ours = client.get("/metrics")
+    theirs = client.get("/monitoring/prometheus/metrics")
+    assert theirs.status_code == 200 and theirs.content_type == ours.content_type
+    assert b"tfship_requests_total" in theirs.data
