@@ -44,6 +44,8 @@ _API_OF_ENDPOINT = {
     "tfserving_rest.regress": (tfserving_rest.PROTOCOL, "regress"),
     "v2_rest.model_metadata": (v2_rest.PROTOCOL, "metadata"),
     "v2_rest.model_ready": (v2_rest.PROTOCOL, "ready"),
+    "v2_rest.model_configuration": (v2_rest.PROTOCOL, "config"),
+    "v2_rest.repository_index": (v2_rest.PROTOCOL, "repository_index"),
     "v2_rest.infer": (v2_rest.PROTOCOL, "infer"),
 }
 

@@ -50,8 +50,11 @@ class Client:
     # None = every model.
     models: frozenset[str] | None
 
+    def may_use(self, model: str) -> bool:
+        return self.models is None or model in self.models
+
     def check_model(self, model: str | None) -> None:
-        if model is not None and self.models is not None and model not in self.models:
+        if model is not None and not self.may_use(model):
             raise PermissionDenied(f"this API key may not use model '{model}'")
 
 

@@ -27,7 +27,12 @@ def test_health_and_metadata_through_tritonclient(client: Any) -> None:
     assert client.is_model_ready("digits", "1")
     server = client.get_server_metadata()
     assert server["name"] == "tfship"
-    assert server["extensions"] == ["binary_tensor_data", "classification"]
+    assert server["extensions"] == [
+        "binary_tensor_data",
+        "classification",
+        "model_repository",
+        "model_configuration",
+    ]
     assert client.get_model_metadata("digits") == {
         "name": "digits",
         "versions": ["1"],
@@ -35,6 +40,44 @@ def test_health_and_metadata_through_tritonclient(client: Any) -> None:
         "inputs": [{"name": "pixels", "datatype": "FP32", "shape": [-1, 8, 8, 1]}],
         "outputs": [{"name": "probabilities", "datatype": "FP32", "shape": [-1, 10]}],
     }
+
+
+def test_config_and_repository_index_through_tritonclient(client: Any, onnx_server: Server) -> None:
+    # What Triton's tools (perf_analyzer, model analyzer) read before their first request.
+    config = client.get_model_config("digits")
+    assert config == client.get_model_config("digits", "1")
+    assert config == {
+        "name": "digits",
+        "platform": "onnxruntime_onnx",
+        "backend": "onnxruntime",
+        "max_batch_size": 10000,  # TFSHIP_MAX_ROWS: the batch dim is left out of dims
+        "input": [{"name": "pixels", "data_type": "TYPE_FP32", "dims": [8, 8, 1]}],
+        "output": [
+            {
+                "name": "probabilities",
+                "data_type": "TYPE_FP32",
+                "dims": [10],
+                "label_filename": "labels.txt",
+            }
+        ],
+    }
+    assert client.get_model_repository_index() == [
+        {"name": "digits", "version": "1", "state": "READY", "reason": ""}
+    ]
+    assert onnx_server.post("/v2/repository/index", {"ready": True}).json() == (
+        client.get_model_repository_index()
+    )
+    bad = onnx_server.post("/v2/repository/index", {"ready": "yes"})
+    assert bad.status == 400 and '{"ready": true|false}' in bad.json()["error"]
+    missing = onnx_server.get("/v2/models/nope/config")
+    assert missing.status == 404
+
+
+def test_health_answers_carry_json_bodies(onnx_server: Server) -> None:
+    # KServe's client reads these bodies; Triton's reads the status code.
+    assert onnx_server.get("/v2/health/live").json() == {"live": True}
+    assert onnx_server.get("/v2/health/ready").json() == {"ready": True}
+    assert onnx_server.get("/v2/models/digits/ready").json() == {"name": "digits", "ready": True}
 
 
 @pytest.mark.parametrize("binary_in", [True, False])

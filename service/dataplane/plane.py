@@ -27,7 +27,7 @@ from service.auth import ApiKeys
 from service.dataplane import tasks
 from service.dataplane.call import Call
 from service.dataplane.queue_time import queue_seconds
-from service.errors import InvalidArgument
+from service.errors import InvalidArgument, NotFound
 from service.metrics import observe_queue, observe_request
 from service.models.model_view import ModelView, VersionStatus
 from service.models.registry import Registry
@@ -143,6 +143,21 @@ class DataPlane:
         if len(found) == 1:
             call.version = str(found[0].version)
         return [s.snapshot() for s in found]
+
+    def repository(self, call: Call) -> list[tuple[str, VersionStatus | None]]:
+        """Every model's managed versions, oldest first, as the repository index lists them
+        (None for a model with no version yet): only models the call's API key may use."""
+        found = []
+        for name in self.registry.model_names():
+            if call.client is not None and not call.client.may_use(name):
+                continue
+            try:
+                versions = self.registry.statuses(name)
+            except NotFound:  # no version yet: listed by name alone
+                found.append((name, None))
+                continue
+            found += [(name, s.snapshot()) for s in reversed(versions)]
+        return found
 
     def available_versions(self, name: str) -> list[int]:
         """Versions of a model that are serving now, newest first."""

@@ -242,6 +242,12 @@ class Registry:
     def has_model(self, name: str) -> bool:
         return name in self._models
 
+    def model_names(self) -> list[str]:
+        """Every model this worker manages, in name order (after the first poll)."""
+        self._polled.wait(self.settings.load_wait_seconds)
+        with self._lock:
+            return sorted(self._models)
+
     def _entry(self, name: str) -> ModelEntry:
         entry = self._models.get(name)
         if entry is None and not self._polled.is_set():

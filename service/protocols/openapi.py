@@ -93,14 +93,30 @@ def _build_paths() -> dict[str, Any]:
         },
         "/v2/health/live": {
             "get": {
-                "summary": "V2 server liveness (status code only)",
-                "responses": {"200": {"description": "live"}},
+                "summary": "V2 server liveness",
+                "responses": {"200": _json(_ref("V2Live"), "live")},
             }
         },
         "/v2/health/ready": {
             "get": {
-                "summary": "V2 server readiness (status code only)",
-                "responses": {"200": {"description": "ready"}, "400": {"description": "not ready"}},
+                "summary": "V2 server readiness: the status code, and the body KServe reads",
+                "responses": {
+                    "200": _json(_ref("V2Ready"), "ready"),
+                    "400": _json(_ref("V2Ready"), "not ready"),
+                },
+            }
+        },
+        "/v2/repository/index": {
+            "post": {
+                "summary": "Triton's repository index: every model version and its state",
+                "requestBody": {
+                    "required": False,
+                    "content": {"application/json": {"schema": _ref("V2IndexRequest")}},
+                },
+                "responses": {
+                    "200": _json(_ref("V2RepositoryIndex"), "index"),
+                    **_errors(400, 413, 415),
+                },
             }
         },
         "/v2": {
@@ -172,12 +188,23 @@ def _build_paths() -> dict[str, Any]:
     for path, params in _variants("/v2/models/{name}", "/ready", labels=False):
         paths[path] = {
             "get": {
-                "summary": "V2 model readiness (status code only)",
+                "summary": "V2 model readiness: the status code, and a body",
                 "parameters": params,
                 "responses": {
-                    "200": {"description": "ready"},
-                    "400": {"description": "not ready"},
+                    "200": _json(_ref("V2ModelReady"), "ready"),
+                    "400": _json(_ref("V2ModelReady"), "not ready"),
                     **_errors(404),
+                },
+            }
+        }
+    for path, params in _variants("/v2/models/{name}", "/config", labels=False):
+        paths[path] = {
+            "get": {
+                "summary": "Triton's model configuration (inputs, outputs, dims, max_batch_size)",
+                "parameters": params,
+                "responses": {
+                    "200": _json(_ref("TritonModelConfig"), "configuration"),
+                    **_errors(404, 503),
                 },
             }
         }

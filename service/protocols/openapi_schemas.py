@@ -187,6 +187,62 @@ SCHEMAS: dict[str, Any] = {
             },
         },
     },
+    "V2Live": {
+        "type": "object",
+        "required": ["live"],
+        "properties": {"live": {"type": "boolean"}},
+    },
+    "V2Ready": {
+        "type": "object",
+        "required": ["ready"],
+        "properties": {"ready": {"type": "boolean"}},
+    },
+    "V2ModelReady": {
+        "type": "object",
+        "required": ["name", "ready"],
+        "properties": {"name": {"type": "string"}, "ready": {"type": "boolean"}},
+    },
+    "V2IndexRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {"ready": {"type": "boolean", "description": "only READY versions"}},
+    },
+    "V2RepositoryIndex": {
+        "type": "array",
+        "items": {
+            "type": "object",
+            "required": ["name"],
+            "properties": {
+                "name": {"type": "string"},
+                "version": {"type": "string"},
+                "state": {"enum": ["READY", "LOADING", "UNLOADING", "UNAVAILABLE"]},
+                "reason": {"type": "string"},
+            },
+        },
+    },
+    "TritonModelConfig": {
+        "type": "object",
+        "required": ["name", "platform", "backend", "max_batch_size", "input", "output"],
+        "properties": {
+            "name": {"type": "string"},
+            "platform": {"type": "string"},
+            "backend": {"type": "string"},
+            "max_batch_size": {"type": "integer", "minimum": 0},
+            "input": {"type": "array", "items": {"$ref": "#/components/schemas/TritonTensor"}},
+            "output": {"type": "array", "items": {"$ref": "#/components/schemas/TritonTensor"}},
+        },
+    },
+    "TritonTensor": {
+        "type": "object",
+        "required": ["name", "data_type", "dims"],
+        "properties": {
+            "name": {"type": "string"},
+            "data_type": {"type": "string"},
+            "dims": {"type": "array", "items": {"type": "integer"}},
+            "label_filename": {"type": "string"},
+            "reshape": {"type": "object"},
+        },
+    },
     "V2ServerMetadata": {
         "type": "object",
         "required": ["name", "version", "extensions"],

@@ -1,39 +1,54 @@
-"""Open Inference Protocol (KServe V2 / Triton) REST: health, metadata, readiness, infer.
+"""Open Inference Protocol (KServe V2 / Triton) REST: health, metadata, readiness, infer,
+and Triton's extensions its tools need: the repository index, model configuration and
+statistics.
 
 Only wire formats live here: each view decodes, calls the dataplane, encodes.
 """
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, request
+from typing import Any
 
+from flask import Blueprint, Response, g, request
+
+from service.codecs.json_body import parse_json
 from service.codecs.tensor_checks import body_may_hold_bool
 from service.codecs.v2_tensors import HEADER_LENGTH, decode_infer, encode_infer, tensor_metadata
 from service.dataplane.plane import DataPlane
+from service.errors import InvalidArgument
 from service.models.model_view import ModelView
-from service.models.versions import AVAILABLE
+from service.models.versions import AVAILABLE, END, LOADING, START, UNLOADING
 from service.protocols.flask_calls import hold, plane, statuses
 from service.protocols.json_responses import json_response
 from service.protocols.request_body import read_body
+from tfship.triton_config import PLATFORMS, model_config
+from tfship.version_metadata import TensorInfo
 
 blueprint = Blueprint("v2_rest", __name__)
 PROTOCOL = "v2"
 
-# Triton's platform names, so V2 clients that branch on them see familiar values.
-PLATFORMS = {"onnx": "onnxruntime_onnx", "savedmodel": "tensorflow_savedmodel"}
-EXTENSIONS = ["binary_tensor_data", "classification"]
+EXTENSIONS = ["binary_tensor_data", "classification", "model_repository", "model_configuration"]
+# Triton's repository index states for tfship's (TF Serving's) version states.
+_INDEX_STATES = {
+    START: "LOADING",
+    LOADING: "LOADING",
+    AVAILABLE: "READY",
+    UNLOADING: "UNLOADING",
+    END: "UNAVAILABLE",
+}
 
 
 @blueprint.get("/v2/health/live")
 def live() -> Response:
-    return Response(status=200)
+    return json_response({"live": True})
 
 
 @blueprint.get("/v2/health/ready")
 def ready() -> Response:
-    # The protocol reports readiness by status code alone: 200 or a 4xx.
+    # The status code is the protocol's answer (200, or 400 when not ready); the body is
+    # what KServe's client reads.
     is_ready, _ = plane().ready()
-    return Response(status=200 if is_ready else 400)
+    return json_response({"ready": is_ready}, 200 if is_ready else 400)
 
 
 @blueprint.get("/v2")
@@ -62,7 +77,49 @@ def model_metadata(name: str, version: int | None = None) -> Response:
 @blueprint.get("/v2/models/<name>/versions/<int:version>/ready")
 def model_ready(name: str, version: int | None = None) -> Response:
     found = statuses(name, version)
-    return Response(status=200 if any(s.state == AVAILABLE for s in found) else 400)
+    is_ready = any(s.state == AVAILABLE for s in found)
+    return json_response({"name": name, "ready": is_ready}, 200 if is_ready else 400)
+
+
+@blueprint.get("/v2/models/<name>/config")
+@blueprint.get("/v2/models/<name>/versions/<int:version>/config")
+def model_configuration(name: str, version: int | None = None) -> Response:
+    with hold(name, version) as model:
+
+        def infos(specs: Any) -> list[TensorInfo]:
+            return [TensorInfo(s.name, s.dtype.name, s.shape) for s in specs]
+
+        config = model_config(
+            model.name,
+            model.runtime,
+            infos(model.signature.inputs),
+            infos(model.signature.outputs),
+            plane().settings.max_rows,
+            labels=bool(model.class_names),
+        )
+        return json_response(config)
+
+
+@blueprint.post("/v2/repository/index")
+def repository_index() -> Response:
+    raw = read_body()
+    body = parse_json(raw) if raw.strip() else {}
+    if not isinstance(body, dict) or not isinstance(body.get("ready", False), bool):
+        raise InvalidArgument('request body must be {} or {"ready": true|false}')
+    only_ready = body.get("ready", False)
+    index = []
+    for name, status in plane().repository(g.call):
+        if status is None:
+            if not only_ready:
+                index.append({"name": name})
+            continue
+        state = _INDEX_STATES.get(status.state, "UNAVAILABLE")
+        if only_ready and state != "READY":
+            continue
+        entry = {"name": name, "version": str(status.version), "state": state}
+        entry["reason"] = status.error_message
+        index.append(entry)
+    return json_response(index)
 
 
 @blueprint.post("/v2/models/<name>/infer")
