@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import ROOT, Server, quiet_env, tfship_command
+from conftest import ROOT, Server, TrainedRepo, quiet_env, tfship_command
 from foreign_models import (
     KERAS_BIAS,
     KERAS_WEIGHTS,
@@ -216,7 +216,7 @@ def test_bad_inputs_exit_non_zero_naming_file_and_reason(
     assert _refused(capsys, onnx, "--name", "m", "--model-dir", str(repo), "--version", "3")[0] == 0
     code, err = _refused(capsys, onnx, "--name", "m", "--model-dir", str(repo), "--version", "3")
     assert code == 2 and "version 3 exists" in err
-    assert sorted(p.name for p in (repo / "m").iterdir()) == ["3"]
+    assert sorted(p.name for p in (repo / "m").iterdir()) == ["3", "config.pbtxt"]
 
 
 def test_a_failure_after_conversion_publishes_nothing(
@@ -235,3 +235,54 @@ def test_a_failure_after_conversion_publishes_nothing(
     assert "tfship import: cannot import: --labels gives 2 classes" in done.stderr
     assert [p.name for p in (repo / "late").iterdir()] == []
     assert json.loads(tfship("models", "--model-dir", str(repo), "--json").stdout) == []
+
+
+def test_published_models_are_triton_ready(
+    trained_repo: TrainedRepo, imported: Path, tmp_path: Path
+) -> None:
+    from google.protobuf import text_format
+    from tritonclient.grpc import model_config_pb2
+
+    def config_of(root: Path) -> Any:
+        return text_format.Parse(
+            (root / "config.pbtxt").read_text(), model_config_pb2.ModelConfig()
+        )
+
+    for root, inputs, labels in (
+        (trained_repo.path / "digits", [("pixels", [8, 8, 1])], [str(d) for d in range(10)]),
+        (imported / "classifier", [("features", [4])], LABELS),
+    ):
+        config = config_of(root)
+        assert (config.name, config.platform, config.max_batch_size) == (
+            root.name,
+            "onnxruntime_onnx",
+            10000,
+        )
+        assert [(i.name, list(i.dims)) for i in config.input] == inputs
+        assert config.input[0].data_type == model_config_pb2.TYPE_FP32
+        (output,) = config.output
+        assert output.label_filename == "labels.txt"
+        assert (root / "labels.txt").read_text().splitlines() == labels
+    scale = config_of(imported / "scale")
+    assert [(o.name, list(o.dims)) for o in scale.output] == [("y", [2])]
+    assert not (imported / "scale" / "labels.txt").exists()
+
+    # An older version published after a newer one leaves the files describing the newest.
+    repo = tmp_path / "repo"
+    fixed = write_scale_onnx(tmp_path / "fixed.onnx", batch=1)
+    for source, version in ((tmp_path / "scale.onnx", "5"), (fixed, "2")):
+        if not source.exists():
+            write_scale_onnx(source)
+        args = [
+            "import",
+            str(source),
+            "--name",
+            "m",
+            "--model-dir",
+            str(repo),
+            "--version",
+            version,
+        ]
+        assert tfship_main(args) == 0
+    assert config_of(repo / "m").max_batch_size == 10000
+    assert sorted(p.name for p in (repo / "m").iterdir()) == ["2", "5", "config.pbtxt"]

@@ -11,13 +11,18 @@ with -1 is batchable that way; any other keeps its full shape and ``max_batch_si
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-from tfship.version_metadata import TensorInfo
+from tfship.repository import list_versions
+from tfship.version_metadata import TensorInfo, VersionMetadata
 
 CONFIG_FILE = "config.pbtxt"
 LABELS_FILE = "labels.txt"
+# max_batch_size written for Triton: tfship's default rows per request (TFSHIP_MAX_ROWS).
+DEFAULT_MAX_BATCH_SIZE = 10_000
 PLATFORMS = {"onnx": "onnxruntime_onnx", "savedmodel": "tensorflow_savedmodel"}
 BACKENDS = {"onnx": "onnxruntime", "savedmodel": "tensorflow"}
 
@@ -103,3 +108,36 @@ def config_pbtxt(config: dict[str, Any]) -> str:
             lines.append("  }")
             lines.append("]")
     return "\n".join(lines) + "\n"
+
+
+def write_model_files(model_root: Path, metadata: VersionMetadata) -> list[Path]:
+    """``<model>/config.pbtxt`` (and ``labels.txt`` for a classifier) for Triton's ONNX
+    backend, describing the version just published if it is the newest; returns the files
+    written.
+
+    They sit beside the version folders, where TF Serving and tfship look only at numbered
+    folders. Each is written to a temporary name and renamed, so Triton never reads half.
+    """
+    if "onnx" not in metadata.artifacts or not metadata.inputs or not metadata.outputs:
+        return []
+    if metadata.version != (list_versions(model_root) or [None])[-1]:
+        return []  # an older version published later (--version): the files describe the newest
+    config = model_config(
+        model_root.name,
+        "onnx",
+        metadata.inputs,
+        metadata.outputs,
+        DEFAULT_MAX_BATCH_SIZE,
+        labels=bool(metadata.class_names),
+    )
+    written = [_replace(model_root / CONFIG_FILE, config_pbtxt(config))]
+    if metadata.class_names:
+        written.append(_replace(model_root / LABELS_FILE, "\n".join(metadata.class_names) + "\n"))
+    return written
+
+
+def _replace(path: Path, text: str) -> Path:
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(text)
+    os.replace(temporary, path)
+    return path

@@ -148,10 +148,14 @@ def import_model(request: ImportRequest) -> VersionRef:
         metadata = _metadata(request, staged, class_names, kind)
         created = datetime.now(UTC).isoformat(timespec="seconds")
 
+        published: list[VersionMetadata] = []
+
         def finalize(folder: Path, version: int) -> None:
-            write_metadata(folder, metadata.published(version, created))
+            published[:] = [metadata.published(version, created)]
+            write_metadata(folder, published[0])
 
         ref = publish(staging, model_root, finalize, request.version)
+        _write_triton_files(model_root, published[0])
     except RepositoryError as exc:
         shutil.rmtree(staging, ignore_errors=True)
         raise ImportRefused(str(exc)) from None
@@ -159,6 +163,16 @@ def import_model(request: ImportRequest) -> VersionRef:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return ref
+
+
+def _write_triton_files(model_root: Path, metadata: VersionMetadata) -> None:
+    from tfship.triton_config import write_model_files
+
+    try:
+        for path in write_model_files(model_root, metadata):
+            say(5, f"Triton: {path}")
+    except OSError as exc:  # the version is published; only Triton's extras are missing
+        print(f"warning: Triton's config.pbtxt not written: {exc}", file=sys.stderr)
 
 
 def _check_labels(staged: Staged, class_names: list[str]) -> None:
