@@ -73,6 +73,19 @@ def test_config_and_repository_index_through_tritonclient(client: Any, onnx_serv
     assert missing.status == 404
 
 
+@pytest.mark.parametrize("algorithm", ["gzip", "deflate"])
+def test_compressed_requests_from_tritonclient(
+    client: Any, trained_repo: TrainedRepo, digits: tuple[np.ndarray, np.ndarray], algorithm: str
+) -> None:
+    x = digits[0][:8]
+    tensor = triton.InferInput("pixels", list(x.shape), "FP32")
+    tensor.set_data_from_numpy(x, binary_data=True)
+    result = client.infer("digits", [tensor], request_compression_algorithm=algorithm)
+    np.testing.assert_array_equal(
+        result.as_numpy("probabilities"), trained_repo.onnx_probabilities(x)
+    )
+
+
 def test_health_answers_carry_json_bodies(onnx_server: Server) -> None:
     # KServe's client reads these bodies; Triton's reads the status code.
     assert onnx_server.get("/v2/health/live").json() == {"live": True}

@@ -91,3 +91,46 @@ def test_tf_serving_metrics_path_is_an_alias(client: Any) -> None:
     theirs = client.get("/monitoring/prometheus/metrics")
     assert theirs.status_code == 200 and theirs.content_type == ours.content_type
     assert b"tfship_requests_total" in theirs.data
+
+
+def test_compressed_bodies_are_decoded_within_the_limit(
+    trained_repo: TrainedRepo, digits: tuple[np.ndarray, np.ndarray]
+) -> None:
+    import gzip
+    import zlib
+
+    client = client_for(trained_repo.path, max_body_bytes=200_000)
+    body = ('{"instances": ' + str(digits[0][:3].tolist()) + "}").encode()
+    plain = client.post("/v1/models/digits:predict", data=body, content_type="application/json")
+    assert plain.status_code == 200
+    raw_deflate = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    for encoding, packed in (
+        ("gzip", gzip.compress(body)),
+        ("x-gzip", gzip.compress(body[:50]) + gzip.compress(body[50:])),  # two members
+        ("deflate", zlib.compress(body)),
+        ("deflate", raw_deflate.compress(body) + raw_deflate.flush()),  # no zlib header
+        ("gzip, identity", gzip.compress(body)),
+    ):
+        answer = client.post(
+            "/v1/models/digits:predict",
+            data=packed,
+            content_type="application/json",
+            headers={"Content-Encoding": encoding},
+        )
+        assert answer.status_code == 200, (encoding, answer.get_json())
+        assert answer.get_json() == plain.get_json(), encoding
+    for encoding, packed, status, message in (
+        ("br", body, 415, "Content-Encoding br is not accepted; send the body plain, gzip"),
+        ("gzip", gzip.compress(body)[:-12], 400, "request body is truncated gzip data"),
+        ("gzip", b"not gzip at all", 400, "request body is not valid gzip data"),
+        # 1 kB on the wire, 300 kB inflated: refused once past the 200 kB limit.
+        ("gzip", gzip.compress(b" " * 300_000), 413, "inflates (gzip) past 200000 bytes"),
+    ):
+        answer = client.post(
+            "/v1/models/digits:predict",
+            data=packed,
+            content_type="application/json",
+            headers={"Content-Encoding": encoding},
+        )
+        assert answer.status_code == status, (encoding, answer.get_json())
+        assert message in answer.get_json()["error"], answer.get_json()

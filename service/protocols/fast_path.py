@@ -57,8 +57,13 @@ class FastPath:
         if environ.get("REQUEST_METHOD") == "POST":
             path = environ.get("PATH_INFO", "")
             length = environ.get("CONTENT_LENGTH", "")
-            # No Content-Length: a chunked body, which Flask reads with its own limit.
-            if length.isdigit() and "HTTP_TRANSFER_ENCODING" not in environ:
+            # No Content-Length: a chunked body, which Flask reads with its own limit; a
+            # compressed one is decoded there too.
+            if (
+                length.isdigit()
+                and "HTTP_TRANSFER_ENCODING" not in environ
+                and "HTTP_CONTENT_ENCODING" not in environ
+            ):
                 match = _PREDICT.match(path)
                 if match:
                     name, version, label = match.groups()

@@ -3,9 +3,11 @@ say what to fix."""
 
 from __future__ import annotations
 
+import zlib
+
 from flask import Request, current_app, request
 
-from service.errors import PayloadTooLarge, UnsupportedMediaType
+from service.errors import InvalidArgument, PayloadTooLarge, UnsupportedMediaType
 
 # What JSON endpoints accept. No Content-Type at all is accepted too (tritonclient and many
 # hand-written clients send none), and so is curl's default for -d,
@@ -14,6 +16,10 @@ JSON_TYPES = frozenset({"application/json", "application/x-www-form-urlencoded"}
 # V2 infer also takes the binary tensor data extension's bodies.
 BINARY_TYPES = frozenset({"application/octet-stream"})
 _INFER_TYPES = JSON_TYPES | BINARY_TYPES
+# Content-Encodings a request body may arrive in (Triton's client compresses with either);
+# zlib's window bits for each: gzip's header, or zlib's (deflate).
+_DECODERS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+_READ_STEP = 1 << 20
 
 
 def accepted_types(api: str) -> frozenset[str]:
@@ -34,6 +40,7 @@ def check_request(request: Request, accepted: frozenset[str], max_bytes: int) ->
     A chunked body has no Content-Length: ``read_body`` catches that one as it reads.
     """
     check_content(request.mimetype, request.content_length, accepted, max_bytes)
+    encodings(request.headers.get("Content-Encoding"))
 
 
 def check_content(
@@ -58,4 +65,51 @@ def read_body() -> bytes:
     raw = request.get_data(cache=False)
     if len(raw) > limit:
         raise too_large(request.content_length, limit)
+    for encoding in reversed(encodings(request.headers.get("Content-Encoding"))):
+        raw = decompress(raw, encoding, limit)
     return raw
+
+
+def encodings(header: str | None) -> list[str]:
+    """The body's Content-Encodings in the order they were applied; 415 for one tfship
+    cannot decode."""
+    found = [part.strip().lower() for part in (header or "").split(",") if part.strip()]
+    found = [e for e in found if e != "identity"]
+    for encoding in found:
+        if encoding not in _DECODERS:
+            raise UnsupportedMediaType(
+                f"Content-Encoding {encoding} is not accepted; send the body plain, gzip or deflate"
+            )
+    return found
+
+
+def decompress(raw: bytes, encoding: str, limit: int) -> bytes:
+    """The decoded body, never more than ``limit`` bytes of it held: a small body that
+    inflates past the limit is a 413, found without inflating it all."""
+    wbits = _DECODERS[encoding]
+    if encoding == "deflate" and raw[:1] and (raw[0] & 0x0F) != 8:
+        wbits = -zlib.MAX_WBITS  # raw deflate without zlib's header, as some clients send
+    decoder = zlib.decompressobj(wbits)
+    out = bytearray()
+    pending = raw
+    try:
+        while pending:
+            out += decoder.decompress(pending, limit + 1 - len(out))
+            if len(out) > limit:
+                raise PayloadTooLarge(
+                    f"request body inflates ({encoding}) past {limit} bytes, the limit "
+                    "(TFSHIP_MAX_BODY_BYTES)"
+                )
+            pending = decoder.unconsumed_tail
+            if not pending and decoder.eof and decoder.unused_data and encoding != "deflate":
+                # Another gzip member follows (concatenated files are one gzip stream).
+                pending = decoder.unused_data
+                decoder = zlib.decompressobj(wbits)
+        out += decoder.flush()
+    except zlib.error as exc:
+        raise InvalidArgument(f"request body is not valid {encoding} data: {exc}") from None
+    if not decoder.eof:
+        raise InvalidArgument(f"request body is truncated {encoding} data")
+    if len(out) > limit:
+        raise PayloadTooLarge(f"request body inflates past the limit of {limit} bytes")
+    return bytes(out)
