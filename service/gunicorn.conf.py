@@ -73,13 +73,22 @@ def post_worker_init(worker):
 
     Imported here, in the worker, so the master never initialises gRPC before forking.
     A port that cannot be bound raises, and gunicorn stops: a boot error, not a restart loop.
+    A gRPC stack that cannot even be built (a protobuf or grpcio that another install left
+    broken) is logged and skipped: REST keeps serving.
     """
     settings = worker.wsgi.extensions["tfship.settings"]
     if settings.grpc_port == 0:
         return
-    from service.protocols.tfserving_grpc import GrpcServer
+    try:
+        from service.protocols.tfserving_grpc import GrpcServer
 
-    worker.tfship_grpc = GrpcServer(worker.wsgi.extensions["tfship.dataplane"], settings)
+        grpc_server = GrpcServer(worker.wsgi.extensions["tfship.dataplane"], settings)
+    except Exception as exc:
+        worker.log.error(
+            "gRPC is off in this worker, REST keeps serving: %s: %s", type(exc).__name__, exc
+        )
+        return
+    worker.tfship_grpc = grpc_server
     worker.tfship_grpc.start()
 
 

@@ -184,7 +184,12 @@ def http(
 
 class Server:
     def __init__(
-        self, model_dir: Path, args: list[str], log_path: Path, env: dict[str, str] | None = None
+        self,
+        model_dir: Path,
+        args: list[str],
+        log_path: Path,
+        env: dict[str, str] | None = None,
+        launcher: list[str] | None = None,
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -192,7 +197,7 @@ class Server:
         self.grpc_target = f"127.0.0.1:{self.grpc_port}"
         self.log_path = log_path
         command = [
-            *tfship_command(),
+            *(launcher or tfship_command()),
             "serve",
             "--model-dir",
             str(model_dir),
@@ -258,9 +263,14 @@ class Server:
 def start_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     servers: list[Server] = []
 
-    def start(model_dir: Path, *args: str, env: dict[str, str] | None = None) -> Server:
+    def start(
+        model_dir: Path,
+        *args: str,
+        env: dict[str, str] | None = None,
+        launcher: list[str] | None = None,
+    ) -> Server:
         log_path = tmp_path_factory.mktemp("server") / "server.log"
-        server = Server(model_dir, list(args), log_path, env)
+        server = Server(model_dir, list(args), log_path, env, launcher)
         servers.append(server)
         return server
 

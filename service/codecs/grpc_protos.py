@@ -27,7 +27,7 @@ from typing import Any
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 # The top-level packages whose generated modules hold the descriptors we need.
-_PACKAGES = ("tensorflow_serving", "tensorflow")
+_PACKAGES = ("tensorflow_serving", "tensorflow", "grpc_health")
 
 
 class ProtoLoadError(RuntimeError):
@@ -102,13 +102,15 @@ class _Loader:
         self.pool.Add(descriptor_pb2.FileDescriptorProto.FromString(serialized))
 
 
-# Every generated module whose messages the gRPC service, the warm-up reader and the
-# reader of foreign SavedModels' signatures use; their imports are followed.
+# Every generated module whose messages the gRPC services (TF Serving's and health), the
+# warm-up reader and the reader of foreign SavedModels' signatures use; their imports are
+# followed.
 _ROOTS = (
     "tensorflow_serving.apis.prediction_service_pb2",
     "tensorflow_serving.apis.model_service_pb2",
     "tensorflow_serving.apis.prediction_log_pb2",
     "tensorflow.core.protobuf.saved_model_pb2",
+    "grpc_health.v1.health_pb2",
 )
 
 

@@ -22,7 +22,6 @@ from typing import Any
 
 import grpc
 from google.protobuf import json_format
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from service import logs
 from service.auth import ApiKeys
@@ -40,6 +39,7 @@ from service.errors import (
 )
 from service.metrics import observe_queue
 from service.models.model_view import ModelView
+from service.protocols.grpc_health import NOT_SERVING, SERVING, HealthService
 from service.settings import ServiceSettings
 
 log = logging.getLogger("tfship.grpc")
@@ -195,7 +195,7 @@ class GrpcServer:
         self.settings = settings
         self.plane = plane
         self.handlers = TFServingHandlers(plane)
-        self.health = health.HealthServicer()
+        self.health = HealthService()
         self._health_models: set[str] = set()
         keys = plane.keys
         self._server = grpc.server(
@@ -233,7 +233,7 @@ class GrpcServer:
                 ),
             )
         )
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
+        self._server.add_generic_rpc_handlers((self.health.handler(),))
         plane.add_listener(self._update_health)
         self._update_health()
 
@@ -288,10 +288,7 @@ class GrpcServer:
     def _update_health(self) -> None:
         """Overall health is this worker's readiness (a channel stays with the worker it
         reached); each model is SERVING while it has a version up."""
-        serving, not_serving = (
-            health_pb2.HealthCheckResponse.SERVING,
-            health_pb2.HealthCheckResponse.NOT_SERVING,
-        )
+        serving, not_serving = SERVING, NOT_SERVING
         ready, report = self.plane.ready(this_worker=True)
         overall = serving if ready else not_serving
         self.health.set("", overall)
