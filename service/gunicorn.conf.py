@@ -80,7 +80,7 @@ def post_worker_init(worker):
     if settings.grpc_port == 0:
         return
     try:
-        from service.protocols.tfserving_grpc import GrpcServer
+        from service.protocols.grpc_server import GrpcServer
 
         grpc_server = GrpcServer(worker.wsgi.extensions["tfship.dataplane"], settings)
     except Exception as exc:

@@ -130,6 +130,46 @@ def test_grpc_needs_the_same_keys(guarded: Server) -> None:
         )
 
 
+def test_v2_grpc_needs_the_same_keys_and_lists_only_allowed_models(guarded: Server) -> None:
+    from service.codecs import v2_grpc_protos as v2
+
+    def rpc(channel: grpc.Channel, method: str) -> Any:
+        response = v2.METHODS[method][1]
+        return channel.unary_unary(
+            f"/{v2.SERVICE}/{method}",
+            request_serializer=lambda m: m.SerializeToString(),
+            response_deserializer=v2.message(response).FromString,
+        )
+
+    request = v2.message("ModelInferRequest")(model_name="digits")
+    request.inputs.add(name="pixels", datatype="FP32", shape=[1, 8, 8, 1])
+    request.raw_input_contents.append(bytes(4 * 64))
+    with grpc.insecure_channel(guarded.grpc_target) as channel:
+        infer = rpc(channel, "ModelInfer")
+        for metadata, code in (
+            ((), grpc.StatusCode.UNAUTHENTICATED),
+            ((("x-api-key", LIMITED),), grpc.StatusCode.PERMISSION_DENIED),
+        ):
+            with pytest.raises(grpc.RpcError) as caught:
+                infer(request, metadata=metadata, timeout=30)
+            assert caught.value.code() == code
+        answer = infer(request, metadata=(("x-api-key", SCORER),), timeout=30)
+        assert [o.name for o in answer.outputs] == ["probabilities"]
+        # Server liveness and readiness are health: open by default, as over REST.
+        live = rpc(channel, "ServerLive")(v2.message("ServerLiveRequest")(), timeout=30)
+        assert live.live is True
+        index = rpc(channel, "RepositoryIndex")
+        empty = v2.message("RepositoryIndexRequest")()
+        with pytest.raises(grpc.RpcError) as caught:
+            index(empty, timeout=30)
+        assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        listed = index(empty, metadata=(("x-api-key", SCORER),), timeout=30)
+        assert [m.name for m in listed.models] == ["digits"]
+        # A key limited to 'linear' does not see 'digits' in the index.
+        limited = index(empty, metadata=(("x-api-key", LIMITED),), timeout=30)
+        assert [m.name for m in limited.models] == []
+
+
 def test_keys_rotate_without_a_restart(
     trained_repo: TrainedRepo, start_server: Any, tmp_path: Path
 ) -> None:

@@ -19,7 +19,7 @@ import pytest
 from conftest import TrainedRepo
 
 from service.app import create_app
-from service.protocols.tfserving_grpc import GrpcServer
+from service.protocols.grpc_server import GrpcServer
 from service.settings import ServiceSettings
 
 tf = pytest.importorskip("tensorflow")

@@ -51,7 +51,7 @@ def test_onnx_path_does_not_import_tensorflow(trained_repo: TrainedRepo) -> None
         "answer = client.post('/v1/models/digits:predict', json={'instances': [row]})\n"
         "import grpc, numpy as np\n"
         "from service.codecs.grpc_protos import message\n"
-        "from service.protocols.tfserving_grpc import GrpcServer\n"
+        "from service.protocols.grpc_server import GrpcServer\n"
         "from service.codecs.tensor_proto import write_tensor\n"
         "server = GrpcServer(app.extensions['tfship.dataplane'],\n"
         "                    app.extensions['tfship.settings'])\n"

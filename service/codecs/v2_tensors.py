@@ -152,11 +152,9 @@ def decode_infer(
     return InferRequest(request_id, inputs, _requested_outputs(body, signature))
 
 
-def _decode_tensor(
-    entry: dict[str, Any], spec: TensorSpec, binary: memoryview, may_hold_bool: bool
-) -> tuple[np.ndarray, int]:
-    label = f"input '{spec.name}'"
-    datatype = entry.get("datatype")
+def check_tensor_header(datatype: Any, shape: Any, spec: TensorSpec, label: str) -> int:
+    """A declared datatype and shape against the model's input; the element count. Shared
+    by the REST and gRPC codecs, and run before anything is allocated."""
     if datatype not in DATATYPES:
         known = ", ".join(DATATYPES)
         raise InvalidArgument(
@@ -165,7 +163,6 @@ def _decode_tensor(
     expected = datatype_of(spec.dtype)
     if datatype != expected:
         raise InvalidArgument(f"{label}: datatype {datatype} does not match the model's {expected}")
-    shape = entry.get("shape")
     if not isinstance(shape, list) or not all(
         isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
     ):
@@ -173,7 +170,16 @@ def _decode_tensor(
             f"{label}: 'shape' must be a list of non-negative integers, got {shape!r}"
         )
     check_shape(tuple(shape), spec, label)
-    count = math.prod(shape)
+    return math.prod(shape)
+
+
+def _decode_tensor(
+    entry: dict[str, Any], spec: TensorSpec, binary: memoryview, may_hold_bool: bool
+) -> tuple[np.ndarray, int]:
+    label = f"input '{spec.name}'"
+    datatype = entry.get("datatype")
+    shape = entry.get("shape")
+    count = check_tensor_header(datatype, shape, spec, label)
     dtype = DATATYPES[datatype]
 
     size = _parameters(entry, label).get("binary_data_size")
@@ -196,7 +202,7 @@ def _decode_tensor(
         # aligned memory, so such a chunk is copied.
         chunk = binary[:size]
         if datatype == "BYTES":
-            return _decode_bytes(chunk, count, label).reshape(shape), size
+            return decode_bytes(chunk, count, label).reshape(shape), size
         if dtype.kind == "b":
             raw_bytes = np.frombuffer(chunk, dtype=np.uint8)
             if raw_bytes.size and raw_bytes.max() > 1:
@@ -221,7 +227,7 @@ def _decode_tensor(
     return array.reshape(shape), 0
 
 
-def _decode_bytes(chunk: memoryview, count: int, label: str) -> np.ndarray:
+def decode_bytes(chunk: memoryview, count: int, label: str) -> np.ndarray:
     """Length-prefixed BYTES elements -> an object array of str."""
     values = np.empty(count, dtype=object)
     at = 0
@@ -265,12 +271,12 @@ def _requested_outputs(body: dict[str, Any], signature: Signature) -> list[Reque
             raise InvalidArgument(f"output '{name}' is requested twice")
         parameters = _parameters(entry, f"output '{name}'")
         binary = parameters.get("binary_data", binary_default)
-        classes = _classification(parameters.get("classification", 0), specs[name])
+        classes = classification_count(parameters.get("classification", 0), specs[name])
         chosen.append(RequestedOutput(name, bool(binary), classes))
     return chosen
 
 
-def _classification(count: Any, spec: TensorSpec) -> int:
+def classification_count(count: Any, spec: TensorSpec) -> int:
     label = f"output '{spec.name}': classification"
     if isinstance(count, bool) or not isinstance(count, int) or count < 0:
         raise InvalidArgument(f"{label} must be a positive integer, got {count!r}")
@@ -300,7 +306,7 @@ def classify(scores: np.ndarray, count: int, labels: list[str] | None) -> np.nda
     return np.array(rows, dtype=object).reshape(len(scores), count)
 
 
-def _bytes_blob(array: np.ndarray) -> bytes:
+def bytes_blob(array: np.ndarray) -> bytes:
     parts = []
     for item in array.reshape(-1):
         data = item.encode() if isinstance(item, str) else bytes(item)
@@ -330,7 +336,7 @@ def encode_infer(
         }
         if wanted.binary:
             if datatype == "BYTES":
-                blob = _bytes_blob(array)
+                blob = bytes_blob(array)
             else:
                 blob = array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
             tensor["parameters"] = {"binary_data_size": len(blob)}

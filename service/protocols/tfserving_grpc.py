@@ -1,48 +1,26 @@
-"""gRPC: TF Serving's PredictionService and ModelService, and the standard health service.
+"""gRPC: TF Serving's PredictionService and ModelService, as RPC bodies.
 
-The server runs inside every gunicorn worker (started by ``post_worker_init`` in
-gunicorn.conf.py) and uses that worker's registry, so a model is loaded once per worker
-whichever protocol calls it. Every worker binds the same port with ``SO_REUSEPORT``; the
-kernel spreads new connections over the workers, and a worker that dies takes only its own
-connections with it (clients reconnect to the others).
-
-Messages come from service/codecs/grpc_protos.py (no TensorFlow import). Errors map to the gRPC
-codes TF Serving uses; metrics and access lines record the matching HTTP status, so one
-``status`` label means the same for every protocol.
+Messages come from service/codecs/grpc_protos.py (no TensorFlow import). The server
+(grpc_server.py) wraps each body in the dataplane's envelope; errors map to the gRPC codes
+TF Serving uses.
 """
 
 from __future__ import annotations
 
-import logging
-import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import grpc
 from google.protobuf import json_format
 
-from service import logs
-from service.auth import ApiKeys
 from service.codecs import tfserving_requests as messages
 from service.codecs.grpc_protos import enum_values, message, service_methods
 from service.codecs.tensor_proto import write_tensor
 from service.dataplane.call import Call
 from service.dataplane.plane import DataPlane
-from service.errors import (
-    InvalidArgument,
-    ServingError,
-    Unauthenticated,
-    Unimplemented,
-    internal_error,
-)
-from service.metrics import observe_queue
+from service.errors import InvalidArgument
 from service.models.model_view import ModelView
-from service.protocols.grpc_health import NOT_SERVING, SERVING, HealthService
-from service.settings import ServiceSettings
 
-log = logging.getLogger("tfship.grpc")
 PROTOCOL = "grpc"
 PREDICTION_SERVICE = "tensorflow.serving.PredictionService"
 MODEL_SERVICE = "tensorflow.serving.ModelService"
@@ -50,45 +28,6 @@ MODEL_SERVICE = "tensorflow.serving.ModelService"
 _STATE = enum_values("tensorflow.serving.ModelVersionStatus.State")
 _ERROR_CODE = enum_values("tensorflow.error.Code")
 _SignatureDefMap = message("tensorflow.serving.SignatureDefMap")
-# An RPC body: the request message and the call record in, the response message out.
-Body = Callable[[Any, Call], Any]
-
-
-class _QueueTimedPool(ThreadPoolExecutor):
-    """gRPC hands each call to this pool; the wait for a free thread is the queue time."""
-
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
-        queued = time.perf_counter()
-
-        def timed() -> Any:
-            observe_queue(PROTOCOL, time.perf_counter() - queued)
-            return fn(*args, **kwargs)
-
-        return super().submit(timed)
-
-
-class _HealthAuth(grpc.ServerInterceptor):
-    """Keys for the health service too, when TFSHIP_AUTH_EXEMPT does not leave it open (the
-    TF Serving services check keys in their own handlers, where the model is known)."""
-
-    def __init__(self, keys: ApiKeys) -> None:
-        self.keys = keys
-
-    def intercept_service(self, continuation: Any, details: Any) -> Any:
-        if not details.method.startswith("/grpc.health.v1.Health/"):
-            return continuation(details)
-        try:
-            self.keys.authenticate(dict(details.invocation_metadata))
-        except Unauthenticated as exc:
-            message = exc.message
-
-            def refuse(request: Any, context: grpc.ServicerContext) -> Any:
-                context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
-
-            if details.method.endswith("/Watch"):
-                return grpc.unary_stream_rpc_method_handler(refuse)
-            return grpc.unary_unary_rpc_method_handler(refuse)
-        return continuation(details)
 
 
 def _version_choice(spec: Any) -> tuple[int | None, str | None]:
@@ -107,6 +46,22 @@ class TFServingHandlers:
         self.plane = plane
         self.prediction = service_methods(PREDICTION_SERVICE)
         self.model = service_methods(MODEL_SERVICE)
+
+    def tables(self) -> dict[str, dict[str, tuple[str, Any]]]:
+        """Service -> method -> (api label, body; None: answered UNIMPLEMENTED)."""
+        return {
+            PREDICTION_SERVICE: {
+                "Predict": ("predict", self.predict),
+                "Classify": ("classify", self.classify),
+                "Regress": ("regress", self.regress),
+                "GetModelMetadata": ("metadata", self.get_model_metadata),
+                "MultiInference": ("multi_inference", None),
+            },
+            MODEL_SERVICE: {
+                "GetModelStatus": ("status", self.get_model_status),
+                "HandleReloadConfigRequest": ("reload_config", None),
+            },
+        }
 
     @staticmethod
     def _target(spec: Any) -> tuple[str, int | None, str | None]:
@@ -186,135 +141,3 @@ class TFServingHandlers:
             entry.status.error_code = _ERROR_CODE.get(status.error_code, _ERROR_CODE["UNKNOWN"])
             entry.status.error_message = status.error_message
         return response
-
-
-class GrpcServer:
-    """The gRPC server of one worker, with a health service that follows readiness."""
-
-    def __init__(self, plane: DataPlane, settings: ServiceSettings) -> None:
-        self.settings = settings
-        self.plane = plane
-        self.handlers = TFServingHandlers(plane)
-        self.health = HealthService()
-        self._health_models: set[str] = set()
-        keys = plane.keys
-        self._server = grpc.server(
-            _QueueTimedPool(max_workers=settings.grpc_threads, thread_name_prefix="grpc"),
-            interceptors=[_HealthAuth(keys)]
-            if keys is not None and plane.checks_keys("health")
-            else [],
-            options=[
-                ("grpc.so_reuseport", 1),
-                ("grpc.max_receive_message_length", settings.max_body_bytes),
-                ("grpc.max_send_message_length", -1),
-            ],
-        )
-        h = self.handlers
-        self._server.add_generic_rpc_handlers(
-            (
-                self._service(
-                    PREDICTION_SERVICE,
-                    h.prediction,
-                    {
-                        "Predict": ("predict", h.predict),
-                        "Classify": ("classify", h.classify),
-                        "Regress": ("regress", h.regress),
-                        "GetModelMetadata": ("metadata", h.get_model_metadata),
-                        "MultiInference": ("multi_inference", None),
-                    },
-                ),
-                self._service(
-                    MODEL_SERVICE,
-                    h.model,
-                    {
-                        "GetModelStatus": ("status", h.get_model_status),
-                        "HandleReloadConfigRequest": ("reload_config", None),
-                    },
-                ),
-            )
-        )
-        self._server.add_generic_rpc_handlers((self.health.handler(),))
-        plane.add_listener(self._update_health)
-        self._update_health()
-
-    def _service(
-        self,
-        service: str,
-        methods: dict[str, tuple[Any, Any]],
-        bodies: dict[str, tuple[str, Body | None]],
-    ) -> grpc.GenericRpcHandler:
-        handlers = {}
-        for method, (request_type, response_type) in methods.items():
-            api, body = bodies[method]
-            handlers[method] = grpc.unary_unary_rpc_method_handler(
-                self._wrap(f"/{service}/{method}", api, body),
-                request_deserializer=request_type.FromString,
-                response_serializer=response_type.SerializeToString,
-            )
-        return grpc.method_handlers_generic_handler(service, handlers)
-
-    def _wrap(
-        self, method: str, api: str, body: Body | None
-    ) -> Callable[[Any, grpc.ServicerContext], Any]:
-        plane = self.plane
-
-        def handle(request: Any, context: grpc.ServicerContext) -> Any:
-            metadata = dict(context.invocation_metadata())
-            call = plane.begin(PROTOCOL, api, str(metadata.get("x-request-id", "")))
-            token = logs.CURRENT_REQUEST_ID.set(call.request_id)
-            context.send_initial_metadata((("x-request-id", call.request_id),))
-            status, code, message = 200, "OK", ""
-            try:
-                plane.authenticate(call, metadata)
-                if body is None:
-                    raise Unimplemented(f"{method} is not implemented by tfship")
-                response = body(request, call)
-            except ServingError as exc:
-                status, code, message = exc.status, exc.grpc_code, exc.message
-            except Exception as exc:  # a bug: log it, answer INTERNAL, keep serving
-                log.exception("unhandled error in %s", method)
-                status, code, message = 500, "INTERNAL", internal_error(exc)
-            finally:
-                logs.CURRENT_REQUEST_ID.reset(token)
-            plane.finish(
-                call, status, method="POST", path=method, remote=context.peer(), grpc_code=code
-            )
-            if status != 200:
-                context.abort(grpc.StatusCode[code], message)
-            return response
-
-        return handle
-
-    def _update_health(self) -> None:
-        """Overall health is this worker's readiness (a channel stays with the worker it
-        reached); each model is SERVING while it has a version up."""
-        serving, not_serving = SERVING, NOT_SERVING
-        ready, report = self.plane.ready(this_worker=True)
-        overall = serving if ready else not_serving
-        self.health.set("", overall)
-        self.health.set(PREDICTION_SERVICE, overall)
-        self.health.set(MODEL_SERVICE, overall)
-        for name, model in report["models"].items():
-            self.health.set(name, serving if model["serving"] is not None else not_serving)
-        # A model no longer served answers NOT_SERVING, not its last state.
-        for name in self._health_models - set(report["models"]):
-            self.health.set(name, not_serving)
-        self._health_models |= set(report["models"])
-
-    def start(self) -> int:
-        host = f"[{self.settings.host}]" if ":" in self.settings.host else self.settings.host
-        address = f"{host}:{self.settings.grpc_port}"
-        try:
-            port = self._server.add_insecure_port(address)
-        except RuntimeError as exc:
-            raise RuntimeError(f"gRPC: cannot listen on {address}: {exc}") from None
-        if port == 0:
-            raise RuntimeError(f"gRPC: cannot listen on {address}")
-        self._server.start()
-        log.info("gRPC listening on %s", address.rsplit(":", 1)[0] + f":{port}")
-        return port
-
-    def stop(self, grace: float) -> None:
-        """Report NOT_SERVING, refuse new calls, let running calls end within ``grace``."""
-        self.health.enter_graceful_shutdown()
-        self._server.stop(grace).wait(grace + 1)

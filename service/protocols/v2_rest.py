@@ -7,8 +7,6 @@ Only wire formats live here: each view decodes, calls the dataplane, encodes.
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import Blueprint, Response, g, request
 
 from service.codecs.json_body import parse_json
@@ -17,25 +15,15 @@ from service.codecs.v2_tensors import HEADER_LENGTH, decode_infer, encode_infer,
 from service.dataplane.plane import DataPlane
 from service.errors import InvalidArgument
 from service.models.model_view import ModelView
-from service.models.versions import AVAILABLE, END, LOADING, START, UNLOADING
+from service.models.versions import AVAILABLE
 from service.protocols.flask_calls import hold, plane, statuses
 from service.protocols.json_responses import json_response
 from service.protocols.request_body import read_body
-from tfship.triton_config import PLATFORMS, model_config
-from tfship.version_metadata import TensorInfo
+from service.protocols.v2_vocabulary import EXTENSIONS, INDEX_STATES, config_of
+from tfship.triton_config import PLATFORMS
 
 blueprint = Blueprint("v2_rest", __name__)
 PROTOCOL = "v2"
-
-EXTENSIONS = ["binary_tensor_data", "classification", "model_repository", "model_configuration"]
-# Triton's repository index states for tfship's (TF Serving's) version states.
-_INDEX_STATES = {
-    START: "LOADING",
-    LOADING: "LOADING",
-    AVAILABLE: "READY",
-    UNLOADING: "UNLOADING",
-    END: "UNAVAILABLE",
-}
 
 
 @blueprint.get("/v2/health/live")
@@ -85,19 +73,7 @@ def model_ready(name: str, version: int | None = None) -> Response:
 @blueprint.get("/v2/models/<name>/versions/<int:version>/config")
 def model_configuration(name: str, version: int | None = None) -> Response:
     with hold(name, version) as model:
-
-        def infos(specs: Any) -> list[TensorInfo]:
-            return [TensorInfo(s.name, s.dtype.name, s.shape) for s in specs]
-
-        config = model_config(
-            model.name,
-            model.runtime,
-            infos(model.signature.inputs),
-            infos(model.signature.outputs),
-            plane().settings.max_rows,
-            labels=bool(model.class_names),
-        )
-        return json_response(config)
+        return json_response(config_of(model, plane().settings.max_rows))
 
 
 @blueprint.post("/v2/repository/index")
@@ -113,7 +89,7 @@ def repository_index() -> Response:
             if not only_ready:
                 index.append({"name": name})
             continue
-        state = _INDEX_STATES.get(status.state, "UNAVAILABLE")
+        state = INDEX_STATES.get(status.state, "UNAVAILABLE")
         if only_ready and state != "READY":
             continue
         entry = {"name": name, "version": str(status.version), "state": state}
