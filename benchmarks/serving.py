@@ -16,8 +16,11 @@ Needs wrk (Debian: apt-get install wrk). Everything listens on 127.0.0.1.
    serve`` with the ONNX runtime and everything on (validation, metrics, access log), and
    for cnn28 (c') tfship with dynamic batching on (gthread workers, 32 threads each) and
    (c'') the same gthread workers with batching off, to tell the two costs apart; for
-   digits (c''') tfship with API keys on (a keys file of 20 keys, the client's the last).
-3. Points per model: 1 row per request at 1, 16 and 64 connections (API keys: 16 and 64);
+   digits (c''') tfship with API keys on (a keys file of 20 keys, the client's the last)
+   and (c'''') tfship on a foreign repository: the same digits model.onnx alone, in
+   Triton's layout (``digits/0001/model.onnx``, no metadata.json), served unverified.
+3. Points per model: 1 row per request at 1, 16 and 64 connections (API keys and the
+   foreign model: 16 and 64);
    32 rows per request at 16 connections, as TF Serving JSON and (tfship, and hello world
    for its ceiling on the same bytes) as V2 binary. wrk runs one thread for ``--duration``
    seconds per point, with a Lua script that posts a fixed body.
@@ -184,7 +187,7 @@ def inprocess(path: Path, rows: int, seconds: float, processes: int) -> tuple[fl
     return sum(r[0] for r in results), results[0][1]
 
 
-SERVERS = ("hello", "tutorial", "tfship", "keyed", "threaded", "batched")
+SERVERS = ("hello", "tutorial", "tfship", "keyed", "foreign", "threaded", "batched")
 
 
 def _measured(server: str, model: str, connections: int, rows: int, kind: str) -> bool:
@@ -194,7 +197,7 @@ def _measured(server: str, model: str, connections: int, rows: int, kind: str) -
         return server in ("hello", "tfship")
     if server in ("threaded", "batched"):  # batching: single rows of the heavy model
         return model == "cnn28" and rows == 1
-    if server == "keyed":  # API keys: single rows under load
+    if server in ("keyed", "foreign"):  # API keys, foreign layout: single rows under load
         return model == "digits" and rows == 1 and connections > 1
     return True
 
@@ -235,7 +238,14 @@ def main() -> int:
                 "rows_per_s_32_rows_2_processes": inprocess(onnx, 32, 5, 2)[0],
                 "single_row_ms_default_threads": one_row_s * 1000,
             }
-        servers = start_servers(repo, args.workers, scratch, "cnn28" in models, "digits" in models)
+        foreign = None
+        if "digits" in models:  # Triton's layout: the ONNX file alone, a zero-padded folder
+            foreign = scratch / "foreign"
+            (foreign / "digits" / "0001").mkdir(parents=True)
+            shutil.copy(repo / "digits" / "1" / "model.onnx", foreign / "digits" / "0001")
+        servers = start_servers(
+            repo, args.workers, scratch, "cnn28" in models, "digits" in models, foreign
+        )
         try:
             for model in models:
                 bodies = _bodies(model, scratch)
@@ -351,6 +361,13 @@ def _print_table(
         off = find(p, "tfship")
         if off:
             print(f"  {p.model} c={p.connections:<3} {_ratios(p, off)}")
+    foreign = [p for p in points if p.server == "foreign"]
+    if foreign:
+        print("\nforeign ONNX (Triton layout, no metadata.json) against tfship's own version")
+    for p in foreign:
+        own = find(p, "tfship")
+        if own:
+            print(f"  {p.model} c={p.connections:<3} {_ratios(p, own)}")
     print("\nstart-up: launch to first 200 from /readyz; RSS per worker")
     for name, values in startup.items():
         workers = ", ".join(f"{v:.0f}" for v in values["worker_rss_mib"])

@@ -92,7 +92,12 @@ def _tfship(repo: Path, port: int, workers: int, *extra: str) -> list[str]:
 
 
 def start_servers(
-    repo: Path, workers: int, scratch: Path, batched: bool, keyed: bool
+    repo: Path,
+    workers: int,
+    scratch: Path,
+    batched: bool,
+    keyed: bool,
+    foreign: Path | None = None,
 ) -> dict[str, Server]:
     env = bench_env()
 
@@ -100,10 +105,10 @@ def start_servers(
         port = free_port()
         return Server(name, _gunicorn(app, port, workers), port, {**env, **extra_env})
 
-    def tfship(name: str, *extra: str) -> Server:
+    def tfship(name: str, *extra: str, model_dir: Path = repo) -> Server:
         port = free_port()
         metrics = {"PROMETHEUS_MULTIPROC_DIR": str(scratch / f"metrics-{name}")}
-        return Server(name, _tfship(repo, port, workers, *extra), port, {**env, **metrics})
+        return Server(name, _tfship(model_dir, port, workers, *extra), port, {**env, **metrics})
 
     servers = {
         "hello": flask_app("hello", "hello_app:app"),
@@ -121,4 +126,6 @@ def start_servers(
         keys = scratch / "api-keys"
         keys.write_text("".join(f"{key} name=client-{i}\n" for i, key in enumerate(KEYS)))
         servers["keyed"] = tfship("keyed", "--api-keys-file", str(keys))
+    if foreign is not None:
+        servers["foreign"] = tfship("foreign", model_dir=foreign)
     return servers
