@@ -34,6 +34,18 @@ def tfship_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "tfship.cli"]
 
 
+def run_tfship(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """The ``tfship`` command as a user runs it, output captured."""
+    return subprocess.run(
+        [*tfship_command(), *args],
+        capture_output=True,
+        text=True,
+        env=quiet_env(),
+        cwd=ROOT,
+        timeout=timeout,
+    )
+
+
 def quiet_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TFSHIP_")}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)

@@ -8,18 +8,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from conftest import ROOT, Server, TrainedRepo, quiet_env, tfship_command
+from conftest import ROOT, Server, TrainedRepo, quiet_env, run_tfship
 
 
 def tfship(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*tfship_command(), *args],
-        capture_output=True,
-        text=True,
-        env=quiet_env(),
-        cwd=ROOT,
-        timeout=60,
-    )
+    return run_tfship(*args)
 
 
 def test_models_lists_versions_artifacts_and_metrics(trained_repo: TrainedRepo) -> None:

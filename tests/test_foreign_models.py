@@ -19,7 +19,7 @@ from typing import Any
 import grpc
 import numpy as np
 import pytest
-from conftest import ROOT, Server, TrainedRepo, quiet_env, tfship_command
+from conftest import ROOT, Server, TrainedRepo, quiet_env, run_tfship
 from foreign_models import (
     export_keras_saved_model,
     keras_probabilities,
@@ -285,14 +285,7 @@ def test_foreign_models_answer_tf_serving_grpc_stubs(foreign_server: Server) -> 
 
 def test_models_command_lists_foreign_versions_as_unverified(foreign_repo: Path) -> None:
     def models(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [*tfship_command(), "models", "--model-dir", str(foreign_repo), *args],
-            capture_output=True,
-            text=True,
-            env=quiet_env(),
-            cwd=ROOT,
-            timeout=60,
-        )
+        return run_tfship("models", "--model-dir", str(foreign_repo), *args)
 
     table = models("--verify")
     assert table.returncode == 0, table.stderr

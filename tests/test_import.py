@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import ROOT, Server, TrainedRepo, quiet_env, tfship_command
+from conftest import Server, TrainedRepo, run_tfship
 from foreign_models import (
     KERAS_BIAS,
     KERAS_WEIGHTS,
@@ -29,14 +29,7 @@ LABELS = ["cat", "dog", "eel"]
 
 
 def tfship(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*tfship_command(), *args],
-        capture_output=True,
-        text=True,
-        env=quiet_env(),
-        cwd=ROOT,
-        timeout=300,
-    )
+    return run_tfship(*args, timeout=300)
 
 
 def save_keras(path: Path) -> Path:

@@ -24,9 +24,8 @@ from service.codecs.v2_tensors import (
     bytes_blob,
     check_tensor_header,
     classification_count,
-    classify,
-    datatype_of,
     decode_bytes,
+    output_tensor,
 )
 from service.errors import InvalidArgument
 from service.models.runtimes.base import Signature, TensorSpec
@@ -162,10 +161,7 @@ def encode_response(
     if request.id is not None:
         response.id = request.id
     for wanted in request.outputs:
-        array = np.ascontiguousarray(outputs[wanted.name])
-        if wanted.classification:
-            array = classify(array, wanted.classification, labels)
-        datatype = "BYTES" if array.dtype == object else datatype_of(array.dtype)
+        array, datatype = output_tensor(wanted, outputs, labels)
         response.outputs.add(name=wanted.name, datatype=datatype, shape=list(array.shape))
         if datatype == "BYTES":
             response.raw_output_contents.append(bytes_blob(array))

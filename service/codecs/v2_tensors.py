@@ -314,6 +314,17 @@ def bytes_blob(array: np.ndarray) -> bytes:
     return b"".join(parts)
 
 
+def output_tensor(
+    wanted: RequestedOutput, outputs: dict[str, np.ndarray], labels: list[str] | None
+) -> tuple[np.ndarray, str]:
+    """A requested output as sent (its classification strings when asked) and its datatype;
+    shared by the REST and gRPC encoders."""
+    array = np.ascontiguousarray(outputs[wanted.name])
+    if wanted.classification:
+        array = classify(array, wanted.classification, labels)
+    return array, "BYTES" if array.dtype == object else datatype_of(array.dtype)
+
+
 def encode_infer(
     model_name: str,
     model_version: str,
@@ -325,10 +336,7 @@ def encode_infer(
     tensors: list[dict[str, Any]] = []
     blobs: list[bytes] = []
     for wanted in request.outputs:
-        array = np.ascontiguousarray(outputs[wanted.name])
-        if wanted.classification:
-            array = classify(array, wanted.classification, labels)
-        datatype = "BYTES" if array.dtype == object else datatype_of(array.dtype)
+        array, datatype = output_tensor(wanted, outputs, labels)
         tensor: dict[str, Any] = {
             "name": wanted.name,
             "datatype": datatype,
