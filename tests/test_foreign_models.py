@@ -256,6 +256,20 @@ def test_foreign_models_answer_rest_with_known_values(foreign_server: Server) ->
     (output,) = infer.json()["outputs"]
     assert output == {"name": "count", "datatype": "INT64", "shape": [2], "data": [2, 2]}
 
+    # Keras exports "serve" beside "serving_default": the same function, either name works.
+    served = foreign_server.post(
+        "/v1/models/keras_export:predict",
+        {"signature_name": "serve", "instances": KERAS_ROWS.tolist()},
+    )
+    assert served.status == 200 and served.json() == answer.json()
+    unknown = foreign_server.post(
+        "/v1/models/keras_export:predict", {"signature_name": "nope", "instances": [[0] * 4]}
+    )
+    assert unknown.status == 400 and unknown.json()["error"] == (
+        "signature 'nope' not found; this model serves 'serving_default' (for predict also: "
+        "'serve')"
+    )
+
     metadata = foreign_server.get("/v1/models/keras_export/metadata").json()
     signatures = metadata["metadata"]["signature_def"]["signature_def"]
     assert sorted(signatures) == ["serve", "serving_default"]

@@ -253,6 +253,15 @@ def test_classify_returns_class_names_and_scores(
         np.testing.assert_allclose([c.score for c in row.classes], probabilities, atol=1e-6)
     best = [int(max(row.classes, key=lambda c: c.score).label) for row in rows]
     assert np.mean(np.array(best) == labels[:8]) >= 0.75
+    # TF Serving clients name the SavedModel's classify signature: the same answer.
+    request.model_spec.signature_name = "classification"
+    assert stub.Classify(request, timeout=30).result == response.result
+    request.model_spec.signature_name = "regression"
+    error = rpc_error(stub.Classify, request)
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "signature 'regression' not found; this model serves 'serving_default'" in (
+        error.details()
+    )
     rest = mixed_server.post(
         "/v1/models/digits:classify",
         {"examples": [{"pixels": image.ravel().tolist()} for image in images[:8]]},

@@ -134,3 +134,25 @@ def test_compressed_bodies_are_decoded_within_the_limit(
         )
         assert answer.status_code == status, (encoding, answer.get_json())
         assert message in answer.get_json()["error"], answer.get_json()
+
+
+def test_named_signatures_answer_where_they_mean_the_same(
+    client: Any, digits: tuple[np.ndarray, np.ndarray]
+) -> None:
+    pixels = digits[0][0].ravel().tolist()
+    plain = client.post("/v1/models/digits:classify", json={"examples": [{"pixels": pixels}]})
+    named = client.post(
+        "/v1/models/digits:classify",
+        json={"signature_name": "classification", "examples": [{"pixels": pixels}]},
+    )
+    assert named.status_code == 200 and named.get_json() == plain.get_json()
+    # The classify signature takes serialized tf.Examples: it cannot answer predict.
+    refused = client.post(
+        "/v1/models/digits:predict",
+        json={"signature_name": "classification", "instances": [digits[0][0].tolist()]},
+    )
+    assert refused.status_code == 400
+    assert refused.get_json()["error"] == (
+        "signature 'classification' cannot answer predict; for predict this model serves "
+        "'serving_default', 'serve'"  # the export's endpoint, the same function
+    )

@@ -20,11 +20,21 @@ from service.models.runtimes.base import Signature
 Example = Mapping[str, Sequence[Any]]
 
 
-def check_signature_name(requested: str | None, signature: Signature) -> None:
-    if requested not in (None, "", signature.name):
+def check_signature_name(requested: str | None, signature: Signature, api: str) -> None:
+    """A request's ``signature_name`` for ``api`` (predict, classify, regress): the served
+    signature, or one of its aliases for that API (model_view.with_aliases)."""
+    others = signature.aliases.get(api, frozenset())
+    if requested in (None, "", signature.name) or requested in others:
+        return
+    usable = ", ".join(f"'{n}'" for n in [signature.name, *sorted(others)])
+    if requested in signature.aliases.get("all", ()):
         raise InvalidArgument(
-            f"signature '{requested}' not found; this model serves '{signature.name}'"
+            f"signature '{requested}' cannot answer {api}; for {api} this model serves {usable}"
         )
+    also = f" (for {api} also: {usable.split(', ', 1)[1]})" if others else ""
+    raise InvalidArgument(
+        f"signature '{requested}' not found; this model serves '{signature.name}'{also}"
+    )
 
 
 def merge_context(examples: Sequence[Example], context: Example | None) -> list[Example]:

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from service.codecs.example_features import check_signature_name
 from service.codecs.tensor_checks import as_array, cast_checked, check_shape
 from service.errors import InvalidArgument
 from service.models.runtimes.base import Signature, TensorSpec
@@ -39,11 +40,7 @@ def decode_predict(
             "request has both 'instances' and 'inputs'; use one: 'instances' (row format) or "
             "'inputs' (columnar format)"
         )
-    requested = body.get("signature_name")
-    if requested not in (None, "", signature.name):
-        raise InvalidArgument(
-            f"signature '{requested}' not found; this model serves '{signature.name}'"
-        )
+    check_signature_name(body.get("signature_name"), signature, "predict")
     if "instances" in body:
         return _decode_rows(body["instances"], signature, may_hold_bool), True
     if "inputs" in body:

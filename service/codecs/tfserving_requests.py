@@ -19,7 +19,7 @@ def predict_inputs(
     request: Any, signature: Signature
 ) -> tuple[dict[str, np.ndarray], list[str] | None]:
     """A PredictRequest -> (inputs of the signature's dtypes, outputs asked for or None)."""
-    example_features.check_signature_name(request.model_spec.signature_name, signature)
+    example_features.check_signature_name(request.model_spec.signature_name, signature, "predict")
     check_input_names(set(request.inputs), signature, "'inputs'")
     inputs = {}
     for spec in signature.inputs:
@@ -30,9 +30,10 @@ def predict_inputs(
     return inputs, _output_filter(list(request.output_filter), signature)
 
 
-def example_inputs(request: Any, signature: Signature) -> dict[str, np.ndarray]:
-    """A ClassificationRequest or RegressionRequest -> the model's inputs."""
-    example_features.check_signature_name(request.model_spec.signature_name, signature)
+def example_inputs(request: Any, signature: Signature, api: str) -> dict[str, np.ndarray]:
+    """A ClassificationRequest or RegressionRequest (``api``: classify, regress) -> the
+    model's inputs."""
+    example_features.check_signature_name(request.model_spec.signature_name, signature, api)
     return example_features.examples_to_inputs(_examples(request.input), signature)
 
 

@@ -8,6 +8,7 @@ signature, so no protocol answers 500 for a missing key.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -83,13 +84,50 @@ class ModelView:
             name,
             version,
             runtime,
-            signature,
+            with_aliases(signature, defs),
             metadata.task,
             metadata.class_names,
             verified,
             defs,
             run,
         )
+
+
+_METHODS = {
+    "predict": "tensorflow/serving/predict",
+    "classify": "tensorflow/serving/classify",
+    "regress": "tensorflow/serving/regress",
+}
+
+
+def with_aliases(signature: Signature, defs: Mapping[str, Any]) -> Signature:
+    """The signature with the other SignatureDef names a request may use for it.
+
+    A predict signature with the same inputs and outputs (Keras exports ``serve`` beside
+    ``serving_default``) is the same function: usable for every API. A classify or regress
+    signature (tfship's ``classification``/``regression``, parsing tf.Examples) is usable
+    for that API, since the server parses examples into the served signature's inputs.
+    """
+    same = []
+    for name, definition in defs.items():
+        if name == signature.name or not isinstance(definition, Mapping):
+            continue
+        if definition.get("method_name", _METHODS["predict"]) == _METHODS["predict"] and (
+            set(definition.get("inputs", {})) == set(signature.input_names)
+            and set(definition.get("outputs", {})) == set(signature.output_names)
+        ):
+            same.append(name)
+    aliases = {
+        api: frozenset(same)
+        | {
+            n
+            for n, d in defs.items()
+            if isinstance(d, Mapping) and api != "predict" and d.get("method_name") == method
+        }
+        for api, method in _METHODS.items()
+    }
+    aliases["all"] = frozenset(defs)
+    return dataclasses.replace(signature, aliases=aliases)
 
 
 def _tensor_info(spec: TensorSpec) -> dict[str, Any]:

@@ -170,9 +170,7 @@ def load_version(served: ServedVersion, threads: int, http_threads: int) -> None
             threads,
             served.variant,
         )
-        rounds, source = warm_up(runtime, served.path)
-        served.runtime = runtime
-        served.view = ModelView.build(
+        view = ModelView.build(
             served.name,
             served.version,
             served.runtime_kind,
@@ -181,6 +179,9 @@ def load_version(served: ServedVersion, threads: int, http_threads: int) -> None
             served.verified,
             served.predict,
         )
+        rounds, source = warm_up(runtime, served.path, view.signature)
+        served.runtime = runtime
+        served.view = view
         if served.batching is not None:
             served.batcher = Batcher(served.name, served.batching, served.run_runtime)
             if http_threads == 1:

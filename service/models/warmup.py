@@ -52,14 +52,13 @@ def _check_outputs(signature: Signature, outputs: dict[str, np.ndarray], where: 
             )
 
 
-def _replay(runtime: Runtime, path: Path) -> int:
+def _replay(runtime: Runtime, path: Path, signature: Signature) -> int:
     # Imported here: the proto descriptors are only needed when a version ships the file.
     from service.codecs import tfserving_requests as messages
     from service.codecs.grpc_protos import message
     from service.models.tfrecord import read_records
 
     prediction_log = message("tensorflow.serving.PredictionLog")
-    signature = runtime.signature
     count = 0
     for index, record in enumerate(read_records(path, MAX_RECORDS)):
         where = f" ({WARMUP_FILE} record {index})"
@@ -72,7 +71,8 @@ def _replay(runtime: Runtime, path: Path) -> int:
             if kind == "predict_log":
                 inputs, wanted = messages.predict_inputs(log.predict_log.request, signature)
             elif kind in ("classify_log", "regress_log"):
-                inputs = messages.example_inputs(getattr(log, kind).request, signature)
+                api = "classify" if kind == "classify_log" else "regress"
+                inputs = messages.example_inputs(getattr(log, kind).request, signature, api)
                 wanted = None
             else:
                 raise ValueError(
@@ -88,10 +88,16 @@ def _replay(runtime: Runtime, path: Path) -> int:
     return count
 
 
-def warm_up(runtime: Runtime, folder: Path | None = None) -> tuple[int, str]:
-    """Warm up; returns (requests run, what they were). Raises ValueError on failure."""
+def warm_up(
+    runtime: Runtime, folder: Path | None = None, signature: Signature | None = None
+) -> tuple[int, str]:
+    """Warm up; returns (requests run, what they were). Raises ValueError on failure.
+
+    ``signature``: the runtime's with the other signature names requests may give
+    (TF Serving's warm-up records name the signature they were recorded for)."""
     if folder is not None and (folder / WARMUP_FILE).is_file():
-        return _replay(runtime, folder / WARMUP_FILE), f"requests from {WARMUP_FILE}"
+        replayed = _replay(runtime, folder / WARMUP_FILE, signature or runtime.signature)
+        return replayed, f"requests from {WARMUP_FILE}"
     inputs = synthetic_inputs(runtime.signature)
     for _ in range(ROUNDS):
         _check_outputs(runtime.signature, runtime.predict(inputs), "")

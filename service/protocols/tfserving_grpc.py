@@ -93,7 +93,7 @@ class TFServingHandlers:
 
     def classify(self, request: Any, call: Call) -> Any:
         with self._hold(call, request.model_spec) as model:
-            inputs = messages.example_inputs(request, model.signature)
+            inputs = messages.example_inputs(request, model.signature, "classify")
             result = self.plane.classify(model, inputs)
             response = self.prediction["Classify"][1]()
             self._fill_spec(response.model_spec, model, model.signature.name)
@@ -106,7 +106,7 @@ class TFServingHandlers:
 
     def regress(self, request: Any, call: Call) -> Any:
         with self._hold(call, request.model_spec) as model:
-            inputs = messages.example_inputs(request, model.signature)
+            inputs = messages.example_inputs(request, model.signature, "regress")
             values = self.plane.regress(model, inputs)
             response = self.prediction["Regress"][1]()
             self._fill_spec(response.model_spec, model, model.signature.name)

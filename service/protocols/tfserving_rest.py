@@ -113,7 +113,7 @@ def classify(name: str, version: int | None = None, label: str | None = None) ->
     with hold(name, version, label) as model:
         body = parse_json(read_body(), allow_non_finite=plane().allow_non_finite)
         k = _top_k(body, model)
-        result = plane().classify(model, _example_inputs(body, model.signature), k)
+        result = plane().classify(model, _example_inputs(body, model.signature, "classify"), k)
         return json_response({"results": [[list(pair) for pair in row] for row in result]})
 
 
@@ -123,7 +123,7 @@ def classify(name: str, version: int | None = None, label: str | None = None) ->
 def regress(name: str, version: int | None = None, label: str | None = None) -> Response:
     with hold(name, version, label) as model:
         body = parse_json(read_body(), allow_non_finite=plane().allow_non_finite)
-        inputs = _example_inputs(body, model.signature)
+        inputs = _example_inputs(body, model.signature, "regress")
         return json_response({"results": plane().regress(model, inputs)})
 
 
@@ -134,14 +134,15 @@ def _top_k(body: Any, model: ModelView) -> int:
     return 0
 
 
-def _example_inputs(body: Any, signature: Signature) -> dict[str, Any]:
-    """``{"examples": [...], "context": {...}}`` -> the model's inputs."""
+def _example_inputs(body: Any, signature: Signature, api: str) -> dict[str, Any]:
+    """``{"examples": [...], "context": {...}}`` -> the model's inputs (``api``: classify or
+    regress, for the signature names it may give)."""
     if not isinstance(body, dict) or "examples" not in body:
         raise InvalidArgument(
             "request body must be a JSON object with 'examples': a list of "
             "{feature name: value or list of values}"
         )
-    example_features.check_signature_name(body.get("signature_name"), signature)
+    example_features.check_signature_name(body.get("signature_name"), signature, api)
     given = body["examples"]
     if not isinstance(given, list):
         raise InvalidArgument(f"'examples' must be a list, got {type(given).__name__}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
@@ -23,6 +23,9 @@ class Signature:
     name: str
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
+    # Other names a request's signature_name may give, per API ("predict", "classify",
+    # "regress"), and "all": every signature the artifact declares (model_view.with_aliases).
+    aliases: Mapping[str, frozenset[str]] = field(default_factory=dict, compare=False)
 
     @property
     def input_names(self) -> list[str]:
