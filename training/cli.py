@@ -172,7 +172,8 @@ def add_import_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_import(args: argparse.Namespace) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
-    from training.import_model import ImportRequest, import_model
+    from training.import_model import import_model
+    from training.import_request import ImportRequest
 
     request = ImportRequest(
         source=args.source,

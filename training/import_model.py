@@ -13,7 +13,6 @@ from __future__ import annotations
 import platform
 import shutil
 import sys
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,67 +35,11 @@ from tfship.repository import (
     sha256_file,
     write_metadata,
 )
-from tfship.version_metadata import TensorInfo, VersionMetadata
+from tfship.version_metadata import VersionMetadata
 from training.errors import ExportError, ImportRefused
-
-STEPS = 5
-KERAS_SUFFIXES = (".keras", ".h5")
-# Rows generated for the parity check and warm-up when no --calibration file is given.
-GENERATED_ROWS = 256
-
-
-def say(step: int, message: str) -> None:
-    print(f"[{step}/{STEPS}] {message}", file=sys.stderr, flush=True)
-
-
-@dataclass(frozen=True)
-class ImportRequest:
-    source: Path
-    name: str
-    model_dir: Path
-    version: int | None = None
-    # .npz of rows keyed by input name (and ``labels``): parity, warm-up, calibration.
-    calibration: Path | None = None
-    labels_file: Path | None = None  # class names, one per line (Triton's labels file)
-    output_name: str = "output_0"  # Keras's own export names its output so
-    onnx: bool = True
-    quantize: tuple[str, ...] = ()  # training's variants: int8, int8_dynamic, int8_static, fp16
-    quantize_tolerance: float = 0.01  # most accuracy a variant may lose (with labels)
-    opset: int = 17
-    parity_tolerance: float = 1e-4
-    warmup_rows: int = 8
-    seed: int = 0
-
-
-@dataclass
-class Staged:
-    """What the steps have put in the staging folder so far."""
-
-    kind: str  # "keras", "savedmodel" or "onnx"
-    inputs: list[TensorInfo] = field(default_factory=list)
-    outputs: list[TensorInfo] = field(default_factory=list)
-    signature_defs: dict[str, Any] | None = None
-    parity: dict[str, Any] | None = None
-    artifacts: dict[str, dict[str, Any]] = field(default_factory=dict)
-    variants: dict[str, dict[str, Any]] = field(default_factory=dict)  # "compression" records
-    variant_artifacts: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-
-def source_kind(source: Path) -> str:
-    """Which of the three sources SOURCE is; ImportRefused (exit 2) naming it otherwise."""
-    if source.is_dir():
-        if (source / SAVED_MODEL_FILE).is_file():
-            return "savedmodel"
-        raise ImportRefused(f"{source} is a folder without {SAVED_MODEL_FILE}: not a SavedModel")
-    if not source.is_file():
-        raise ImportRefused(f"{source} does not exist")
-    if source.suffix in KERAS_SUFFIXES:
-        return "keras"
-    if source.suffix == ".onnx":
-        return "onnx"
-    raise ImportRefused(
-        f"{source}: not a .keras file, a SavedModel folder or an .onnx file (by its name)"
-    )
+from training.import_request import ImportRequest, Staged, say
+from training.import_rows import count_rows, sample_rows
+from training.import_sources import source_kind, stage_onnx, stage_saved_model
 
 
 def check_request(request: ImportRequest) -> str:
@@ -131,15 +74,15 @@ def import_model(request: ImportRequest) -> VersionRef:
         say(1, f"read {request.source} ({kind})")
         staged = Staged(kind)
         if kind == "onnx":
-            _stage_onnx(request, staging, staged)
+            stage_onnx(request, staging, staged)
         else:
-            _stage_saved_model(request, staging, staged, class_names)
-        rows = _sample_rows(request, staged.inputs)
+            stage_saved_model(request, staging, staged, class_names)
+        rows = sample_rows(request, staged.inputs)
         if kind != "onnx" and request.onnx:
             _convert_and_check(request, staging, staged, rows)
         _check_labels(staged, class_names)
         if request.warmup_rows:
-            say(4, f"warm-up requests ({min(request.warmup_rows, _count(rows))} rows)")
+            say(4, f"warm-up requests ({min(request.warmup_rows, count_rows(rows))} rows)")
             _write_warmup(request, staging, staged, rows)
         if request.quantize:
             _quantize(request, staging, staged, rows, class_names)
@@ -197,138 +140,6 @@ def _read_labels(path: Path | None) -> list[str]:
     return names
 
 
-# --- sources ---
-
-
-def _stage_onnx(request: ImportRequest, staging: Path, staged: Staged) -> None:
-    import onnxruntime as ort
-
-    from tfship.onnx_signature import graph_signature
-
-    try:
-        session = ort.InferenceSession(str(request.source), providers=["CPUExecutionProvider"])
-        staged.inputs, staged.outputs, skipped = graph_signature(session, str(request.source))
-    except Exception as exc:  # onnxruntime's own errors: the file does not open as a model
-        raise ExportError(f"{request.source} does not load in ONNX Runtime: {exc}") from None
-    shutil.copyfile(request.source, staging / ONNX_FILE)
-    if skipped:
-        say(2, f"outputs that are not tensors, not served: {', '.join(skipped)}")
-    say(2, "ONNX copied as model.onnx (no SavedModel: the source has none)")
-
-
-def _stage_saved_model(
-    request: ImportRequest, staging: Path, staged: Staged, class_names: list[str]
-) -> None:
-    from training import export
-
-    if staged.kind == "keras":
-        import keras
-
-        try:
-            model = keras.saving.load_model(str(request.source), compile=False)
-        except Exception as exc:  # Keras raises ValueError, OSError, TypeError...
-            raise ExportError(f"{request.source} does not load in Keras: {exc}") from None
-        if len(model.outputs) != 1:
-            raise ExportError(
-                f"{request.source} has {len(model.outputs)} outputs; tfship import takes "
-                "models with one (export yours with model.export() and import that folder)"
-            )
-        specs = _keras_input_specs(model)
-        # A classify signature needs class names and fixed input shapes.
-        examples = bool(class_names) and all(None not in s.shape for s in specs)
-        say(2, "SavedModel from the Keras model")
-        export.export_saved_model(model, specs, request.output_name, staging, class_names, examples)
-    else:
-        say(2, "SavedModel copied")
-        for part in SAVED_MODEL_PARTS:
-            path = request.source / part
-            if path.is_dir():
-                shutil.copytree(path, staging / part)
-            elif path.is_file():
-                shutil.copyfile(path, staging / part)
-    try:
-        info = export.read_saved_model_signature(staging)
-    except KeyError:
-        raise ExportError(
-            f"{request.source} has no '{export.SIGNATURE_NAME}' signature; tfship serves "
-            "that one (re-export with it, e.g. model.export())"
-        ) from None
-    staged.inputs = [TensorInfo(t.name, t.dtype, tuple(t.shape), t.tf_name) for t in info.inputs]
-    staged.outputs = [TensorInfo(t.name, t.dtype, tuple(t.shape), t.tf_name) for t in info.outputs]
-    staged.signature_defs = info.signature_def_json
-
-
-def _keras_input_specs(model: Any) -> list[Any]:
-    from training.model import InputSpec
-
-    specs = []
-    for tensor in model.inputs:
-        dtype = "string" if str(tensor.dtype) == "string" else str(tensor.dtype)
-        specs.append(InputSpec(tensor.name, tuple(tensor.shape[1:]), dtype))
-    return specs
-
-
-# --- rows for parity and warm-up ---
-
-
-def _count(rows: dict[str, np.ndarray]) -> int:
-    return len(next(iter(rows.values())))
-
-
-def _sample_rows(request: ImportRequest, inputs: list[TensorInfo]) -> dict[str, np.ndarray]:
-    """The --calibration rows (checked against the signature), or generated ones."""
-    if request.calibration is None:
-        return _generated_rows(inputs, request.seed)
-    try:
-        with np.load(request.calibration, allow_pickle=False) as data:
-            arrays = {key: data[key] for key in data.files}
-    except (OSError, ValueError) as exc:
-        raise ImportRefused(
-            f"--calibration {request.calibration}: not a readable .npz: {exc}"
-        ) from None
-    rows = {}
-    for spec in inputs:
-        if spec.name not in arrays:
-            raise ImportRefused(
-                f"--calibration {request.calibration} has no array '{spec.name}' (it has: "
-                f"{', '.join(sorted(arrays)) or 'none'}); one per model input"
-            )
-        values = arrays[spec.name]
-        fits = values.ndim == len(spec.shape) and all(
-            want in (-1, got) for want, got in zip(spec.shape[1:], values.shape[1:], strict=True)
-        )
-        if not fits:
-            raise ImportRefused(
-                f"--calibration: '{spec.name}' has shape {list(values.shape)}, the model "
-                f"takes {list(spec.shape)}"
-            )
-        rows[spec.name] = values.astype(spec.dtype if spec.dtype != "object" else str)
-    if len({len(v) for v in rows.values()}) != 1 or not _count(rows):
-        raise ImportRefused(f"--calibration {request.calibration}: every input needs the same rows")
-    return rows
-
-
-def _generated_rows(inputs: list[TensorInfo], seed: int) -> dict[str, np.ndarray]:
-    """Uniform [0, 1) floats, small integers, alternating booleans; unknown inner dims 1."""
-    random = np.random.default_rng(seed)
-    rows = {}
-    for spec in inputs:
-        shape = (GENERATED_ROWS, *(1 if d == -1 else d for d in spec.shape[1:]))
-        if spec.dtype in ("object", "string"):
-            raise ImportRefused(
-                f"input '{spec.name}' takes strings: give rows with --calibration FILE.npz "
-                "(tfship cannot make up strings the model knows)"
-            )
-        dtype = np.dtype(spec.dtype)
-        if dtype.kind == "f":
-            rows[spec.name] = random.random(shape).astype(dtype)
-        elif dtype.kind == "b":
-            rows[spec.name] = random.random(shape) < 0.5
-        else:
-            rows[spec.name] = random.integers(0, 10, shape).astype(dtype)
-    return rows
-
-
 # --- ONNX, warm-up, artifacts ---
 
 
@@ -339,7 +150,7 @@ def _convert_and_check(
 
     say(3, f"ONNX (tf2onnx, opset {request.opset})")
     export.convert_to_onnx(staging, request.opset)
-    say(3, f"parity: ONNX Runtime vs TensorFlow on {_count(rows)} rows")
+    say(3, f"parity: ONNX Runtime vs TensorFlow on {count_rows(rows)} rows")
     diffs = []
     for output in staged.outputs:
         tf_out = export.predict_saved_model(staging, rows, output.name)
@@ -359,7 +170,7 @@ def _convert_and_check(
     staged.parity = {
         "max_abs_diff": max_diff,
         "tolerance": request.parity_tolerance,
-        "rows": _count(rows),
+        "rows": count_rows(rows),
         "data": (
             f"--calibration {request.calibration}"
             if request.calibration
@@ -389,7 +200,7 @@ def _quantize(
 ) -> None:
     from training.import_variants import make_variants, read_labels
 
-    labels = read_labels(request.calibration, _count(rows)) if class_names else None
+    labels = read_labels(request.calibration, count_rows(rows)) if class_names else None
     staged.variant_artifacts, staged.variants = make_variants(
         staging,
         list(request.quantize),
