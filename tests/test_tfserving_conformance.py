@@ -156,3 +156,12 @@ def test_named_signatures_answer_where_they_mean_the_same(
         "signature 'classification' cannot answer predict; for predict this model serves "
         "'serving_default', 'serve'"  # the export's endpoint, the same function
     )
+
+    # Any JSON type where the name goes is a 400, never a 500 (found by schemathesis).
+    for verb, key in (("predict", "instances"), ("classify", "examples"), ("regress", "examples")):
+        for value in ({}, [], 1, True):
+            answer = client.post(
+                f"/v1/models/digits:{verb}", json={"signature_name": value, key: [{}]}
+            )
+            assert answer.status_code == 400, (verb, value, answer.get_json())
+            assert "'signature_name' must be a string" in answer.get_json()["error"]

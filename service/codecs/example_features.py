@@ -23,6 +23,8 @@ Example = Mapping[str, Sequence[Any]]
 def check_signature_name(requested: str | None, signature: Signature, api: str) -> None:
     """A request's ``signature_name`` for ``api`` (predict, classify, regress): the served
     signature, or one of its aliases for that API (model_view.with_aliases)."""
+    if requested is not None and not isinstance(requested, str):
+        raise InvalidArgument(f"'signature_name' must be a string, got {type(requested).__name__}")
     others = signature.aliases.get(api, frozenset())
     if requested in (None, "", signature.name) or requested in others:
         return
