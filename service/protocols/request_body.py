@@ -19,7 +19,6 @@ _INFER_TYPES = JSON_TYPES | BINARY_TYPES
 # Content-Encodings a request body may arrive in (Triton's client compresses with either);
 # zlib's window bits for each: gzip's header, or zlib's (deflate).
 _DECODERS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
-_READ_STEP = 1 << 20
 
 
 def accepted_types(api: str) -> frozenset[str]:

@@ -10,22 +10,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.codecs.v2_grpc_protos import DATA_TYPES, service_methods
+from google.protobuf import json_format
+
+from service.codecs.v2_grpc_protos import service_methods
 from service.codecs.v2_grpc_tensors import decode_request, encode_response
-from service.codecs.v2_tensors import tensor_metadata
 from service.dataplane.call import Call
 from service.dataplane.plane import DataPlane
 from service.errors import InvalidArgument
 from service.models.versions import AVAILABLE
-from service.protocols.v2_vocabulary import EXTENSIONS, INDEX_STATES, config_of
-from tfship.triton_config import PLATFORMS
+from service.protocols import v2_vocabulary as answers
 
 SERVICE = "inference.GRPCInferenceService"
 PROTOCOL = "v2_grpc"
 # Server liveness and readiness: health, open when TFSHIP_AUTH_EXEMPT leaves health open,
 # and (as REST's /v2/health/*) not counted as API requests.
 HEALTH_METHODS = frozenset({"ServerLive", "ServerReady"})
-_DATA_TYPE_NUMBER = {name: number for number, name in enumerate(DATA_TYPES)}
 
 
 def _version(text: str) -> int | None:
@@ -43,6 +42,10 @@ class V2Handlers:
 
     def _response(self, method: str, **fields: Any) -> Any:
         return self.methods[method][1](**fields)
+
+    def _parsed(self, method: str, answer: dict[str, Any]) -> Any:
+        """The response message of ``method`` from the answer REST sends as JSON."""
+        return json_format.ParseDict(answer, self._response(method))
 
     def table(self) -> dict[str, tuple[str | None, Any]]:
         """Method -> (api label, None for calls not counted as API requests; body)."""
@@ -70,22 +73,11 @@ class V2Handlers:
         return self._response("ModelReady", ready=any(s.state == AVAILABLE for s in found))
 
     def server_metadata(self, request: Any, call: Call) -> Any:
-        from tfship import __version__
-
-        return self._response(
-            "ServerMetadata", name="tfship", version=__version__, extensions=EXTENSIONS
-        )
+        return self._parsed("ServerMetadata", answers.server_metadata())
 
     def model_metadata(self, request: Any, call: Call) -> Any:
         with self.plane.hold(call, request.name, _version(request.version)) as model:
-            return self._response(
-                "ModelMetadata",
-                name=model.name,
-                versions=[str(v) for v in self.plane.available_versions(model.name)],
-                platform=PLATFORMS[model.runtime],
-                inputs=[tensor_metadata(s) for s in model.signature.inputs],
-                outputs=[tensor_metadata(s) for s in model.signature.outputs],
-            )
+            return self._parsed("ModelMetadata", answers.metadata_of(self.plane, model))
 
     def model_infer(self, request: Any, call: Call) -> Any:
         if not request.model_name:
@@ -99,35 +91,9 @@ class V2Handlers:
 
     def model_config(self, request: Any, call: Call) -> Any:
         with self.plane.hold(call, request.name, _version(request.version)) as model:
-            described = config_of(model, self.plane.settings.max_rows)
-        response = self._response("ModelConfig")
-        config = response.config
-        config.name, config.platform = described["name"], described["platform"]
-        config.backend, config.max_batch_size = described["backend"], described["max_batch_size"]
-        for key, target in (("input", config.input), ("output", config.output)):
-            for entry in described[key]:
-                tensor = target.add(
-                    name=entry["name"],
-                    data_type=_DATA_TYPE_NUMBER[entry["data_type"]],
-                    dims=entry["dims"],
-                )
-                if "reshape" in entry:
-                    tensor.reshape.SetInParent()
-                if "label_filename" in entry:
-                    tensor.label_filename = entry["label_filename"]
-        return response
+            config = answers.config_of(model, self.plane.settings.max_rows)
+        return self._parsed("ModelConfig", {"config": config})
 
     def repository_index(self, request: Any, call: Call) -> Any:
-        response = self._response("RepositoryIndex")
-        for name, status in self.plane.repository(call):
-            if status is None:
-                if not request.ready:
-                    response.models.add(name=name)
-                continue
-            state = INDEX_STATES.get(status.state, "UNAVAILABLE")
-            if request.ready and state != "READY":
-                continue
-            response.models.add(
-                name=name, version=str(status.version), state=state, reason=status.error_message
-            )
-        return response
+        index = answers.repository_index(self.plane, call, request.ready)
+        return self._parsed("RepositoryIndex", {"models": index})

@@ -1,6 +1,5 @@
 """Open Inference Protocol (KServe V2 / Triton) REST: health, metadata, readiness, infer,
-and Triton's extensions its tools need: the repository index, model configuration and
-statistics.
+and Triton's extensions its tools need: the repository index and model configuration.
 
 Only wire formats live here: each view decodes, calls the dataplane, encodes.
 """
@@ -11,16 +10,15 @@ from flask import Blueprint, Response, g, request
 
 from service.codecs.json_body import parse_json
 from service.codecs.tensor_checks import body_may_hold_bool
-from service.codecs.v2_tensors import HEADER_LENGTH, decode_infer, encode_infer, tensor_metadata
+from service.codecs.v2_tensors import HEADER_LENGTH, decode_infer, encode_infer
 from service.dataplane.plane import DataPlane
 from service.errors import InvalidArgument
 from service.models.model_view import ModelView
 from service.models.versions import AVAILABLE
+from service.protocols import v2_vocabulary as answers
 from service.protocols.flask_calls import hold, plane, statuses
 from service.protocols.json_responses import json_response
 from service.protocols.request_body import read_body
-from service.protocols.v2_vocabulary import EXTENSIONS, INDEX_STATES, config_of
-from tfship.triton_config import PLATFORMS
 
 blueprint = Blueprint("v2_rest", __name__)
 PROTOCOL = "v2"
@@ -41,24 +39,14 @@ def ready() -> Response:
 
 @blueprint.get("/v2")
 def server_metadata() -> Response:
-    from tfship import __version__
-
-    return json_response({"name": "tfship", "version": __version__, "extensions": EXTENSIONS})
+    return json_response(answers.server_metadata())
 
 
 @blueprint.get("/v2/models/<name>")
 @blueprint.get("/v2/models/<name>/versions/<int:version>")
 def model_metadata(name: str, version: int | None = None) -> Response:
     with hold(name, version) as model:
-        return json_response(
-            {
-                "name": model.name,
-                "versions": [str(v) for v in plane().available_versions(name)],
-                "platform": PLATFORMS[model.runtime],
-                "inputs": [tensor_metadata(spec) for spec in model.signature.inputs],
-                "outputs": [tensor_metadata(spec) for spec in model.signature.outputs],
-            }
-        )
+        return json_response(answers.metadata_of(plane(), model))
 
 
 @blueprint.get("/v2/models/<name>/ready")
@@ -73,7 +61,7 @@ def model_ready(name: str, version: int | None = None) -> Response:
 @blueprint.get("/v2/models/<name>/versions/<int:version>/config")
 def model_configuration(name: str, version: int | None = None) -> Response:
     with hold(name, version) as model:
-        return json_response(config_of(model, plane().settings.max_rows))
+        return json_response(answers.config_of(model, plane().settings.max_rows))
 
 
 @blueprint.post("/v2/repository/index")
@@ -82,20 +70,7 @@ def repository_index() -> Response:
     body = parse_json(raw) if raw.strip() else {}
     if not isinstance(body, dict) or not isinstance(body.get("ready", False), bool):
         raise InvalidArgument('request body must be {} or {"ready": true|false}')
-    only_ready = body.get("ready", False)
-    index = []
-    for name, status in plane().repository(g.call):
-        if status is None:
-            if not only_ready:
-                index.append({"name": name})
-            continue
-        state = INDEX_STATES.get(status.state, "UNAVAILABLE")
-        if only_ready and state != "READY":
-            continue
-        entry = {"name": name, "version": str(status.version), "state": state}
-        entry["reason"] = status.error_message
-        index.append(entry)
-    return json_response(index)
+    return json_response(answers.repository_index(plane(), g.call, body.get("ready", False)))
 
 
 @blueprint.post("/v2/models/<name>/infer")

@@ -1,13 +1,18 @@
 """What both Open Inference Protocol front doors (REST and gRPC) answer alike: the server's
-extensions, Triton's repository index states, and a version's Triton configuration."""
+extensions, a version's metadata and Triton configuration, and the repository index. Each
+answer is built here once, as the JSON-shaped dict REST sends; gRPC fills its message from
+the same dict."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from service.codecs.v2_tensors import tensor_metadata
+from service.dataplane.call import Call
+from service.dataplane.plane import DataPlane
 from service.models.model_view import ModelView
 from service.models.versions import AVAILABLE, END, LOADING, START, UNLOADING
-from tfship.triton_config import model_config
+from tfship.triton_config import PLATFORMS, model_config
 from tfship.version_metadata import TensorInfo
 
 EXTENSIONS = ["binary_tensor_data", "classification", "model_repository", "model_configuration"]
@@ -35,3 +40,43 @@ def config_of(model: ModelView, max_rows: int) -> dict[str, Any]:
         max_rows,
         labels=bool(model.class_names),
     )
+
+
+def server_metadata() -> dict[str, Any]:
+    from tfship import __version__
+
+    return {"name": "tfship", "version": __version__, "extensions": EXTENSIONS}
+
+
+def metadata_of(plane: DataPlane, model: ModelView) -> dict[str, Any]:
+    """A held version's model metadata: name, serving versions, platform, tensors."""
+    return {
+        "name": model.name,
+        "versions": [str(v) for v in plane.available_versions(model.name)],
+        "platform": PLATFORMS[model.runtime],
+        "inputs": [tensor_metadata(spec) for spec in model.signature.inputs],
+        "outputs": [tensor_metadata(spec) for spec in model.signature.outputs],
+    }
+
+
+def repository_index(plane: DataPlane, call: Call, only_ready: bool) -> list[dict[str, str]]:
+    """Triton's repository index: every managed version of every model the call's key may
+    use (a model with no version yet by name alone); ``only_ready``: READY ones only."""
+    index = []
+    for name, status in plane.repository(call):
+        if status is None:
+            if not only_ready:
+                index.append({"name": name})
+            continue
+        state = INDEX_STATES.get(status.state, "UNAVAILABLE")
+        if only_ready and state != "READY":
+            continue
+        index.append(
+            {
+                "name": name,
+                "version": str(status.version),
+                "state": state,
+                "reason": status.error_message,
+            }
+        )
+    return index
