@@ -22,10 +22,14 @@ from service.codecs.v2_tensors import (
     InferRequest,
     RequestedOutput,
     bytes_blob,
+    check_all_given,
     check_tensor_header,
     classification_count,
     decode_bytes,
+    input_spec,
+    output_spec,
     output_tensor,
+    raw_array,
 )
 from service.errors import InvalidArgument
 from service.models.runtimes.base import Signature, TensorSpec
@@ -58,14 +62,7 @@ def decode_request(request: Any, signature: Signature) -> InferRequest:
         )
     inputs: dict[str, np.ndarray] = {}
     for index, tensor in enumerate(request.inputs):
-        if tensor.name not in specs:
-            known = ", ".join(f"'{n}'" for n in signature.input_names)
-            raise InvalidArgument(
-                f"inputs[{index}]: unknown input {tensor.name!r}; the model's inputs are {known}"
-            )
-        if tensor.name in inputs:
-            raise InvalidArgument(f"input '{tensor.name}' is given twice")
-        spec = specs[tensor.name]
+        spec = input_spec(tensor.name, index, specs, inputs)
         label = f"input '{spec.name}'"
         shape = list(tensor.shape)
         count = check_tensor_header(tensor.datatype, shape, spec, label)
@@ -76,9 +73,7 @@ def decode_request(request: Any, signature: Signature) -> InferRequest:
         else:
             array = _from_contents(tensor, spec, count, label)
         inputs[tensor.name] = array.reshape(shape)
-    missing = [n for n in signature.input_names if n not in inputs]
-    if missing:
-        raise InvalidArgument("missing input " + ", ".join(f"'{n}'" for n in missing))
+    check_all_given(inputs, signature)
     return InferRequest(request.id or None, inputs, _requested_outputs(request, signature))
 
 
@@ -92,13 +87,7 @@ def _from_raw(data: bytes, datatype: str, count: int, label: str) -> np.ndarray:
             f"{label}: raw_input_contents holds {len(data)} bytes; the declared shape of "
             f"{datatype} needs {want}"
         )
-    if dtype.kind == "b":
-        values = np.frombuffer(data, dtype=np.uint8)
-        if values.size and values.max() > 1:
-            raise InvalidArgument(f"{label}: BOOL bytes must be 0 or 1")
-        return values.astype(np.bool_)
-    # frombuffer over a protobuf bytes value is read-only and may be unaligned: copy once.
-    return check_numbers(np.frombuffer(data, dtype=dtype.newbyteorder("<")).copy(), dtype, label)
+    return raw_array(data, dtype, label)
 
 
 def _from_contents(tensor: Any, spec: TensorSpec, count: int, label: str) -> np.ndarray:
@@ -129,24 +118,15 @@ def _from_contents(tensor: Any, spec: TensorSpec, count: int, label: str) -> np.
 def _requested_outputs(request: Any, signature: Signature) -> list[RequestedOutput]:
     if not request.outputs:
         return [RequestedOutput(name, True) for name in signature.output_names]
-    specs = {spec.name: spec for spec in signature.outputs}
     chosen: list[RequestedOutput] = []
     for index, wanted in enumerate(request.outputs):
-        if wanted.name not in specs:
-            known = ", ".join(f"'{n}'" for n in signature.output_names)
-            raise InvalidArgument(
-                f"outputs[{index}]: unknown output {wanted.name!r}; the model's outputs are {known}"
-            )
-        if any(c.name == wanted.name for c in chosen):
-            raise InvalidArgument(f"output '{wanted.name}' is requested twice")
+        spec = output_spec(wanted.name, index, signature, chosen)
         count: Any = 0
         if "classification" in wanted.parameters:
             parameter = wanted.parameters["classification"]
             kind = parameter.WhichOneof("parameter_choice")
             count = getattr(parameter, kind) if kind in ("int64_param", "uint64_param") else None
-        chosen.append(
-            RequestedOutput(wanted.name, True, classification_count(count, specs[wanted.name]))
-        )
+        chosen.append(RequestedOutput(wanted.name, True, classification_count(count, spec)))
     return chosen
 
 

@@ -131,25 +131,67 @@ def decode_infer(
     for index, item in enumerate(entries):
         entry = _object(item, f"inputs[{index}]")
         name = entry.get("name")
-        if name not in specs:
-            known = ", ".join(f"'{n}'" for n in signature.input_names)
-            raise InvalidArgument(
-                f"inputs[{index}]: unknown input {name!r}; the model's inputs are {known}"
-            )
-        if name in inputs:
-            raise InvalidArgument(f"input '{name}' is given twice")
-        array, used = _decode_tensor(entry, specs[name], binary[offset:], may_hold_bool)
+        spec = input_spec(name, index, specs, inputs)
+        array, used = _decode_tensor(entry, spec, binary[offset:], may_hold_bool)
         inputs[name] = array
         offset += used
-    missing = [n for n in signature.input_names if n not in inputs]
-    if missing:
-        raise InvalidArgument("missing input " + ", ".join(f"'{n}'" for n in missing))
+    check_all_given(inputs, signature)
     if offset != len(binary):
         raise InvalidArgument(
             f"the body has {len(binary) - offset} bytes of binary data that no input claims "
             f"(inputs declare {offset} in binary_data_size)"
         )
     return InferRequest(request_id, inputs, _requested_outputs(body, signature))
+
+
+def input_spec(
+    name: Any, index: int, specs: dict[str, TensorSpec], given: dict[str, np.ndarray]
+) -> TensorSpec:
+    """The model input the request's ``inputs[index]`` names; each may come once."""
+    if name not in specs:
+        known = ", ".join(f"'{n}'" for n in specs)
+        raise InvalidArgument(
+            f"inputs[{index}]: unknown input {name!r}; the model's inputs are {known}"
+        )
+    if name in given:
+        raise InvalidArgument(f"input '{name}' is given twice")
+    return specs[name]
+
+
+def check_all_given(inputs: dict[str, np.ndarray], signature: Signature) -> None:
+    missing = [n for n in signature.input_names if n not in inputs]
+    if missing:
+        raise InvalidArgument("missing input " + ", ".join(f"'{n}'" for n in missing))
+
+
+def output_spec(
+    name: Any, index: int, signature: Signature, chosen: list[RequestedOutput]
+) -> TensorSpec:
+    """The model output the request's ``outputs[index]`` names; each may come once."""
+    specs = {spec.name: spec for spec in signature.outputs}
+    if name not in specs:
+        known = ", ".join(f"'{n}'" for n in signature.output_names)
+        raise InvalidArgument(
+            f"outputs[{index}]: unknown output {name!r}; the model's outputs are {known}"
+        )
+    if any(c.name == name for c in chosen):
+        raise InvalidArgument(f"output '{name}' is requested twice")
+    return specs[name]
+
+
+def raw_array(chunk: memoryview | bytes, dtype: np.dtype, label: str) -> np.ndarray:
+    """Little-endian tensor bytes (whose length the caller checked) as an array of
+    ``dtype``; BOOL bytes must be 0 or 1. Bytes at an odd address are copied once, since
+    runtimes want aligned memory."""
+    if dtype.kind == "b":
+        values = np.frombuffer(chunk, dtype=np.uint8)
+        if values.size and values.max() > 1:
+            raise InvalidArgument(f"{label}: BOOL bytes must be 0 or 1")
+        return values.astype(np.bool_)
+    array = np.frombuffer(chunk, dtype=dtype.newbyteorder("<"))
+    if not array.flags.aligned:
+        array = array.copy()
+    return check_numbers(array, dtype, label)
 
 
 def check_tensor_header(datatype: Any, shape: Any, spec: TensorSpec, label: str) -> int:
@@ -198,22 +240,11 @@ def _decode_tensor(
                 f"{label}: binary_data_size is {size}, but only "
                 f"{len(binary)} bytes of binary data remain in the body"
             )
-        # Bytes after a JSON header of odd length can sit at any address; runtimes want
-        # aligned memory, so such a chunk is copied.
+        # Bytes after a JSON header of odd length can sit at any address (raw_array copies).
         chunk = binary[:size]
         if datatype == "BYTES":
             return decode_bytes(chunk, count, label).reshape(shape), size
-        if dtype.kind == "b":
-            raw_bytes = np.frombuffer(chunk, dtype=np.uint8)
-            if raw_bytes.size and raw_bytes.max() > 1:
-                raise InvalidArgument(f"{label}: BOOL bytes must be 0 or 1")
-            array = raw_bytes.astype(np.bool_)
-        else:
-            array = np.frombuffer(chunk, dtype=dtype.newbyteorder("<"))
-            if not array.flags.aligned:
-                array = array.copy()
-            array = check_numbers(array, dtype, label)
-        return array.reshape(shape), size
+        return raw_array(chunk, dtype, label).reshape(shape), size
 
     if "data" not in entry:
         raise InvalidArgument(f"{label}: no 'data' and no binary_data_size parameter")
@@ -257,21 +288,14 @@ def _requested_outputs(body: dict[str, Any], signature: Signature) -> list[Reque
         return [RequestedOutput(name, binary_default) for name in signature.output_names]
     if not isinstance(requested, list):
         raise InvalidArgument("'outputs' must be a list of {\"name\": ...} objects")
-    specs = {spec.name: spec for spec in signature.outputs}
     chosen: list[RequestedOutput] = []
     for index, item in enumerate(requested):
         entry = _object(item, f"outputs[{index}]")
         name = entry.get("name")
-        if name not in signature.output_names:
-            known = ", ".join(f"'{n}'" for n in signature.output_names)
-            raise InvalidArgument(
-                f"outputs[{index}]: unknown output {name!r}; the model's outputs are {known}"
-            )
-        if any(c.name == name for c in chosen):
-            raise InvalidArgument(f"output '{name}' is requested twice")
+        spec = output_spec(name, index, signature, chosen)
         parameters = _parameters(entry, f"output '{name}'")
         binary = parameters.get("binary_data", binary_default)
-        classes = classification_count(parameters.get("classification", 0), specs[name])
+        classes = classification_count(parameters.get("classification", 0), spec)
         chosen.append(RequestedOutput(name, bool(binary), classes))
     return chosen
 
