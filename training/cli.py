@@ -30,6 +30,16 @@ def _overrides_argument(parser: argparse.ArgumentParser, example: str) -> None:
     )
 
 
+def _model_dir_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model-dir",
+        type=Path,
+        default=Path(os.environ.get("TFSHIP_MODEL_DIR", "models")),
+        help="model repository to publish into, as DIR/<name>/<version> "
+        "(env TFSHIP_MODEL_DIR; default: models)",
+    )
+
+
 def _failed(command: str, exc: TrainingError) -> int:
     """Print why; 2 for a usage problem (the config), 1 for a run that failed."""
     print(f"{command}: {exc.kind}: {exc}", file=sys.stderr)
@@ -38,13 +48,7 @@ def _failed(command: str, exc: TrainingError) -> int:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", type=Path, help="training config (YAML)")
-    parser.add_argument(
-        "--model-dir",
-        type=Path,
-        default=Path(os.environ.get("TFSHIP_MODEL_DIR", "models")),
-        help="model repository to publish into, as DIR/<name>/<version> "
-        "(env TFSHIP_MODEL_DIR; default: models)",
-    )
+    _model_dir_argument(parser)
     _run_dir_argument(
         parser,
         "where each run keeps its logs, checkpoints, backup and report, as DIR/<name>/<run id>",
@@ -110,12 +114,7 @@ def add_import_arguments(parser: argparse.ArgumentParser) -> None:
         "source", type=Path, help="a .keras (or .h5) file, a SavedModel folder or an .onnx file"
     )
     parser.add_argument("--name", required=True, help="the model's name in the repository")
-    parser.add_argument(
-        "--model-dir",
-        type=Path,
-        default=Path(os.environ.get("TFSHIP_MODEL_DIR", "models")),
-        help="model repository to publish into (env TFSHIP_MODEL_DIR; default: models)",
-    )
+    _model_dir_argument(parser)
     parser.add_argument(
         "--version",
         type=int,

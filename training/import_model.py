@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import platform
 import shutil
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ from tfship.repository import (
     write_metadata,
 )
 from tfship.version_metadata import VersionMetadata
+from training import stages
 from training.errors import ExportError, ImportRefused
 from training.import_request import ImportRequest, Staged, say
 from training.import_rows import count_rows, sample_rows
@@ -98,7 +98,8 @@ def import_model(request: ImportRequest) -> VersionRef:
             write_metadata(folder, published[0])
 
         ref = publish(staging, model_root, finalize, request.version)
-        _write_triton_files(model_root, published[0])
+        for path in stages.write_triton_files(model_root, published[0]):
+            say(5, f"Triton: {path}")
     except RepositoryError as exc:
         shutil.rmtree(staging, ignore_errors=True)
         raise ImportRefused(str(exc)) from None
@@ -106,16 +107,6 @@ def import_model(request: ImportRequest) -> VersionRef:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return ref
-
-
-def _write_triton_files(model_root: Path, metadata: VersionMetadata) -> None:
-    from tfship.triton_config import write_model_files
-
-    try:
-        for path in write_model_files(model_root, metadata):
-            say(5, f"Triton: {path}")
-    except OSError as exc:  # the version is published; only Triton's extras are missing
-        print(f"warning: Triton's config.pbtxt not written: {exc}", file=sys.stderr)
 
 
 def _check_labels(staged: Staged, class_names: list[str]) -> None:

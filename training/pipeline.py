@@ -11,7 +11,6 @@ import contextlib
 import datetime as dt
 import os
 import shutil
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -163,7 +162,8 @@ def _run(
 
         with clock.stage("publish"):
             ref = publish(staging, model_root, finalize)
-            _write_triton_files(model_root, metadata)
+            assert metadata is not None  # finalize() ran
+            stages.write_triton_files(model_root, metadata)
         outcome = f"published as version {ref.version}"
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -209,18 +209,6 @@ def _wait_for_chief(cluster: Any) -> None:
         raise TrainingError(f"the chief's run ended without a version: {outcome}")
     say(6, f"worker {cluster.index}: the chief {outcome}; nothing is published here")
     return None
-
-
-def _write_triton_files(model_root: Path, metadata: VersionMetadata | None) -> None:
-    """Triton's config.pbtxt and labels.txt beside the versions; a failure to write them
-    leaves the published version as it is and says so."""
-    from tfship.triton_config import write_model_files
-
-    assert metadata is not None
-    try:
-        write_model_files(model_root, metadata)
-    except OSError as exc:
-        print(f"warning: Triton's config.pbtxt not written: {exc}", file=sys.stderr)
 
 
 def _write_report(

@@ -314,6 +314,18 @@ def version_metadata(
     )
 
 
+def write_triton_files(model_root: Path, metadata: VersionMetadata) -> list[Path]:
+    """Triton's config.pbtxt and labels.txt beside the versions, after a publish (train or
+    import); a failure to write them leaves the published version as it is and says so."""
+    from tfship.triton_config import write_model_files
+
+    try:
+        return write_model_files(model_root, metadata)
+    except OSError as exc:
+        print(f"warning: Triton's config.pbtxt not written: {exc}", file=sys.stderr)
+        return []
+
+
 def _version_of(package: str) -> str | None:
     from importlib.metadata import PackageNotFoundError, version
 
