@@ -46,6 +46,7 @@ _API_OF_ENDPOINT = {
     "v2_rest.model_ready": (v2_rest.PROTOCOL, "ready"),
     "v2_rest.model_configuration": (v2_rest.PROTOCOL, "config"),
     "v2_rest.repository_index": (v2_rest.PROTOCOL, "repository_index"),
+    "v2_rest.model_statistics": (v2_rest.PROTOCOL, "stats"),
     "v2_rest.infer": (v2_rest.PROTOCOL, "infer"),
 }
 

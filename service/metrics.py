@@ -19,6 +19,7 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    Summary,
     generate_latest,
 )
 
@@ -127,6 +128,42 @@ VERSION_INFO = Gauge(
 )
 
 
+# Per version, what Triton's statistics extension reports (service/dataplane/statistics.py
+# reads them back, summed over workers): Summaries, since the extension needs counts and
+# total times, not quantiles; one series per served version, so bounded as versions are.
+INFERENCE_APIS = frozenset({"predict", "classify", "regress", "infer"})
+VERSION_REQUEST_SECONDS = Summary(
+    "tfship_version_request_duration_seconds",
+    "Inference requests (predict, classify, regress, infer) that reached a version, and "
+    "their time from received to response ready, by model, version and result (success "
+    "for status 200, fail otherwise).",
+    ["model", "version", "result"],
+)
+VERSION_LAST_INFERENCE = Gauge(
+    "tfship_version_last_inference_timestamp_seconds",
+    "When a version last answered an inference request, in seconds since the epoch.",
+    ["model", "version"],
+    multiprocess_mode="max",
+)
+VERSION_COMPUTE_SECONDS = Summary(
+    "tfship_version_compute_duration_seconds",
+    "Calls into the runtime (one per batch with batching on) and the time spent in them, "
+    "by model and version.",
+    ["model", "version"],
+)
+VERSION_INFERENCES = Counter(
+    "tfship_version_inferences",
+    "Rows the runtime ran, by model and version.",
+    ["model", "version"],
+)
+VERSION_QUEUE_SECONDS = Summary(
+    "tfship_version_queue_duration_seconds",
+    "Requests that waited in a version's batching queue, and their wait, by model and "
+    "version (models with batching on only).",
+    ["model", "version"],
+)
+
+
 def set_version_states(model: str, counts: dict[str, int]) -> None:
     """Every state's count, zeros included, so a state that empties does not linger."""
     for state in VERSION_STATES:
@@ -181,17 +218,25 @@ def start_process_metrics() -> None:
 # Label children cached per label values: ``labels()`` costs more than the increment itself
 # on the request path. The caches hold the same label sets the metrics already hold, so
 # they are bounded the same way (NO_MODEL for unknown names).
-_inference_children: dict[tuple[str, str], tuple[Any, Any]] = {}
-_request_children: dict[tuple[str, str, str, str, int], tuple[Any, Any]] = {}
+_inference_children: dict[tuple[str, str, int], tuple[Any, Any, Any, Any]] = {}
+_request_children: dict[tuple[str, str, str, str, int], tuple[Any, Any, Any, Any]] = {}
 
 
-def observe_inference(model: str, runtime: str, rows: int, seconds: float) -> None:
-    children = _inference_children.get((model, runtime))
+def observe_inference(model: str, version: int, runtime: str, rows: int, seconds: float) -> None:
+    key = (model, runtime, version)
+    children = _inference_children.get(key)
     if children is None:
-        children = (INFERENCE_SECONDS.labels(model, runtime), BATCH_SIZE.labels(model))
-        _inference_children[(model, runtime)] = children
+        children = (
+            INFERENCE_SECONDS.labels(model, runtime),
+            BATCH_SIZE.labels(model),
+            VERSION_COMPUTE_SECONDS.labels(model, str(version)),
+            VERSION_INFERENCES.labels(model, str(version)),
+        )
+        _inference_children[key] = children
     children[0].observe(seconds)
     children[1].observe(rows)
+    children[2].observe(seconds)
+    children[3].inc(rows)
 
 
 def observe_load(model: str, ok: bool, seconds: float) -> None:
@@ -206,17 +251,40 @@ def observe_request(
     key = (model, version, protocol, api, status)
     children = _request_children.get(key)
     if children is None:
+        # An inference call that reached a version also counts in its statistics.
+        counted = bool(version) and api in INFERENCE_APIS
         children = (
             REQUESTS.labels(model, version, protocol, api, str(status)),
             REQUEST_LATENCY.labels(model, protocol, api),
+            VERSION_REQUEST_SECONDS.labels(model, version, "success" if status == 200 else "fail")
+            if counted
+            else None,
+            VERSION_LAST_INFERENCE.labels(model, version) if counted and status == 200 else None,
         )
         _request_children[key] = children
     children[0].inc()
     children[1].observe(seconds)
+    if children[2] is not None:
+        children[2].observe(seconds)
+        if children[3] is not None:
+            children[3].set(time.time())
 
 
 def observe_queue(protocol: str, seconds: float) -> None:
     QUEUE_SECONDS.labels(protocol).observe(max(0.0, seconds))
+
+
+def collect(names: frozenset[str]) -> list[Any]:
+    """The metric families named, summed over workers in multi-process mode."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        families = registry.collect()
+    else:
+        families = REGISTRY.collect()
+    return [family for family in families if family.name in names]
 
 
 def exposition() -> tuple[bytes, str]:

@@ -58,6 +58,7 @@ def test_concurrent_requests_are_batched_and_each_gets_its_own_rows(
     x, _ = digits
     expected = trained_repo.onnx_probabilities(x[:480])
     calls_before = _metric(batched_server, "tfship_batch_size_count", default=0.0)
+    (stats_before,) = batched_server.get("/v2/models/digits/stats").json()["model_stats"]
     # 8 clients x 20 requests of 1 to 3 rows each, every request different rows.
     plan = [(start, 1 + start % 3) for start in range(0, 480, 3)]
 
@@ -78,6 +79,14 @@ def test_concurrent_requests_are_batched_and_each_gets_its_own_rows(
     assert calls < len(plan) * 0.6, (calls, len(plan))
     assert _metric(batched_server, "tfship_batch_queue_duration_seconds_count") >= len(plan)
     assert _metric(batched_server, "tfship_batch_queued_rows") == 0
+    # Triton's statistics of the same: runtime calls (batches) apart from requests, and
+    # every request's wait in the queue.
+    (stats,) = batched_server.get("/v2/models/digits/stats").json()["model_stats"]
+    executions = stats["execution_count"] - stats_before["execution_count"]
+    assert executions == calls
+    queued = stats["inference_stats"]["queue"]
+    assert queued["count"] - stats_before["inference_stats"]["queue"]["count"] == len(plan)
+    assert queued["ns"] > stats_before["inference_stats"]["queue"]["ns"]
     ready = batched_server.get("/readyz").json()
     assert ready["models"]["digits"]["batching"] == {
         "max_batch_size": 8,
@@ -252,7 +261,7 @@ def _wait_queued(batcher: Batcher, rows: int) -> None:
 
 def test_batches_are_padded_to_allowed_sizes_and_sliced_back() -> None:
     gate = _Gate()
-    batcher = Batcher("unit", BatchingConfig(8, 0, 4, [4, 8]), gate)
+    batcher = Batcher("unit", BatchingConfig(8, 0, 4, [4, 8]), gate, 1)
     first, first_out = _submit(batcher, [1.0])
     gate.entered.wait(10)
     waiting = [_submit(batcher, [float(10 * i + 1), float(10 * i + 2)]) for i in range(3)]
@@ -270,7 +279,7 @@ def test_batches_are_padded_to_allowed_sizes_and_sliced_back() -> None:
 
 def test_a_failing_request_does_not_fail_the_rest_of_its_batch() -> None:
     gate = _Gate(fail_on_negative=True)
-    batcher = Batcher("unit", BatchingConfig(8, 0, 4, []), gate)
+    batcher = Batcher("unit", BatchingConfig(8, 0, 4, []), gate, 1)
     first, _ = _submit(batcher, [1.0])
     gate.entered.wait(10)
     good = [_submit(batcher, [float(i)]) for i in range(3)]
@@ -287,7 +296,7 @@ def test_a_failing_request_does_not_fail_the_rest_of_its_batch() -> None:
 
 def test_a_full_queue_refuses_at_once_and_a_large_request_runs_alone() -> None:
     gate = _Gate()
-    batcher = Batcher("unit", BatchingConfig(2, 0, 1, []), gate)
+    batcher = Batcher("unit", BatchingConfig(2, 0, 1, []), gate, 1)
     first, _ = _submit(batcher, [1.0])
     gate.entered.wait(10)
     queued, queued_out = _submit(batcher, [1.0, 2.0])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,7 @@ def test_health_and_metadata_through_tritonclient(client: Any) -> None:
         "classification",
         "model_repository",
         "model_configuration",
+        "statistics",
     ]
     assert client.get_model_metadata("digits") == {
         "name": "digits",
@@ -71,6 +73,57 @@ def test_config_and_repository_index_through_tritonclient(client: Any, onnx_serv
     assert bad.status == 400 and '{"ready": true|false}' in bad.json()["error"]
     missing = onnx_server.get("/v2/models/nope/config")
     assert missing.status == 404
+
+
+def test_statistics_sum_every_workers_requests(
+    client: Any, onnx_server: Server, digits: tuple[np.ndarray, np.ndarray]
+) -> None:
+    """Triton's statistics extension, as perf_analyzer reads it before and after a window."""
+
+    def stats() -> dict[str, Any]:
+        (found,) = client.get_inference_statistics("digits")["model_stats"]
+        return found
+
+    before = stats()
+    assert (before["name"], before["version"]) == ("digits", "1")
+    assert client.get_inference_statistics("digits", "1")["model_stats"] == [before]
+    assert before in client.get_inference_statistics()["model_stats"]
+    started_ms = time.time() * 1000
+    x = digits[0][:3].tolist()
+    body = {"inputs": [{"name": "pixels", "shape": [3, 8, 8, 1], "datatype": "FP32", "data": x}]}
+    # One connection each: gunicorn hands them to either worker, yet any worker answers
+    # for both. TF Serving's door counts as well.
+    for _ in range(12):
+        assert onnx_server.post("/v2/models/digits/infer", body).status == 200
+    assert onnx_server.post("/v1/models/digits:predict", {"instances": x}).status == 200
+    bad = {"inputs": [{"name": "pixels", "shape": [1, 8, 8, 1], "datatype": "FP32", "data": [1]}]}
+    assert onnx_server.post("/v2/models/digits/infer", bad).status == 400
+    after = stats()
+
+    def delta(*path: str) -> int:
+        new, old = after, before
+        for key in path:
+            new, old = new[key], old[key]
+        return new - old
+
+    assert delta("inference_stats", "success", "count") == 13
+    assert delta("inference_stats", "fail", "count") == 1
+    assert delta("inference_count") == 13 * 3  # rows
+    assert delta("execution_count") == 13  # no batching: one runtime call per request
+    assert delta("inference_stats", "compute_infer", "count") == 13
+    compute_ns = delta("inference_stats", "compute_infer", "ns")
+    assert 0 < compute_ns < delta("inference_stats", "success", "ns")
+    # No batching: every request goes straight to the runtime, with no wait.
+    assert delta("inference_stats", "queue", "count") == 13
+    assert delta("inference_stats", "queue", "ns") == 0
+    # Input and output handling is inside compute_infer's time; the counts agree, as
+    # perf_analyzer requires.
+    assert delta("inference_stats", "compute_input", "count") == 13
+    assert after["inference_stats"]["compute_output"]["ns"] == 0
+    assert started_ms - 1000 <= after["last_inference"] <= time.time() * 1000 + 1000
+    missing = onnx_server.get("/v2/models/nope/stats")
+    assert missing.status == 404 and "nope" in missing.json()["error"]
+    assert onnx_server.get("/v2/models/digits/versions/9/stats").status == 404
 
 
 @pytest.mark.parametrize("algorithm", ["gzip", "deflate"])

@@ -86,6 +86,29 @@ def test_infer_equals_in_process(
     assert [int(row[0].decode().split(":")[1]) for row in best] == expected.tolist()
 
 
+def test_statistics(client: Any, digits: tuple[np.ndarray, np.ndarray]) -> None:
+    def stats() -> Any:
+        (found,) = client.get_inference_statistics("digits").model_stats
+        return found
+
+    before = stats()
+    tensor = triton.InferInput("pixels", [2, 8, 8, 1], "FP32")
+    tensor.set_data_from_numpy(digits[0][:2])
+    for _ in range(5):
+        client.infer("digits", [tensor])
+    after = stats()
+    assert (after.name, after.version) == ("digits", "1")
+    success = after.inference_stats.success.count - before.inference_stats.success.count
+    assert success == 5
+    assert after.inference_count - before.inference_count == 10
+    assert after.execution_count - before.execution_count == 5
+    assert after.inference_stats.compute_infer.ns > before.inference_stats.compute_infer.ns
+    names = {s.name for s in client.get_inference_statistics().model_stats}
+    assert names == {"digits", "linear"}
+    with pytest.raises(InferenceServerException, match="version 9 of model 'digits'"):
+        client.get_inference_statistics("digits", "9")
+
+
 def test_typed_contents_and_versions(mixed_server: Server) -> None:
     """Typed ``contents`` (what KServe's and hand-written clients send) on a raw channel."""
     rows = np.array([[1.0, 2.0, 3.0], [0.5, -1.0, 4.0]], np.float32)

@@ -3,12 +3,13 @@
 KServe, Triton and MLServer expose this service; tfship answers the RPCs it serves. No
 package tfship depends on ships these messages (tritonclient does, but it is a client), so
 they are declared here, field by field from the protocol's specification (KServe's
-``grpc_predict_v2.proto``, with Triton's ModelConfig and RepositoryIndex extensions), and
-built into a private descriptor pool at import. What matters on the wire is each field's
-number and type, which these declarations keep; message names follow the specification so
-errors read the same. Of Triton's large ``ModelConfig``, only the fields a configuration
-answer fills are declared (name, platform, backend, max_batch_size, input, output); a client
-reading the full message sees the others unset.
+``grpc_predict_v2.proto``, with Triton's ModelConfig, RepositoryIndex and ModelStatistics
+extensions), and built into a private descriptor pool at import. What matters on the wire is
+each field's number and type, which these declarations keep; message names follow the
+specification so errors read the same. Of Triton's large ``ModelConfig``, only the fields a
+configuration answer fills are declared (name, platform, backend, max_batch_size, input,
+output); a client reading the full message sees the others unset. ModelStatistics leaves
+out memory_usage and response_stats (fields 8 and 9), which tfship does not measure.
 """
 
 from __future__ import annotations
@@ -149,6 +150,40 @@ MESSAGES: dict[str, list[tuple[str, int, str, str]]] = {
         ("reason", 4, "string", ""),
     ],
     "RepositoryIndexResponse": [("models", 1, "ModelIndex", "repeated")],
+    "ModelStatisticsRequest": [("name", 1, "string", ""), ("version", 2, "string", "")],
+    "StatisticDuration": [("count", 1, "uint64", ""), ("ns", 2, "uint64", "")],
+    "InferStatistics": [
+        (name, number, "StatisticDuration", "")
+        for number, name in enumerate(
+            (
+                "success",
+                "fail",
+                "queue",
+                "compute_input",
+                "compute_infer",
+                "compute_output",
+                "cache_hit",
+                "cache_miss",
+            ),
+            start=1,
+        )
+    ],
+    "InferBatchStatistics": [
+        ("batch_size", 1, "uint64", ""),
+        ("compute_input", 2, "StatisticDuration", ""),
+        ("compute_infer", 3, "StatisticDuration", ""),
+        ("compute_output", 4, "StatisticDuration", ""),
+    ],
+    "ModelStatistics": [
+        ("name", 1, "string", ""),
+        ("version", 2, "string", ""),
+        ("last_inference", 3, "uint64", ""),
+        ("inference_count", 4, "uint64", ""),
+        ("execution_count", 5, "uint64", ""),
+        ("inference_stats", 6, "InferStatistics", ""),
+        ("batch_stats", 7, "InferBatchStatistics", "repeated"),
+    ],
+    "ModelStatisticsResponse": [("model_stats", 1, "ModelStatistics", "repeated")],
 }
 # Triton's DataType enum (model_config.proto), numbered as there.
 DATA_TYPES = [
@@ -166,6 +201,7 @@ METHODS = {
     "ModelInfer": ("ModelInferRequest", "ModelInferResponse"),
     "ModelConfig": ("ModelConfigRequest", "ModelConfigResponse"),
     "RepositoryIndex": ("RepositoryIndexRequest", "RepositoryIndexResponse"),
+    "ModelStatistics": ("ModelStatisticsRequest", "ModelStatisticsResponse"),
 }
 
 

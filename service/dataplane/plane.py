@@ -27,6 +27,7 @@ from service.auth import ApiKeys
 from service.dataplane import tasks
 from service.dataplane.call import Call
 from service.dataplane.queue_time import queue_seconds
+from service.dataplane.statistics import VersionStatistics, read_statistics
 from service.errors import InvalidArgument, NotFound
 from service.metrics import observe_queue, observe_request
 from service.models.model_view import ModelView, VersionStatus
@@ -158,6 +159,27 @@ class DataPlane:
                 continue
             found += [(name, s.snapshot()) for s in reversed(versions)]
         return found
+
+    def statistics(
+        self, call: Call, name: str = "", version: int | None = None
+    ) -> list[VersionStatistics]:
+        """Inference statistics of one version, of a model's serving versions, or (no name)
+        of the serving versions of every model the call's API key may use."""
+        if name:
+            self._label(call, name)
+            found = self.registry.statuses(name, version)
+            call.model = name
+            if version is None:
+                found = [v for v in found if v.state == AVAILABLE]
+        else:
+            found = []
+            for model in self.registry.model_names():
+                if call.client is None or call.client.may_use(model):
+                    try:
+                        found += [v for v in self.registry.statuses(model) if v.state == AVAILABLE]
+                    except NotFound:  # no version yet
+                        continue
+        return read_statistics([(v.name, v.version, v.batching is not None) for v in found])
 
     def available_versions(self, name: str) -> list[int]:
         """Versions of a model that are serving now, newest first."""

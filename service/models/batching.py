@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from service.errors import ComputeTimeout, Overloaded
-from service.metrics import BATCH_QUEUE_SECONDS, BATCH_QUEUED_ROWS
+from service.metrics import BATCH_QUEUE_SECONDS, BATCH_QUEUED_ROWS, VERSION_QUEUE_SECONDS
 from service.models.model_config import BatchingConfig
 
 log = logging.getLogger("tfship.batching")
@@ -76,7 +76,9 @@ class Batcher:
     role to the oldest waiting request. An idle model is thus called from the request's own
     thread, with no hand-off between threads."""
 
-    def __init__(self, model: str, config: BatchingConfig, run: RunBatch) -> None:
+    def __init__(
+        self, model: str, config: BatchingConfig, run: RunBatch, version: int
+    ) -> None:
         self.model = model
         self.config = config
         self._run = run
@@ -91,6 +93,7 @@ class Batcher:
         # waiting batch_timeout_micros for.
         self._busy = False
         self._queue_seconds = BATCH_QUEUE_SECONDS.labels(model)
+        self._version_queue_seconds = VERSION_QUEUE_SECONDS.labels(model, str(version))
         self._queued_rows_gauge = BATCH_QUEUED_ROWS.labels(model)
 
     def predict(
@@ -98,6 +101,7 @@ class Batcher:
     ) -> dict[str, np.ndarray]:
         rows = len(next(iter(inputs.values())))
         if rows > self.config.max_batch_size:
+            self._version_queue_seconds.observe(0.0)  # run at once, yet counted as queued
             return self._run(inputs, outputs)
         task = _Task(inputs, outputs, rows, _key(inputs, outputs), time.perf_counter())
         with self._cond:
@@ -183,6 +187,7 @@ class Batcher:
         started = time.perf_counter()
         for task in batch:
             self._queue_seconds.observe(started - task.enqueued)
+            self._version_queue_seconds.observe(started - task.enqueued)
         try:
             results = self._run_batch(batch)
         except Exception as exc:

@@ -91,7 +91,9 @@ class ServedVersion:
         rows = len(next(iter(inputs.values()))) if inputs else 0
         started = time.perf_counter()
         result = runtime.predict(inputs, outputs, self.timeout_seconds or None)
-        observe_inference(self.name, self.runtime_kind, rows, time.perf_counter() - started)
+        observe_inference(
+            self.name, self.version, self.runtime_kind, rows, time.perf_counter() - started
+        )
         return result
 
     def try_acquire(self) -> bool:
@@ -183,7 +185,9 @@ def load_version(served: ServedVersion, threads: int, http_threads: int) -> None
         served.runtime = runtime
         served.view = view
         if served.batching is not None:
-            served.batcher = Batcher(served.name, served.batching, served.run_runtime)
+            served.batcher = Batcher(
+                served.name, served.batching, served.run_runtime, served.version
+            )
             if http_threads == 1:
                 log.warning(
                     "model %s: batching is on, but each worker answers one HTTP request "

@@ -208,6 +208,13 @@ def _build_paths() -> dict[str, Any]:
                 },
             }
         }
+    stats = {
+        "summary": "Triton's inference statistics: request, queue and compute counts and times",
+        "responses": {"200": _json(_ref("TritonStatistics"), "statistics"), **_errors(404)},
+    }
+    paths["/v2/models/stats"] = {"get": stats}
+    for path, params in _variants("/v2/models/{name}", "/stats", labels=False):
+        paths[path] = {"get": {**stats, "parameters": params}}
     for path, params in _variants("/v2/models/{name}", "/infer", labels=False):
         paths[path] = {
             "post": {

@@ -232,6 +232,40 @@ SCHEMAS: dict[str, Any] = {
             "output": {"type": "array", "items": {"$ref": "#/components/schemas/TritonTensor"}},
         },
     },
+    "TritonStatistics": {
+        "type": "object",
+        "required": ["model_stats"],
+        "properties": {
+            "model_stats": {
+                "type": "array",
+                "items": {"$ref": "#/components/schemas/TritonModelStatistics"},
+            }
+        },
+    },
+    "TritonModelStatistics": {
+        "type": "object",
+        "required": ["name", "version", "inference_count", "execution_count", "inference_stats"],
+        "properties": {
+            "name": {"type": "string"},
+            "version": {"type": "string"},
+            "last_inference": {"type": "integer", "description": "milliseconds since the epoch"},
+            "inference_count": {"type": "integer", "minimum": 0},
+            "execution_count": {"type": "integer", "minimum": 0},
+            "inference_stats": {
+                "type": "object",
+                "additionalProperties": {"$ref": "#/components/schemas/TritonDuration"},
+            },
+            "batch_stats": {"type": "array", "items": {"type": "object"}},
+        },
+    },
+    "TritonDuration": {
+        "type": "object",
+        "required": ["count", "ns"],
+        "properties": {
+            "count": {"type": "integer", "minimum": 0},
+            "ns": {"type": "integer", "minimum": 0},
+        },
+    },
     "TritonTensor": {
         "type": "object",
         "required": ["name", "data_type", "dims"],

@@ -58,6 +58,7 @@ class V2Handlers:
             "ModelInfer": ("infer", self.model_infer),
             "ModelConfig": ("config", self.model_config),
             "RepositoryIndex": ("repository_index", self.repository_index),
+            "ModelStatistics": ("stats", self.model_statistics),
         }
 
     def server_live(self, request: Any, call: Call) -> Any:
@@ -97,3 +98,7 @@ class V2Handlers:
     def repository_index(self, request: Any, call: Call) -> Any:
         index = answers.repository_index(self.plane, call, request.ready)
         return self._parsed("RepositoryIndex", {"models": index})
+
+    def model_statistics(self, request: Any, call: Call) -> Any:
+        found = self.plane.statistics(call, request.name, _version(request.version))
+        return self._parsed("ModelStatistics", answers.statistics(found))

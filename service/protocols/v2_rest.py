@@ -1,5 +1,6 @@
 """Open Inference Protocol (KServe V2 / Triton) REST: health, metadata, readiness, infer,
-and Triton's extensions its tools need: the repository index and model configuration.
+and Triton's extensions its tools need: the repository index, model configuration and
+statistics.
 
 Only wire formats live here: each view decodes, calls the dataplane, encodes.
 """
@@ -62,6 +63,13 @@ def model_ready(name: str, version: int | None = None) -> Response:
 def model_configuration(name: str, version: int | None = None) -> Response:
     with hold(name, version) as model:
         return json_response(answers.config_of(model, plane().settings.max_rows))
+
+
+@blueprint.get("/v2/models/stats")
+@blueprint.get("/v2/models/<name>/stats")
+@blueprint.get("/v2/models/<name>/versions/<int:version>/stats")
+def model_statistics(name: str = "", version: int | None = None) -> Response:
+    return json_response(answers.statistics(plane().statistics(g.call, name, version)))
 
 
 @blueprint.post("/v2/repository/index")

@@ -10,12 +10,19 @@ from typing import Any
 from service.codecs.v2_tensors import tensor_metadata
 from service.dataplane.call import Call
 from service.dataplane.plane import DataPlane
+from service.dataplane.statistics import Duration, VersionStatistics
 from service.models.model_view import ModelView
 from service.models.versions import AVAILABLE, END, LOADING, START, UNLOADING
 from tfship.triton_config import PLATFORMS, model_config
 from tfship.version_metadata import TensorInfo
 
-EXTENSIONS = ["binary_tensor_data", "classification", "model_repository", "model_configuration"]
+EXTENSIONS = [
+    "binary_tensor_data",
+    "classification",
+    "model_repository",
+    "model_configuration",
+    "statistics",
+]
 # Triton's repository index states for tfship's (TF Serving's) version states.
 INDEX_STATES = {
     START: "LOADING",
@@ -80,3 +87,37 @@ def repository_index(plane: DataPlane, call: Call, only_ready: bool) -> list[dic
             }
         )
     return index
+
+
+def statistics(found: list[VersionStatistics]) -> dict[str, Any]:
+    """Triton's statistics answer (service/dataplane/statistics.py says what each figure
+    covers)."""
+
+    def duration(d: Duration) -> dict[str, int]:
+        return {"count": d.count, "ns": d.ns}
+
+    none = duration(Duration())
+    return {
+        "model_stats": [
+            {
+                "name": s.name,
+                "version": str(s.version),
+                "last_inference": round(s.last_inference * 1000),  # milliseconds
+                "inference_count": s.inference_count,
+                "execution_count": s.compute.count,
+                "inference_stats": {
+                    "success": duration(s.success),
+                    "fail": duration(s.fail),
+                    "queue": duration(s.queue),
+                    # Inside compute_infer's time; counted so the three counts agree.
+                    "compute_input": duration(Duration(s.compute.count)),
+                    "compute_infer": duration(s.compute),
+                    "compute_output": duration(Duration(s.compute.count)),
+                    "cache_hit": none,
+                    "cache_miss": none,
+                },
+                "batch_stats": [],
+            }
+            for s in found
+        ]
+    }
