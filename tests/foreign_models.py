@@ -9,6 +9,7 @@ in numpy.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -41,6 +42,39 @@ def export_keras_saved_model(folder: Path) -> Path:
     )
     model.layers[0].set_weights([KERAS_WEIGHTS, KERAS_BIAS])
     model.export(str(folder), format="tf_saved_model", verbose=False)
+    return folder
+
+
+def keras_logits(rows: np.ndarray) -> np.ndarray:
+    return np.asarray(rows, np.float32) @ KERAS_WEIGHTS + KERAS_BIAS
+
+
+def export_keras_two_signatures(folder: Path) -> Path:
+    """The same Dense layer exported with two functions, as Keras' ExportArchive writes
+    them: ``serving_default`` (``features`` -> ``probabilities``) and ``logits``
+    (``features`` -> ``logits``, before the softmax): a signature that is not the served
+    one's alias, so it runs as itself."""
+    import keras
+    import tensorflow as tf
+
+    model = keras.Sequential(
+        [keras.Input((4,), name="features"), keras.layers.Dense(3, activation="softmax")]
+    )
+    dense = model.layers[0]
+    dense.set_weights([KERAS_WEIGHTS, KERAS_BIAS])
+    spec = [tf.TensorSpec([None, 4], tf.float32, name="features")]
+
+    def probabilities(features: Any) -> dict[str, Any]:
+        return {"probabilities": model(features)}
+
+    def logits(features: Any) -> dict[str, Any]:
+        return {"logits": tf.matmul(features, dense.kernel) + dense.bias}
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint("serving_default", probabilities, input_signature=spec)
+    archive.add_endpoint("logits", logits, input_signature=spec)
+    archive.write_out(str(folder), verbose=False)
     return folder
 
 

@@ -22,6 +22,8 @@ import pytest
 from conftest import ROOT, Server, TrainedRepo, quiet_env, run_tfship
 from foreign_models import (
     export_keras_saved_model,
+    export_keras_two_signatures,
+    keras_logits,
     keras_probabilities,
     scale_prediction,
     write_mixed_types_onnx,
@@ -40,10 +42,12 @@ KERAS_ROWS = np.array([[1.0, 2.0, 3.0, 4.0], [-1.0, 0.5, 0.0, 2.0]], np.float32)
 
 @pytest.fixture(scope="session")
 def foreign_repo(trained_repo: TrainedRepo, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """tfship's own digits beside a Keras export, a zero-padded ONNX and an int64/bool ONNX."""
+    """tfship's own digits beside Keras exports (one function; two), a zero-padded ONNX and
+    an int64/bool ONNX."""
     repo = tmp_path_factory.mktemp("foreign") / "repo"
     shutil.copytree(trained_repo.path, repo)
     export_keras_saved_model(repo / "keras_export" / "1")
+    export_keras_two_signatures(repo / "two_heads" / "1")
     write_scale_onnx(repo / "half_plus" / "00000123" / "model.onnx")
     write_mixed_types_onnx(repo / "mixed" / "7" / "model.onnx")
     return repo
@@ -52,8 +56,9 @@ def foreign_repo(trained_repo: TrainedRepo, tmp_path_factory: pytest.TempPathFac
 @pytest.fixture(scope="module")
 def foreign_server(foreign_repo: Path, start_server: Any) -> Server:
     server = start_server(
-        foreign_repo, "--workers", "2", "--model-runtime", "keras_export=savedmodel"
-    )
+        foreign_repo, "--workers", "2", "--model-runtime", "keras_export=savedmodel",
+        "--model-runtime", "two_heads=savedmodel",
+    )  # fmt: skip
     server.wait_ready()
     return server
 
@@ -276,6 +281,45 @@ def test_foreign_models_answer_rest_with_known_values(foreign_server: Server) ->
     assert signatures["serving_default"]["inputs"]["keras_tensor"]["dtype"] == "DT_FLOAT"
 
 
+def test_another_signature_runs_as_itself_by_name(foreign_server: Server) -> None:
+    """TF Serving's signature_name on predict: a signature that is not the served one's
+    alias (here the logits beside the probabilities) runs its own function, REST and gRPC."""
+    rows = KERAS_ROWS.tolist()
+    served = foreign_server.post("/v1/models/two_heads:predict", {"instances": rows})
+    assert served.status == 200, served.body
+    np.testing.assert_allclose(
+        served.json()["predictions"], keras_probabilities(KERAS_ROWS), rtol=1e-5, atol=1e-6
+    )
+    for body, key in (
+        ({"signature_name": "logits", "instances": rows}, "predictions"),
+        ({"signature_name": "logits", "inputs": {"features": rows}}, "outputs"),
+    ):
+        answer = foreign_server.post("/v1/models/two_heads:predict", body)
+        assert answer.status == 200, answer.body
+        np.testing.assert_allclose(answer.json()[key], keras_logits(KERAS_ROWS), rtol=1e-5)
+    # Its own inputs are checked against its own signature.
+    bad = foreign_server.post(
+        "/v1/models/two_heads:predict", {"signature_name": "logits", "inputs": {"x": rows}}
+    )
+    assert bad.status == 400 and "'features'" in bad.json()["error"], bad.body
+
+    tf = pytest.importorskip("tensorflow")
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "two_heads"
+    request.model_spec.signature_name = "logits"
+    request.inputs["features"].CopyFrom(tf.make_tensor_proto(KERAS_ROWS))
+    with grpc.insecure_channel(foreign_server.grpc_target) as channel:
+        response = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(
+            request, timeout=30
+        )
+    assert response.model_spec.signature_name == "logits"
+    np.testing.assert_allclose(
+        tf.make_ndarray(response.outputs["logits"]), keras_logits(KERAS_ROWS), rtol=1e-5
+    )
+
+
 def test_foreign_models_answer_tf_serving_grpc_stubs(foreign_server: Server) -> None:
     tf = pytest.importorskip("tensorflow")
     from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
@@ -307,7 +351,7 @@ def test_models_command_lists_foreign_versions_as_unverified(foreign_repo: Path)
     assert re.search(r"half_plus\s+123\s+-\s+onnx\s+-\s+-\s+unverified", lines["half_plus"])
     assert re.search(r"keras_export\s+1\s+-\s+savedmodel\s+", lines["keras_export"])
     assert lines["digits"].rstrip().endswith("ok")
-    assert "3 version(s) without metadata.json" in table.stdout
+    assert "4 version(s) without metadata.json" in table.stdout
     rows = {r["model"]: r for r in json.loads(models("--json").stdout)}
     assert rows["half_plus"]["path"] == str(foreign_repo / "half_plus" / "00000123")
     assert rows["half_plus"]["artifacts"] == ["onnx"]

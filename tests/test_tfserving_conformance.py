@@ -146,7 +146,8 @@ def test_named_signatures_answer_where_they_mean_the_same(
         json={"signature_name": "classification", "examples": [{"pixels": pixels}]},
     )
     assert named.status_code == 200 and named.get_json() == plain.get_json()
-    # The classify signature takes serialized tf.Examples: it cannot answer predict.
+    # The classify signature is another function (it parses serialized tf.Examples): the
+    # ONNX runtime, which has the served graph alone, cannot run it.
     refused = client.post(
         "/v1/models/digits:predict",
         json={"signature_name": "classification", "instances": [digits[0][0].tolist()]},
@@ -155,6 +156,8 @@ def test_named_signatures_answer_where_they_mean_the_same(
     assert refused.get_json()["error"] == (
         "signature 'classification' cannot answer predict; for predict this model serves "
         "'serving_default', 'serve'"  # the export's endpoint, the same function
+        " (other signatures run by name under the SavedModel runtime: "
+        "--model-runtime NAME=savedmodel)"
     )
 
     # Any JSON type where the name goes is a 400, never a 500 (found by schemathesis).

@@ -30,8 +30,17 @@ def check_signature_name(requested: str | None, signature: Signature, api: str) 
         return
     usable = ", ".join(f"'{n}'" for n in [signature.name, *sorted(others)])
     if requested in signature.aliases.get("all", ()):
+        # For predict, the SavedModel runtime runs any other signature by name (the front
+        # door switched to it before this check): here the runtime is one that cannot.
+        how = (
+            " (other signatures run by name under the SavedModel runtime: "
+            "--model-runtime NAME=savedmodel)"
+            if api == "predict"
+            else ""
+        )
         raise InvalidArgument(
-            f"signature '{requested}' cannot answer {api}; for {api} this model serves {usable}"
+            f"signature '{requested}' cannot answer {api}; for {api} this model serves "
+            f"{usable}{how}"
         )
     also = f" (for {api} also: {usable.split(', ', 1)[1]})" if others else ""
     raise InvalidArgument(

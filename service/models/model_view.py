@@ -67,6 +67,9 @@ class ModelView:
     # The held version's predict (rows limit, batching, compute timing); the dataplane
     # calls it, front doors go through the dataplane.
     run: Predict = field(repr=False, compare=False)
+    # Views of the artifact's other signatures that the runtime runs as themselves (a
+    # SavedModel's, by signature_name), aliases of the served one excepted.
+    others: Mapping[str, ModelView] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def build(
@@ -78,19 +81,39 @@ class ModelView:
         metadata: VersionMetadata,
         verified: bool,
         run: Predict,
+        other_runs: Mapping[str, Predict] | None = None,
+        other_signatures: Mapping[str, Signature] | None = None,
     ) -> ModelView:
         defs = metadata.tf_serving_signature_def or signature_defs_of(signature)
-        return cls(
+        served = with_aliases(signature, defs)
+        view = cls(
             name,
             version,
             runtime,
-            with_aliases(signature, defs),
+            served,
             metadata.task,
             metadata.class_names,
             verified,
             defs,
             run,
         )
+        same = served.aliases.get("predict", frozenset())
+        others = {
+            # Another function: its own inputs and outputs, no task or class names.
+            other: dataclasses.replace(
+                view, signature=sig, task="unknown", class_names=(), run=(other_runs or {})[other]
+            )
+            for other, sig in (other_signatures or {}).items()
+            if other not in same
+        }
+        return dataclasses.replace(view, others=others) if others else view
+
+    def signature_named(self, requested: object) -> ModelView:
+        """The view that runs the signature a predict request names: another signature of
+        the artifact, or this one (whose name checks then judge the request)."""
+        if isinstance(requested, str) and requested in self.others:
+            return self.others[requested]
+        return self
 
 
 _METHODS = {

@@ -6,6 +6,7 @@ only places a runtime is created or dropped; the registry (registry.py) decides 
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -72,25 +73,44 @@ class ServedVersion:
 
     def predict(self, inputs: dict[str, Any], outputs: list[str] | None = None) -> dict[str, Any]:
         """Run the model (through the batcher when batching is on)."""
+        self._check_rows(inputs)
+        if self.batcher is not None:
+            return self.batcher.predict(inputs, outputs)
+        return self.run_runtime(inputs, outputs)
+
+    def predict_signature(
+        self, name: str, inputs: dict[str, Any], outputs: list[str] | None = None
+    ) -> dict[str, Any]:
+        """Run another signature of the artifact by name (never batched: the batcher's
+        requests share the served signature)."""
+        self._check_rows(inputs)
+        return self.run_runtime(inputs, outputs, name)
+
+    def _check_rows(self, inputs: Mapping[str, Any]) -> None:
         rows = len(next(iter(inputs.values()))) if inputs else 0
         if self.max_rows and rows > self.max_rows:
             raise InvalidArgument(
                 f"request has {rows} rows; the limit is {self.max_rows} per request "
                 "(TFSHIP_MAX_ROWS): split it"
             )
-        if self.batcher is not None:
-            return self.batcher.predict(inputs, outputs)
-        return self.run_runtime(inputs, outputs)
 
     def run_runtime(
-        self, inputs: Mapping[str, Any], outputs: Sequence[str] | None = None
+        self,
+        inputs: Mapping[str, Any],
+        outputs: Sequence[str] | None = None,
+        signature: str | None = None,
     ) -> dict[str, Any]:
-        """One runtime call, timing the model compute alone for the metrics."""
+        """One runtime call (of ``signature`` when given), timing the model compute alone
+        for the metrics."""
         runtime = self.runtime
         assert runtime is not None, "only called on a held AVAILABLE version"
         rows = len(next(iter(inputs.values()))) if inputs else 0
+        timeout = self.timeout_seconds or None
         started = time.perf_counter()
-        result = runtime.predict(inputs, outputs, self.timeout_seconds or None)
+        if signature is None:
+            result = runtime.predict(inputs, outputs, timeout)
+        else:
+            result = runtime.run_signature(signature, inputs, outputs, timeout)
         observe_inference(
             self.name, self.version, self.runtime_kind, rows, time.perf_counter() - started
         )
@@ -180,6 +200,8 @@ def load_version(served: ServedVersion, threads: int, http_threads: int) -> None
             metadata,
             served.verified,
             served.predict,
+            {n: functools.partial(served.predict_signature, n) for n in runtime.other_signatures},
+            runtime.other_signatures,
         )
         rounds, source = warm_up(runtime, served.path, view.signature)
         served.runtime = runtime

@@ -82,7 +82,8 @@ class TFServingHandlers:
         target.signature_name = signature_name
 
     def predict(self, request: Any, call: Call) -> Any:
-        with self._hold(call, request.model_spec) as model:
+        with self._hold(call, request.model_spec) as served:
+            model = served.signature_named(request.model_spec.signature_name)
             inputs, wanted = messages.predict_inputs(request, model.signature)
             outputs = self.plane.predict(model, inputs, wanted)
             response = self.prediction["Predict"][1]()

@@ -89,6 +89,8 @@ def predict_body(dataplane: DataPlane, model: ModelView, raw: bytes) -> Any:
     Shared by the Flask view above and the fast path (service/protocols/fast_path.py).
     """
     body = parse_json(raw, allow_non_finite=dataplane.allow_non_finite)
+    if isinstance(body, dict):
+        model = model.signature_named(body.get("signature_name"))
     # "top_k": k answers class names and scores, best first, instead of the tensor.
     k = _top_k(body, model)
     inputs, row_format = decode_predict(body, model.signature, body_may_hold_bool(raw))

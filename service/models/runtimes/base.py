@@ -50,6 +50,9 @@ def signature_from_metadata(metadata: VersionMetadata) -> Signature:
 
 class Runtime(Protocol):
     signature: Signature
+    # The artifact's other signatures that ``run_signature`` runs by name (a SavedModel's;
+    # an ONNX graph has one).
+    other_signatures: Mapping[str, Signature]
 
     def predict(
         self,
@@ -62,4 +65,14 @@ class Runtime(Protocol):
         ``timeout``: seconds after which the runtime should give up with ComputeTimeout,
         where it can (ONNX Runtime can; TensorFlow ignores it).
         """
+        ...
+
+    def run_signature(
+        self,
+        name: str,
+        inputs: Mapping[str, np.ndarray],
+        outputs: Sequence[str] | None = None,
+        timeout: float | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Run one of ``other_signatures``, as ``predict`` runs ``signature``."""
         ...

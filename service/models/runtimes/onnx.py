@@ -54,6 +54,18 @@ class OnnxRuntime:
                 f"{self.signature.input_names}, outputs {self.signature.output_names}"
             )
 
+    # One graph, one signature.
+    other_signatures: Mapping[str, Signature] = {}
+
+    def run_signature(
+        self,
+        name: str,
+        inputs: Mapping[str, np.ndarray],
+        outputs: Sequence[str] | None = None,
+        timeout: float | None = None,
+    ) -> dict[str, np.ndarray]:
+        raise KeyError(f"an ONNX graph has no signature {name!r}")
+
     def predict(
         self,
         inputs: Mapping[str, np.ndarray],

@@ -40,11 +40,18 @@ class SavedModelRuntime:
         name = metadata.signature_name
         self._function = self._loaded.signatures[name]
         # The signature as the SavedModel itself declares it: the source of truth here.
-        _, kwargs = self._function.structured_input_signature
-        self.signature = Signature(
+        self.signature = self._signature(name, self._function)
+        # Every other signature, runnable by name (TF Serving's signature_name).
+        self._others = {n: f for n, f in self._loaded.signatures.items() if n != name}
+        self.other_signatures = {n: self._signature(n, f) for n, f in self._others.items()}
+
+    @classmethod
+    def _signature(cls, name: str, function: Any) -> Signature:
+        _, kwargs = function.structured_input_signature
+        return Signature(
             name,
-            tuple(self._spec(n, s) for n, s in sorted(kwargs.items())),
-            tuple(self._spec(n, s) for n, s in sorted(self._function.structured_outputs.items())),
+            tuple(cls._spec(n, s) for n, s in sorted(kwargs.items())),
+            tuple(cls._spec(n, s) for n, s in sorted(function.structured_outputs.items())),
         )
 
     @staticmethod
@@ -58,7 +65,25 @@ class SavedModelRuntime:
         outputs: Sequence[str] | None = None,
         timeout: float | None = None,  # TensorFlow cannot stop a call: gunicorn's timeout can
     ) -> dict[str, np.ndarray]:
+        return self._call(self._function, self.signature, inputs, outputs)
+
+    def run_signature(
+        self,
+        name: str,
+        inputs: Mapping[str, np.ndarray],
+        outputs: Sequence[str] | None = None,
+        timeout: float | None = None,
+    ) -> dict[str, np.ndarray]:
+        return self._call(self._others[name], self.other_signatures[name], inputs, outputs)
+
+    def _call(
+        self,
+        function: Any,
+        signature: Signature,
+        inputs: Mapping[str, np.ndarray],
+        outputs: Sequence[str] | None,
+    ) -> dict[str, np.ndarray]:
         tensors = {name: self._tf.constant(value) for name, value in inputs.items()}
-        results = self._function(**tensors)
-        names = list(outputs) if outputs else self.signature.output_names
+        results = function(**tensors)
+        names = list(outputs) if outputs else signature.output_names
         return {name: results[name].numpy() for name in names}
