@@ -28,6 +28,7 @@ from service.settings import ServiceSettings
 log = logging.getLogger("tfship.app")
 # Endpoints that TFSHIP_AUTH_EXEMPT can leave open (setting_parsers.EXEMPTIBLE); the rest are "api".
 _PART_OF_ENDPOINT = {
+    "ops.root": "health",
     "ops.healthz": "health",
     "ops.readyz": "health",
     "v2_rest.live": "health",

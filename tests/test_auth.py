@@ -85,7 +85,7 @@ def test_a_key_limited_to_other_models_is_403(guarded: Server) -> None:
 
 
 def test_health_and_metrics_stay_open_and_keys_never_reach_the_log(guarded: Server) -> None:
-    for path in ("/healthz", "/readyz", "/v2/health/live", "/v2/health/ready", "/metrics"):
+    for path in ("/", "/healthz", "/readyz", "/v2/health/live", "/v2/health/ready", "/metrics"):
         assert guarded.get(path).status == 200, path
     marker = "auth-log-check"
     http("POST", guarded.url + PREDICT, BODY, headers={"X-API-Key": SCORER, "X-Request-ID": marker})

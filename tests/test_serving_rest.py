@@ -68,10 +68,13 @@ def test_model_status_is_tf_serving_shaped(onnx_server: Server) -> None:
                 "state": "AVAILABLE",
                 "status": {"error_code": "OK", "error_message": ""},
             }
-        ]
+        ],
+        "ready": True,  # KServe's V1 readiness, read from the same path
     }
     assert onnx_server.get("/v1/models/digits").json() == expected
     assert onnx_server.get("/v1/models/digits/versions/1").json() == expected
+    # KServe's V1 liveness.
+    assert onnx_server.get("/").json() == {"status": "alive"}
 
 
 def test_model_metadata_is_tf_serving_shaped(

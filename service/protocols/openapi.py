@@ -68,6 +68,12 @@ def _ref(name: str) -> dict[str, str]:
 
 def _build_paths() -> dict[str, Any]:
     paths: dict[str, Any] = {
+        "/": {
+            "get": {
+                "summary": "Liveness in KServe's V1 words: {\"status\": \"alive\"}",
+                "responses": {"200": _json({"type": "object"}, "the process answers")},
+            }
+        },
         "/healthz": {
             "get": {
                 "summary": "Liveness",
@@ -277,6 +283,7 @@ def build_spec(version: str) -> dict[str, Any]:
 
 # Open by default even when API keys are on (TFSHIP_AUTH_EXEMPT); /openapi.json can be too.
 _OPEN_PATHS = {
+    "/",
     "/healthz",
     "/readyz",
     "/metrics",

@@ -15,7 +15,7 @@ SCHEMAS: dict[str, Any] = {
     },
     "ModelStatus": {
         "type": "object",
-        "required": ["model_version_status"],
+        "required": ["model_version_status", "ready"],
         "properties": {
             "model_version_status": {
                 "type": "array",
@@ -35,7 +35,11 @@ SCHEMAS: dict[str, Any] = {
                         },
                     },
                 },
-            }
+            },
+            "ready": {
+                "type": "boolean",
+                "description": "a listed version is AVAILABLE (what KServe's V1 client reads)",
+            },
         },
     },
     "ModelMetadata": {

@@ -1,4 +1,5 @@
-"""Operational endpoints: liveness, readiness and Prometheus metrics."""
+"""Operational endpoints: liveness (also KServe's V1 ``GET /``), readiness and Prometheus
+metrics."""
 
 from __future__ import annotations
 
@@ -17,6 +18,13 @@ blueprint = Blueprint("ops", __name__)
 def healthz() -> Response:
     # Alive means the worker answers; model state is /readyz's business.
     return Response(b'{"status":"ok"}', mimetype="application/json")
+
+
+@blueprint.get("/")
+def root() -> Response:
+    # KServe's V1 liveness (its client reads "status" here); the same answer as /healthz's
+    # purpose, in the words that client checks.
+    return Response(b'{"status":"alive"}', mimetype="application/json")
 
 
 @blueprint.get("/readyz")

@@ -20,6 +20,7 @@ from service.dataplane.plane import DataPlane
 from service.errors import InvalidArgument
 from service.models.model_view import ModelView
 from service.models.runtimes.base import Signature
+from service.models.versions import AVAILABLE
 from service.protocols.flask_calls import hold, plane, statuses
 from service.protocols.json_responses import json_response
 from service.protocols.request_body import read_body
@@ -43,7 +44,11 @@ def model_status(name: str, version: int | None = None, label: str | None = None
                     "status": {"error_code": s.error_code, "error_message": s.error_message},
                 }
                 for s in found
-            ]
+            ],
+            # KServe's V1 readiness reads this key from the same path; JSON readers of TF
+            # Serving's status pass over it (a strict protobuf parse needs
+            # ignore_unknown_fields, as for any newer TF Serving field).
+            "ready": any(s.state == AVAILABLE for s in found),
         }
     )
 
