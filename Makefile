@@ -8,7 +8,7 @@ GRPC_PORT ?= 8500
 MODEL_DIR ?= models
 CONFIG ?= training/configs/digits.yaml
 
-.PHONY: demo test install install-dev train serve lint bench-startup bench-soak bench-training bench-serving clean
+.PHONY: demo test install install-dev client-envs train serve lint bench-startup bench-soak bench-training bench-serving clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,22 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
+
+# Third-party clients the tests drive tfship with, each in its own environment (their pins
+# clash with tfship's), rebuilt when their pins in tests/clients/ change.
+CLIENT_ENVS ?= .client-envs
+client-envs: $(CLIENT_ENVS)/kserve/.installed $(CLIENT_ENVS)/mlserver/.installed $(CLIENT_ENVS)/perf_analyzer/.installed
+
+$(CLIENT_ENVS)/kserve/.installed $(CLIENT_ENVS)/mlserver/.installed: $(CLIENT_ENVS)/%/.installed: tests/clients/%.txt
+	rm -rf $(CLIENT_ENVS)/$*
+	$(PYTHON) -m venv $(CLIENT_ENVS)/$*
+	$(CLIENT_ENVS)/$*/bin/pip install --quiet --disable-pip-version-check -r $<
+	touch $@
+
+$(CLIENT_ENVS)/perf_analyzer/.installed: tests/clients/perf_analyzer.txt | $(BIN)/python
+	rm -rf $(CLIENT_ENVS)/perf_analyzer
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --target $(CLIENT_ENVS)/perf_analyzer -r $<
+	touch $@
 
 # Train the digits demo unless a version is already published, then serve it.
 demo: install
@@ -51,7 +67,7 @@ lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: lint
+test: lint client-envs
 	$(BIN)/pytest
 
 bench-startup: install
@@ -68,4 +84,4 @@ bench-soak: install
 	$(BIN)/python benchmarks/soak.py --model-dir $(MODEL_DIR)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) $(CLIENT_ENVS) .pytest_cache .ruff_cache *.egg-info
