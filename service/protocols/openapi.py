@@ -70,7 +70,7 @@ def _build_paths() -> dict[str, Any]:
     paths: dict[str, Any] = {
         "/": {
             "get": {
-                "summary": "Liveness in KServe's V1 words: {\"status\": \"alive\"}",
+                "summary": 'Liveness in KServe\'s V1 words: {"status": "alive"}',
                 "responses": {"200": _json({"type": "object"}, "the process answers")},
             }
         },
