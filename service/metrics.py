@@ -19,7 +19,6 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
-    Summary,
     generate_latest,
 )
 
@@ -34,8 +33,8 @@ REQUESTS = Counter(
 )
 REQUEST_LATENCY = Histogram(
     "tfship_request_duration_seconds",
-    "Time from request received to response ready, by model, protocol and API.",
-    ["model", "protocol", "api"],
+    "Time from request received to response ready, by model, version, protocol and API.",
+    ["model", "version", "protocol", "api"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
 
@@ -64,8 +63,8 @@ MODEL_LOAD_SECONDS = Histogram(
 
 INFERENCE_SECONDS = Histogram(
     "tfship_inference_duration_seconds",
-    "Time spent in the runtime (model compute only, no parsing), by model and runtime.",
-    ["model", "runtime"],
+    "Time spent in the runtime (model compute only, no parsing), by model, version and runtime.",
+    ["model", "version", "runtime"],
     buckets=(
         0.0001,
         0.00025,
@@ -85,15 +84,15 @@ INFERENCE_SECONDS = Histogram(
 )
 BATCH_SIZE = Histogram(
     "tfship_batch_size",
-    "Rows per call into the runtime, by model.",
-    ["model"],
+    "Rows per call into the runtime, by model and version.",
+    ["model", "version"],
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096),
 )
 BATCH_QUEUE_SECONDS = Histogram(
     "tfship_batch_queue_duration_seconds",
-    "Time a request waited in its model's batching queue before its batch ran, by model "
-    "(models with batching on only).",
-    ["model"],
+    "Time a request waited in its model's batching queue before its batch ran (0 for one "
+    "too large to batch), by model and version (models with batching on only).",
+    ["model", "version"],
     buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
 )
 # Gauges in multi-process mode: "livesum" adds the live workers' values, "livemax" takes
@@ -128,40 +127,24 @@ VERSION_INFO = Gauge(
 )
 
 
-# Per version, what Triton's statistics extension reports (service/dataplane/statistics.py
-# reads them back, summed over workers): Summaries, since the extension needs counts and
-# total times, not quantiles; one series per served version, so bounded as versions are.
+# Triton's statistics extension (service/dataplane/statistics.py) reads the per-version
+# series above back, summed over workers; these two complete them. Nothing else is written
+# per request for it: every write to a multi-process metric costs microseconds.
 INFERENCE_APIS = frozenset({"predict", "classify", "regress", "infer"})
-VERSION_REQUEST_SECONDS = Summary(
-    "tfship_version_request_duration_seconds",
-    "Inference requests (predict, classify, regress, infer) that reached a version, and "
-    "their time from received to response ready, by model, version and result (success "
-    "for status 200, fail otherwise).",
-    ["model", "version", "result"],
+FAILED_REQUEST_SECONDS = Counter(
+    "tfship_version_failed_request_seconds",
+    "Time of inference requests (predict, classify, regress, infer) that reached a version "
+    "and failed, from received to response ready, by model and version.",
+    ["model", "version"],
 )
-VERSION_LAST_INFERENCE = Gauge(
+LAST_INFERENCE = Gauge(
     "tfship_version_last_inference_timestamp_seconds",
-    "When a version last answered an inference request, in seconds since the epoch.",
+    "When a version last answered an inference request, in seconds since the epoch (to "
+    "within 0.1 s: each worker writes it at most ten times a second).",
     ["model", "version"],
     multiprocess_mode="max",
 )
-VERSION_COMPUTE_SECONDS = Summary(
-    "tfship_version_compute_duration_seconds",
-    "Calls into the runtime (one per batch with batching on) and the time spent in them, "
-    "by model and version.",
-    ["model", "version"],
-)
-VERSION_INFERENCES = Counter(
-    "tfship_version_inferences",
-    "Rows the runtime ran, by model and version.",
-    ["model", "version"],
-)
-VERSION_QUEUE_SECONDS = Summary(
-    "tfship_version_queue_duration_seconds",
-    "Requests that waited in a version's batching queue, and their wait, by model and "
-    "version (models with batching on only).",
-    ["model", "version"],
-)
+LAST_INFERENCE_EVERY = 0.1
 
 
 def set_version_states(model: str, counts: dict[str, int]) -> None:
@@ -218,25 +201,21 @@ def start_process_metrics() -> None:
 # Label children cached per label values: ``labels()`` costs more than the increment itself
 # on the request path. The caches hold the same label sets the metrics already hold, so
 # they are bounded the same way (NO_MODEL for unknown names).
-_inference_children: dict[tuple[str, str, int], tuple[Any, Any, Any, Any]] = {}
-_request_children: dict[tuple[str, str, str, str, int], tuple[Any, Any, Any, Any]] = {}
+_inference_children: dict[tuple[str, int, str], tuple[Any, Any]] = {}
+_request_children: dict[tuple[str, str, str, str, int], list[Any]] = {}
 
 
 def observe_inference(model: str, version: int, runtime: str, rows: int, seconds: float) -> None:
-    key = (model, runtime, version)
+    key = (model, version, runtime)
     children = _inference_children.get(key)
     if children is None:
         children = (
-            INFERENCE_SECONDS.labels(model, runtime),
-            BATCH_SIZE.labels(model),
-            VERSION_COMPUTE_SECONDS.labels(model, str(version)),
-            VERSION_INFERENCES.labels(model, str(version)),
+            INFERENCE_SECONDS.labels(model, str(version), runtime),
+            BATCH_SIZE.labels(model, str(version)),
         )
         _inference_children[key] = children
     children[0].observe(seconds)
     children[1].observe(rows)
-    children[2].observe(seconds)
-    children[3].inc(rows)
 
 
 def observe_load(model: str, ok: bool, seconds: float) -> None:
@@ -251,23 +230,24 @@ def observe_request(
     key = (model, version, protocol, api, status)
     children = _request_children.get(key)
     if children is None:
-        # An inference call that reached a version also counts in its statistics.
-        counted = bool(version) and api in INFERENCE_APIS
-        children = (
+        counted = bool(version) and api in INFERENCE_APIS  # reached a version's statistics
+        children = [
             REQUESTS.labels(model, version, protocol, api, str(status)),
-            REQUEST_LATENCY.labels(model, protocol, api),
-            VERSION_REQUEST_SECONDS.labels(model, version, "success" if status == 200 else "fail")
-            if counted
-            else None,
-            VERSION_LAST_INFERENCE.labels(model, version) if counted and status == 200 else None,
-        )
+            REQUEST_LATENCY.labels(model, version, protocol, api),
+            FAILED_REQUEST_SECONDS.labels(model, version) if counted and status != 200 else None,
+            LAST_INFERENCE.labels(model, version) if counted and status == 200 else None,
+            0.0,  # when this worker last wrote LAST_INFERENCE for this key
+        ]
         _request_children[key] = children
     children[0].inc()
     children[1].observe(seconds)
     if children[2] is not None:
-        children[2].observe(seconds)
-        if children[3] is not None:
-            children[3].set(time.time())
+        children[2].inc(seconds)
+    elif children[3] is not None:
+        now = time.time()
+        if now - children[4] >= LAST_INFERENCE_EVERY:
+            children[3].set(now)
+            children[4] = now
 
 
 def observe_queue(protocol: str, seconds: float) -> None:

@@ -1,5 +1,8 @@
 """Per-version inference statistics (Triton's statistics extension), read back from the
-metrics every worker writes (service/metrics.py), so that any worker answers for all.
+metrics every worker writes (service/metrics.py), so that any worker answers for all: the
+request counter and the request, compute, batch size and batching queue histograms, which
+carry a version label, and two series kept for this (failed requests' time, the last
+inference).
 
 What tfship measures maps onto Triton's figures as follows; what it does not measure stays
 zero rather than being guessed:
@@ -25,11 +28,14 @@ from dataclasses import dataclass, field
 
 from service import metrics
 
+# The metric families read, and which figure each one feeds.
 _FAMILIES = {
-    "tfship_version_request_duration_seconds": "request",
-    "tfship_version_compute_duration_seconds": "compute",
-    "tfship_version_queue_duration_seconds": "queue",
-    "tfship_version_inferences": "rows",
+    "tfship_requests": "requests",
+    "tfship_request_duration_seconds": "request_time",
+    "tfship_version_failed_request_seconds": "failed_time",
+    "tfship_inference_duration_seconds": "compute",
+    "tfship_batch_size": "rows",
+    "tfship_batch_queue_duration_seconds": "queue",
     "tfship_version_last_inference_timestamp_seconds": "last",
 }
 
@@ -41,7 +47,7 @@ class Duration:
 
     @property
     def ns(self) -> int:
-        return round(self.seconds * 1e9)
+        return max(0, round(self.seconds * 1e9))
 
 
 @dataclass
@@ -54,6 +60,8 @@ class VersionStatistics:
     fail: Duration = field(default_factory=Duration)
     queue: Duration = field(default_factory=Duration)
     compute: Duration = field(default_factory=Duration)  # its count is Triton's executions
+    # Inference requests' time, success and fail together (fail is timed apart).
+    _request_seconds: float = field(default=0.0, repr=False)
 
 
 def read_statistics(versions: list[tuple[str, int, bool]]) -> list[VersionStatistics]:
@@ -66,31 +74,36 @@ def read_statistics(versions: list[tuple[str, int, bool]]) -> list[VersionStatis
             labels = sample.labels
             try:
                 stats = found.get((labels["model"], int(labels["version"])))
-            except (KeyError, ValueError):
+            except (KeyError, ValueError):  # no version: the request never reached one
                 continue
             if stats is not None:
-                _add(stats, kind, sample.name, labels.get("result", ""), sample.value)
+                _add(stats, kind, sample.name, labels, sample.value)
     for name, version, batched in versions:
         stats = found[(name, version)]
+        stats.success.seconds = stats._request_seconds - stats.fail.seconds
         if not batched:  # one runtime call per request, straight from its thread
             stats.queue = Duration(stats.compute.count, 0.0)
     return list(found.values())
 
 
-def _add(stats: VersionStatistics, kind: str, sample: str, result: str, value: float) -> None:
-    if kind == "rows":
-        if sample.endswith("_total"):
-            stats.inference_count += int(value)
-        return
-    if kind == "last":
+def _add(
+    stats: VersionStatistics, kind: str, sample: str, labels: dict[str, str], value: float
+) -> None:
+    inference = labels.get("api") in metrics.INFERENCE_APIS
+    if kind == "requests" and inference and sample.endswith("_total"):
+        counted = stats.success if labels.get("status") == "200" else stats.fail
+        counted.count += int(value)
+    elif kind == "request_time" and inference and sample.endswith("_sum"):
+        stats._request_seconds += value
+    elif kind == "failed_time" and sample.endswith("_total"):
+        stats.fail.seconds += value
+    elif kind == "rows" and sample.endswith("_sum"):
+        stats.inference_count += int(value)
+    elif kind == "last":
         stats.last_inference = max(stats.last_inference, value)
-        return
-    duration = {
-        "request": stats.success if result == "success" else stats.fail,
-        "compute": stats.compute,
-        "queue": stats.queue,
-    }[kind]
-    if sample.endswith("_count"):
-        duration.count += int(value)
-    elif sample.endswith("_sum"):
-        duration.seconds += value
+    elif kind in ("compute", "queue"):
+        duration = stats.compute if kind == "compute" else stats.queue
+        if sample.endswith("_count"):
+            duration.count += int(value)
+        elif sample.endswith("_sum"):
+            duration.seconds += value

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from service.errors import ComputeTimeout, Overloaded
-from service.metrics import BATCH_QUEUE_SECONDS, BATCH_QUEUED_ROWS, VERSION_QUEUE_SECONDS
+from service.metrics import BATCH_QUEUE_SECONDS, BATCH_QUEUED_ROWS
 from service.models.model_config import BatchingConfig
 
 log = logging.getLogger("tfship.batching")
@@ -92,8 +92,7 @@ class Batcher:
         # Whether the last batch held more than one request: the sign of a load worth
         # waiting batch_timeout_micros for.
         self._busy = False
-        self._queue_seconds = BATCH_QUEUE_SECONDS.labels(model)
-        self._version_queue_seconds = VERSION_QUEUE_SECONDS.labels(model, str(version))
+        self._queue_seconds = BATCH_QUEUE_SECONDS.labels(model, str(version))
         self._queued_rows_gauge = BATCH_QUEUED_ROWS.labels(model)
 
     def predict(
@@ -101,7 +100,7 @@ class Batcher:
     ) -> dict[str, np.ndarray]:
         rows = len(next(iter(inputs.values())))
         if rows > self.config.max_batch_size:
-            self._version_queue_seconds.observe(0.0)  # run at once, yet counted as queued
+            self._queue_seconds.observe(0.0)  # run at once, yet counted as queued
             return self._run(inputs, outputs)
         task = _Task(inputs, outputs, rows, _key(inputs, outputs), time.perf_counter())
         with self._cond:
@@ -187,7 +186,6 @@ class Batcher:
         started = time.perf_counter()
         for task in batch:
             self._queue_seconds.observe(started - task.enqueued)
-            self._version_queue_seconds.observe(started - task.enqueued)
         try:
             results = self._run_batch(batch)
         except Exception as exc:
