@@ -81,8 +81,7 @@ class ModelView:
         metadata: VersionMetadata,
         verified: bool,
         run: Predict,
-        other_runs: Mapping[str, Predict] | None = None,
-        other_signatures: Mapping[str, Signature] | None = None,
+        other_signatures: Mapping[str, tuple[Signature, Predict]] | None = None,
     ) -> ModelView:
         defs = metadata.tf_serving_signature_def or signature_defs_of(signature)
         served = with_aliases(signature, defs)
@@ -101,9 +100,9 @@ class ModelView:
         others = {
             # Another function: its own inputs and outputs, no task or class names.
             other: dataclasses.replace(
-                view, signature=sig, task="unknown", class_names=(), run=(other_runs or {})[other]
+                view, signature=sig, task="unknown", class_names=(), run=other_run
             )
-            for other, sig in (other_signatures or {}).items()
+            for other, (sig, other_run) in (other_signatures or {}).items()
             if other not in same
         }
         return dataclasses.replace(view, others=others) if others else view

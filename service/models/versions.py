@@ -200,8 +200,10 @@ def load_version(served: ServedVersion, threads: int, http_threads: int) -> None
             metadata,
             served.verified,
             served.predict,
-            {n: functools.partial(served.predict_signature, n) for n in runtime.other_signatures},
-            runtime.other_signatures,
+            {
+                name: (signature, functools.partial(served.predict_signature, name))
+                for name, signature in runtime.other_signatures.items()
+            },
         )
         rounds, source = warm_up(runtime, served.path, view.signature)
         served.runtime = runtime

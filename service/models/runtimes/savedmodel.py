@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import numpy as np
 from tfship.version_metadata import VersionMetadata
 from service.models.runtimes.base import Signature, TensorSpec
 
+log = logging.getLogger("tfship.registry")
 _threads_configured = False
 
 
@@ -41,9 +43,19 @@ class SavedModelRuntime:
         self._function = self._loaded.signatures[name]
         # The signature as the SavedModel itself declares it: the source of truth here.
         self.signature = self._signature(name, self._function)
-        # Every other signature, runnable by name (TF Serving's signature_name).
-        self._others = {n: f for n, f in self._loaded.signatures.items() if n != name}
-        self.other_signatures = {n: self._signature(n, f) for n, f in self._others.items()}
+        # Every other signature, runnable by name (TF Serving's signature_name); one this
+        # server cannot describe is left out, never a reason to refuse the served one.
+        self._others: dict[str, Any] = {}
+        self.other_signatures: dict[str, Signature] = {}
+        for other, function in self._loaded.signatures.items():
+            if other == name:
+                continue
+            try:
+                self.other_signatures[other] = self._signature(other, function)
+            except (AttributeError, TypeError, ValueError) as exc:
+                log.warning("%s: signature %r not served by name: %s", folder, other, exc)
+                continue
+            self._others[other] = function
 
     @classmethod
     def _signature(cls, name: str, function: Any) -> Signature:
