@@ -32,7 +32,7 @@ from service.errors import InvalidArgument, NotFound
 from service.metrics import observe_queue, observe_request
 from service.models.model_view import ModelView, VersionStatus
 from service.models.registry import Registry
-from service.models.versions import AVAILABLE
+from service.models.versions import AVAILABLE, ServedVersion
 from service.models.worker_readiness import WorkerBoard
 from service.settings import ServiceSettings
 
@@ -145,16 +145,25 @@ class DataPlane:
             call.version = str(found[0].version)
         return [s.snapshot() for s in found]
 
-    def repository(self, call: Call) -> list[tuple[str, VersionStatus | None]]:
-        """Every model's managed versions, oldest first, as the repository index lists them
-        (None for a model with no version yet): only models the call's API key may use."""
-        found = []
+    def _usable_versions(self, call: Call) -> list[tuple[str, list[ServedVersion] | None]]:
+        """Each model the call's API key may use, with its managed versions newest first
+        (None for a model with no version yet)."""
+        found: list[tuple[str, list[ServedVersion] | None]] = []
         for name in self.registry.model_names():
             if call.client is not None and not call.client.may_use(name):
                 continue
             try:
-                versions = self.registry.statuses(name)
-            except NotFound:  # no version yet: listed by name alone
+                found.append((name, self.registry.statuses(name)))
+            except NotFound:  # no version yet
+                found.append((name, None))
+        return found
+
+    def repository(self, call: Call) -> list[tuple[str, VersionStatus | None]]:
+        """Every model's managed versions, oldest first, as the repository index lists them
+        (None for a model with no version yet): only models the call's API key may use."""
+        found: list[tuple[str, VersionStatus | None]] = []
+        for name, versions in self._usable_versions(call):
+            if versions is None:  # listed by name alone
                 found.append((name, None))
                 continue
             found += [(name, s.snapshot()) for s in reversed(versions)]
@@ -172,13 +181,12 @@ class DataPlane:
             if version is None:
                 found = [v for v in found if v.state == AVAILABLE]
         else:
-            found = []
-            for model in self.registry.model_names():
-                if call.client is None or call.client.may_use(model):
-                    try:
-                        found += [v for v in self.registry.statuses(model) if v.state == AVAILABLE]
-                    except NotFound:  # no version yet
-                        continue
+            found = [
+                v
+                for _, versions in self._usable_versions(call)
+                for v in versions or ()
+                if v.state == AVAILABLE
+            ]
         return read_statistics([(v.name, v.version, v.batching is not None) for v in found])
 
     def available_versions(self, name: str) -> list[int]:

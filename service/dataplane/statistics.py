@@ -60,8 +60,6 @@ class VersionStatistics:
     fail: Duration = field(default_factory=Duration)
     queue: Duration = field(default_factory=Duration)
     compute: Duration = field(default_factory=Duration)  # its count is Triton's executions
-    # Inference requests' time, success and fail together (fail is timed apart).
-    _request_seconds: float = field(default=0.0, repr=False)
 
 
 def read_statistics(versions: list[tuple[str, int, bool]]) -> list[VersionStatistics]:
@@ -80,7 +78,8 @@ def read_statistics(versions: list[tuple[str, int, bool]]) -> list[VersionStatis
                 _add(stats, kind, sample.name, labels, sample.value)
     for name, version, batched in versions:
         stats = found[(name, version)]
-        stats.success.seconds = stats._request_seconds - stats.fail.seconds
+        # The request histogram times success and fail together; fail is timed apart.
+        stats.success.seconds -= stats.fail.seconds
         if not batched:  # one runtime call per request, straight from its thread
             stats.queue = Duration(stats.compute.count, 0.0)
     return list(found.values())
@@ -94,7 +93,7 @@ def _add(
         counted = stats.success if labels.get("status") == "200" else stats.fail
         counted.count += int(value)
     elif kind == "request_time" and inference and sample.endswith("_sum"):
-        stats._request_seconds += value
+        stats.success.seconds += value  # fail's share taken out once all are read
     elif kind == "failed_time" and sample.endswith("_total"):
         stats.fail.seconds += value
     elif kind == "rows" and sample.endswith("_sum"):
