@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 from client_envs import client_env, env_python, perf_analyzer
-from conftest import Server, TrainedRepo, quiet_env
+from conftest import Server, quiet_env
 from foreign_models import scale_prediction, write_scale_onnx
 
 CLIENTS = Path(__file__).parent / "clients"
@@ -31,18 +31,21 @@ def triton_layout_server(start_server: Any, tmp_path_factory: pytest.TempPathFac
     return server
 
 
-def _targets(server: Server) -> tuple[str, str]:
-    return server.url, server.grpc_target
+Case = tuple[Server, str, str, str, np.ndarray, np.ndarray]
 
 
-def _own_case(trained_repo: TrainedRepo, digits: tuple[np.ndarray, np.ndarray]) -> Any:
-    rows = digits[0][:2]
-    return "digits", "pixels", "probabilities", rows, trained_repo.onnx_probabilities(rows)
-
-
-def _foreign_case() -> Any:
+@pytest.fixture(params=["tfship", "triton_layout"])
+def case(request: pytest.FixtureRequest) -> Case:
+    """(server, model, input, output, rows, the answer expected) on tfship's own repository
+    or the Triton-layout one."""
+    if request.param == "tfship":
+        rows = request.getfixturevalue("digits")[0][:2]
+        expected = request.getfixturevalue("trained_repo").onnx_probabilities(rows)
+        server = request.getfixturevalue("onnx_server")
+        return server, "digits", "pixels", "probabilities", rows, expected
     rows = np.array([[1.0, 2.0], [3.0, -4.0]], np.float32)
-    return "scale", "x", "y", rows, scale_prediction(rows)
+    server = request.getfixturevalue("triton_layout_server")
+    return server, "scale", "x", "y", rows, scale_prediction(rows)
 
 
 def _run_perf_analyzer(args: list[str], tmp_path: Path) -> tuple[str, dict[str, str]]:
@@ -97,28 +100,17 @@ def test_perf_analyzer_measures_with_server_side_figures(
 
 
 def _kserve_calls(server: Server, model: str, name: str, rows: np.ndarray) -> dict[str, Any]:
-    rest, grpc_target = _targets(server)
     done = subprocess.run(
-        [str(env_python("kserve")), str(CLIENTS / "kserve_calls.py"), rest, grpc_target,
-         model, name, "FP32", json.dumps(rows.tolist())],
+        [str(env_python("kserve")), str(CLIENTS / "kserve_calls.py"), server.url,
+         server.grpc_target, model, name, "FP32", json.dumps(rows.tolist())],
         capture_output=True, text=True, env=quiet_env(), timeout=180,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout)
 
 
-@pytest.mark.parametrize("repository", ["tfship", "triton_layout"])
-def test_kserve_clients_v1_v2_and_grpc(
-    repository: str,
-    onnx_server: Server,
-    triton_layout_server: Server,
-    trained_repo: TrainedRepo,
-    digits: tuple[np.ndarray, np.ndarray],
-) -> None:
-    if repository == "tfship":
-        server, (model, name, output, rows, expected) = onnx_server, _own_case(trained_repo, digits)
-    else:
-        server, (model, name, output, rows, expected) = triton_layout_server, _foreign_case()
+def test_kserve_clients_v1_v2_and_grpc(case: Case) -> None:
+    server, model, name, output, rows, expected = case
     results = _kserve_calls(server, model, name, rows)
     for call in (
         "v1.is_server_live", "v1.is_model_ready", "v2.is_server_live", "v2.is_server_ready",
@@ -138,7 +130,7 @@ def test_kserve_clients_v1_v2_and_grpc(
             np.testing.assert_allclose(
                 answer["ok"]["outputs"][output], expected, rtol=1e-6, atol=1e-7
             )
-    version = "1" if repository == "tfship" else "7"
+    version = "1" if model == "digits" else "7"
     assert results["grpc.infer(binary=True)"]["ok"]["model_version"] == version
 
 
@@ -160,22 +152,10 @@ def _mlserver_infer(server: Server, model: str, requests: list[dict[str, Any]], 
 
 
 @pytest.mark.parametrize("flags", [(), ("--batch-size", "2"), ("--binary-data",)])
-@pytest.mark.parametrize("repository", ["tfship", "triton_layout"])
-def test_mlserver_infer_command(
-    repository: str,
-    flags: tuple[str, ...],
-    onnx_server: Server,
-    triton_layout_server: Server,
-    trained_repo: TrainedRepo,
-    digits: tuple[np.ndarray, np.ndarray],
-    tmp_path: Path,
-) -> None:
+def test_mlserver_infer_command(case: Case, flags: tuple[str, ...], tmp_path: Path) -> None:
     """``mlserver infer``: V2 requests from a file, one by one or micro-batched (its -s
     merges requests into one of more rows, then splits the answer)."""
-    if repository == "tfship":
-        server, (model, name, output, rows, expected) = onnx_server, _own_case(trained_repo, digits)
-    else:
-        server, (model, name, output, rows, expected) = triton_layout_server, _foreign_case()
+    server, model, name, output, rows, expected = case
     shape = [1, *rows.shape[1:]]
     requests = [
         {"id": f"r{i}", "inputs": [{"name": name, "shape": shape, "datatype": "FP32",
