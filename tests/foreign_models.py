@@ -121,3 +121,28 @@ def write_mixed_types_onnx(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(path))
     return path
+
+
+def write_tagged_onnx(path: Path) -> Path:
+    """A string input beside a numeric one, each echoed: ``plan`` [N, 1] string ->
+    ``plan_seen``, ``monthly_price`` [N, 1] float -> ``price_seen``."""
+    graph = helper.make_graph(
+        [
+            helper.make_node("Identity", ["plan"], ["plan_seen"]),
+            helper.make_node("Identity", ["monthly_price"], ["price_seen"]),
+        ],
+        "tagged",
+        [
+            helper.make_tensor_value_info("plan", TensorProto.STRING, ["N", 1]),
+            helper.make_tensor_value_info("monthly_price", TensorProto.FLOAT, ["N", 1]),
+        ],
+        [
+            helper.make_tensor_value_info("plan_seen", TensorProto.STRING, ["N", 1]),
+            helper.make_tensor_value_info("price_seen", TensorProto.FLOAT, ["N", 1]),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    return path

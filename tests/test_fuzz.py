@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from service.app import create_app
 from service.codecs.grpc_protos import message
+from service.codecs.tensor_checks import DeclaredLimits
 from service.codecs.tfserving_requests import predict_inputs
 from service.errors import InvalidArgument
 from service.models.runtimes.base import Signature, TensorSpec
@@ -205,7 +206,7 @@ def test_grpc_predict_parser(
     else:
         tensor.float_val.extend(floats)
     try:
-        inputs, _ = predict_inputs(request, SIGNATURE)
+        inputs, _ = predict_inputs(request, SIGNATURE, DeclaredLimits(10_000, 2**24))
     except InvalidArgument as error:
         assert error.message
         return

@@ -9,14 +9,20 @@ import pytest
 import tensorflow as tf
 from tensorflow.core.framework import tensor_pb2
 
+from service.codecs.tensor_checks import DeclaredLimits
 from service.codecs.tensor_proto import TensorProto, to_numpy
 from service.errors import InvalidArgument
+from service.models.runtimes.base import TensorSpec
+
+LIMITS = DeclaredLimits(max_rows=10_000, max_fill_bytes=16 * 2**20)
 
 
-def ours(tf_proto: Any) -> np.ndarray:
+def ours(tf_proto: Any, spec_shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """Decoded by tfship for an input of the proto's own shape (or ``spec_shape``)."""
     proto = TensorProto()
     proto.ParseFromString(tf_proto.SerializeToString())
-    return to_numpy(proto, "x")
+    shape = spec_shape or tuple(dim.size for dim in proto.tensor_shape.dim)
+    return to_numpy(proto, TensorSpec("x", np.dtype(np.float32), shape), "x", LIMITS)
 
 
 def typed(dtype: Any, shape: list[int], field: str, values: list[Any]) -> Any:
@@ -38,7 +44,7 @@ def typed(dtype: Any, shape: list[int], field: str, values: list[Any]) -> Any:
         typed(tf.float16, [2], "half_val", [15360]),  # bit pattern of 1.0
         typed(tf.string, [2, 2], "string_val", [b"a"]),
         typed(tf.string, [3], "string_val", [b"a", b"bb", b"c"]),
-        typed(tf.bool, [0, 4], "bool_val", []),
+        typed(tf.bool, [1, 2], "bool_val", [True, False]),
     ],
 )
 def test_reads_what_tensorflow_reads(proto: Any) -> None:
@@ -64,3 +70,44 @@ def test_refuses_what_does_not_fit(proto: Any, message: str) -> None:
     with pytest.raises(InvalidArgument) as caught:
         ours(proto)
     assert str(caught.value).startswith(message)
+
+
+def declared(shape: list[int], field: str = "float_val", values: Any = (1.0,)) -> Any:
+    proto = tensor_pb2.TensorProto(dtype=tf.float32.as_datatype_enum)
+    for size in shape:
+        proto.tensor_shape.dim.add().size = size
+    getattr(proto, field).extend(values)
+    return proto
+
+
+@pytest.mark.parametrize(
+    "shape, spec_shape, message",
+    [
+        # 2^22 rows from one float_val: 2 GiB before the row limit used to see it.
+        ([2**22, 8, 8, 1], (-1, 8, 8, 1), "request has 4194304 rows; the limit is 10000"),
+        ([2**32, 2**32, 8, 1], (-1, 8, 8, 1), "x: dimension 1 must be 8, got 4294967296"),
+        ([1] * 65, (-1, 8, 8, 1), "x: expected shape [-1, 8, 8, 1] (rank 4), got shape [1, 1"),
+        # Dynamic inner dimensions: the row limit holds, the fill is capped in bytes.
+        ([10, 2**30], (-1, -1), "x: one value cannot fill 10737418240 elements"),
+    ],
+)
+def test_declared_shapes_are_refused_before_any_allocation(
+    shape: list[int], spec_shape: tuple[int, ...], message: str
+) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        ours(declared(shape), spec_shape)
+    assert message in str(caught.value)
+
+
+def test_one_value_still_fills_a_shape_within_the_limits() -> None:
+    np.testing.assert_array_equal(ours(declared([3, 2]), (-1, 2)), np.ones((3, 2), np.float32))
+
+
+def test_half_val_outside_the_float16_bit_patterns_is_refused() -> None:
+    proto = tensor_pb2.TensorProto(dtype=tf.float16.as_datatype_enum)
+    proto.tensor_shape.dim.add().size = 2
+    # 65536 + 15360 wrapped to 1.0 before: refused, not read as another number.
+    proto.half_val.extend([15360, 65536 + 15360])
+    with pytest.raises(InvalidArgument) as caught:
+        ours(proto)
+    assert "half_val holds float16 bit patterns, 0..65535; got 15360..80896" in str(caught.value)

@@ -9,12 +9,14 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from service.errors import InvalidArgument
-from service.models.runtimes.base import TensorSpec
+from service.models.runtimes.base import Signature, TensorSpec
 
 _KIND_WORDS = {"U": "strings", "S": "strings", "b": "booleans (true/false)", "O": "null or mixed"}
 
@@ -61,6 +63,69 @@ def as_array(value: Any, spec: TensorSpec, label: str) -> np.ndarray:
             f"{label}: ragged nested lists (rows of different lengths); expected a "
             f"rectangular tensor of shape {shape_text(spec.shape)}"
         ) from None
+
+
+@dataclass(frozen=True)
+class DeclaredLimits:
+    """What a request may make the server build, checked against the shapes it declares
+    before anything is allocated for them (a few bytes can declare a huge tensor)."""
+
+    # Rows one request may send (TFSHIP_MAX_ROWS); 0 = no limit.
+    max_rows: int = 0
+    # The most bytes one value may fill (TensorFlow's "one value fills the shape"):
+    # the server's body limit, so no tensor it builds outgrows the largest body it takes.
+    max_fill_bytes: int = 0
+
+
+def check_rows(rows: int, max_rows: int) -> None:
+    if max_rows and rows > max_rows:
+        raise InvalidArgument(
+            f"request has {rows} rows; the limit is {max_rows} per request "
+            "(TFSHIP_MAX_ROWS): split it"
+        )
+
+
+def check_declared(
+    shape: tuple[int, ...], spec: TensorSpec, label: str, limits: DeclaredLimits
+) -> int:
+    """A shape a request declares (V2's ``shape``, a TensorProto's dims) against the model
+    and the row limit, before anything is built from it; its element count (exact: no
+    int64 product to overflow)."""
+    check_shape(shape, spec, label)
+    if shape:
+        check_rows(shape[0], limits.max_rows)
+    return math.prod(shape)
+
+
+def check_fill(count: int, dtype: np.dtype, label: str, limits: DeclaredLimits) -> None:
+    """One value filling ``count`` elements: at most ``max_fill_bytes`` of them."""
+    size = count * np.dtype(dtype).itemsize
+    if limits.max_fill_bytes and size > limits.max_fill_bytes:
+        raise InvalidArgument(
+            f"{label}: one value cannot fill {count} elements ({size} bytes); the most a "
+            f"request may fill is {limits.max_fill_bytes} bytes (TFSHIP_MAX_BODY_BYTES): "
+            "send the values"
+        )
+
+
+def batch_rows(inputs: Mapping[str, Any], signature: Signature) -> int:
+    """The rows of a request: every input with a batch dimension must have the same
+    number (runtimes fail on a mismatch with an error that names nothing)."""
+    sizes = {}
+    for spec in signature.inputs:
+        array = inputs.get(spec.name)
+        if array is not None and spec.shape and spec.shape[0] == -1 and np.ndim(array):
+            sizes[spec.name] = len(array)
+    if len(set(sizes.values())) > 1:
+        listed = ", ".join(f"'{name}' {rows}" for name, rows in sizes.items())
+        raise InvalidArgument(
+            f"inputs have different batch sizes ({listed}); every input needs the same "
+            "number of rows"
+        )
+    if sizes:
+        return next(iter(sizes.values()))
+    first = next(iter(inputs.values()), None)
+    return len(first) if first is not None and np.ndim(first) else 1
 
 
 def check_shape(shape: tuple[int, ...], spec: TensorSpec, label: str) -> None:

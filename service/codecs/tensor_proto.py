@@ -13,8 +13,15 @@ from typing import Any
 import numpy as np
 
 from service.codecs.grpc_protos import enum_values, message
-from service.codecs.tensor_checks import check_numbers, shape_text
+from service.codecs.tensor_checks import (
+    DeclaredLimits,
+    check_declared,
+    check_fill,
+    check_numbers,
+    shape_text,
+)
 from service.errors import InvalidArgument
+from service.models.runtimes.base import TensorSpec
 
 _DATA_TYPES = enum_values("tensorflow.DataType")
 _NUMPY_OF: dict[int, np.dtype] = {
@@ -69,20 +76,22 @@ def dtype_enum(dtype: np.dtype) -> int:
     return _ENUM_OF[np.dtype(dtype)]
 
 
-def to_numpy(proto: Any, label: str) -> np.ndarray:
-    """A TensorProto -> an array of its own dtype and shape; InvalidArgument if malformed."""
+def to_numpy(proto: Any, spec: TensorSpec, label: str, limits: DeclaredLimits) -> np.ndarray:
+    """A TensorProto -> an array of its own dtype, of a shape the model takes; refused
+    (InvalidArgument) when malformed, and before any allocation when its declared shape
+    does not fit the model, the row limit or the values that came."""
     if proto.tensor_shape.unknown_rank:
         raise InvalidArgument(f"{label}: the tensor has an unknown rank; send its shape")
     shape = tuple(dim.size for dim in proto.tensor_shape.dim)
     if any(d < 0 for d in shape):
         raise InvalidArgument(f"{label}: negative dimension in shape {shape_text(shape)}")
+    count = check_declared(shape, spec, label, limits)
     if proto.dtype == _DT_STRING:
-        return _strings(proto, shape, label)
+        return _strings(proto, shape, count, label, limits)
     dtype = _NUMPY_OF.get(proto.dtype)
     if dtype is None:
         raise InvalidArgument(f"{label}: tensor type {dtype_name(proto.dtype)} is not supported")
     if proto.tensor_content:
-        count = int(np.prod(shape, dtype=np.int64))
         expected = count * dtype.itemsize
         if len(proto.tensor_content) != expected:
             raise InvalidArgument(
@@ -91,31 +100,63 @@ def to_numpy(proto: Any, label: str) -> np.ndarray:
             )
         return np.frombuffer(proto.tensor_content, dtype=dtype.newbyteorder("<")).reshape(shape)
     values = getattr(proto, _FIELD_OF[proto.dtype])
+    _check_count(len(values), shape, count, label, "values", dtype, limits)
     if proto.dtype == _DATA_TYPES["DT_HALF"]:
-        # half_val holds the float16 bit patterns as int32.
-        flat = np.asarray(values, dtype=np.uint16).view(np.float16)
+        flat = _half_bits(values, label)
     else:
         flat = np.asarray(values, dtype=dtype)
-    return _shaped(flat, shape, label, "values")
+    return _shaped(flat, shape, count)
 
 
-def _strings(proto: Any, shape: tuple[int, ...], label: str) -> np.ndarray:
+def _half_bits(values: Any, label: str) -> np.ndarray:
+    """half_val holds float16 bit patterns in int32 fields: anything outside 0..65535 is
+    not one (numpy would wrap it into another number)."""
+    bits = np.asarray(values, dtype=np.int64)
+    if bits.size and (bits.min() < 0 or bits.max() > 0xFFFF):
+        raise InvalidArgument(
+            f"{label}: half_val holds float16 bit patterns, 0..65535; got "
+            f"{int(bits.min())}..{int(bits.max())}"
+        )
+    return bits.astype(np.uint16).view(np.float16)
+
+
+def _strings(
+    proto: Any, shape: tuple[int, ...], count: int, label: str, limits: DeclaredLimits
+) -> np.ndarray:
+    _check_count(len(proto.string_val), shape, count, label, "strings", np.dtype(object), limits)
     try:
         text = [v.decode("utf-8") for v in proto.string_val]
     except UnicodeDecodeError:
         raise InvalidArgument(f"{label}: strings must be UTF-8 text") from None
-    return _shaped(np.array(text, dtype=object), shape, label, "strings")
+    return _shaped(np.array(text, dtype=object), shape, count)
 
 
-def _shaped(flat: np.ndarray, shape: tuple[int, ...], label: str, noun: str) -> np.ndarray:
-    count = int(np.prod(shape, dtype=np.int64))
+def _check_count(
+    given: int,
+    shape: tuple[int, ...],
+    count: int,
+    label: str,
+    noun: str,
+    dtype: np.dtype,
+    limits: DeclaredLimits,
+) -> None:
+    """As many values as the shape has elements, or one to fill it (TensorFlow's
+    convention), checked before the fill allocates anything."""
+    if given == count:
+        return
+    if given == 1:
+        # A string fill holds one reference per element: object's itemsize counts it.
+        check_fill(count, dtype, label, limits)
+        return
+    raise InvalidArgument(
+        f"{label}: {given} {noun} for shape {shape_text(shape)} ({count} elements)"
+    )
+
+
+def _shaped(flat: np.ndarray, shape: tuple[int, ...], count: int) -> np.ndarray:
     if len(flat) == count:
         return flat.reshape(shape)
-    if len(flat) == 1:  # TensorFlow's convention: one value fills the shape
-        return np.full(shape, flat[0], dtype=flat.dtype)
-    raise InvalidArgument(
-        f"{label}: {len(flat)} {noun} for shape {shape_text(shape)} ({count} elements)"
-    )
+    return np.full(shape, flat[0], dtype=flat.dtype)
 
 
 def to_dtype(array: np.ndarray, dtype: np.dtype, label: str) -> np.ndarray:

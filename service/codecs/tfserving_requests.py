@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from service.codecs import example_features
-from service.codecs.tensor_checks import check_shape
+from service.codecs.tensor_checks import DeclaredLimits, check_rows
 from service.codecs.tensor_proto import to_dtype, to_numpy
 from service.codecs.tfserving_json import check_input_names
 from service.errors import InvalidArgument
@@ -16,7 +16,7 @@ from service.models.runtimes.base import Signature
 
 
 def predict_inputs(
-    request: Any, signature: Signature
+    request: Any, signature: Signature, limits: DeclaredLimits
 ) -> tuple[dict[str, np.ndarray], list[str] | None]:
     """A PredictRequest -> (inputs of the signature's dtypes, outputs asked for or None)."""
     example_features.check_signature_name(request.model_spec.signature_name, signature, "predict")
@@ -24,17 +24,18 @@ def predict_inputs(
     inputs = {}
     for spec in signature.inputs:
         label = f"input '{spec.name}'"
-        array = to_numpy(request.inputs[spec.name], label)
-        check_shape(array.shape, spec, label)
+        array = to_numpy(request.inputs[spec.name], spec, label, limits)
         inputs[spec.name] = to_dtype(array, spec.dtype, label)
     return inputs, _output_filter(list(request.output_filter), signature)
 
 
-def example_inputs(request: Any, signature: Signature, api: str) -> dict[str, np.ndarray]:
+def example_inputs(
+    request: Any, signature: Signature, api: str, limits: DeclaredLimits
+) -> dict[str, np.ndarray]:
     """A ClassificationRequest or RegressionRequest (``api``: classify, regress) -> the
     model's inputs."""
     example_features.check_signature_name(request.model_spec.signature_name, signature, api)
-    return example_features.examples_to_inputs(_examples(request.input), signature)
+    return example_features.examples_to_inputs(_examples(request.input, limits), signature)
 
 
 def _example_features(example: Any) -> dict[str, list[Any]]:
@@ -45,12 +46,15 @@ def _example_features(example: Any) -> dict[str, list[Any]]:
     return features
 
 
-def _examples(given: Any) -> list[dict[str, list[Any]]]:
+def _examples(given: Any, limits: DeclaredLimits) -> list[dict[str, list[Any]]]:
     kind = given.WhichOneof("kind")
     if kind == "example_list":
+        check_rows(len(given.example_list.examples), limits.max_rows)
         return [_example_features(e) for e in given.example_list.examples]
     if kind == "example_list_with_context":
         with_context = given.example_list_with_context
+        # Before any is copied: the context is merged into every example.
+        check_rows(len(with_context.examples), limits.max_rows)
         return example_features.merge_context(
             [_example_features(e) for e in with_context.examples],
             _example_features(with_context.context),

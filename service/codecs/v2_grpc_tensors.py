@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from service.codecs.tensor_checks import check_numbers
+from service.codecs.tensor_checks import DeclaredLimits, check_numbers
 from service.codecs.v2_grpc_protos import message
 from service.codecs.v2_tensors import (
     DATATYPES,
@@ -52,7 +52,7 @@ _CONTENTS = {
 _Response = message("ModelInferResponse")
 
 
-def decode_request(request: Any, signature: Signature) -> InferRequest:
+def decode_request(request: Any, signature: Signature, limits: DeclaredLimits) -> InferRequest:
     specs = {spec.name: spec for spec in signature.inputs}
     raw = list(request.raw_input_contents)
     if raw and len(raw) != len(request.inputs):
@@ -65,7 +65,7 @@ def decode_request(request: Any, signature: Signature) -> InferRequest:
         spec = input_spec(tensor.name, index, specs, inputs)
         label = f"input '{spec.name}'"
         shape = list(tensor.shape)
-        count = check_tensor_header(tensor.datatype, shape, spec, label)
+        count = check_tensor_header(tensor.datatype, shape, spec, label, limits)
         if raw:
             if tensor.HasField("contents"):
                 raise InvalidArgument(f"{label}: has contents and raw_input_contents; use one")

@@ -14,7 +14,6 @@ model's class names.
 
 from __future__ import annotations
 
-import math
 import struct
 from dataclasses import dataclass
 from typing import Any
@@ -24,10 +23,11 @@ import orjson
 
 from service.codecs.json_body import parse_json
 from service.codecs.tensor_checks import (
+    DeclaredLimits,
     as_array,
     cast_checked,
+    check_declared,
     check_numbers,
-    check_shape,
     shape_text,
 )
 from service.errors import InvalidArgument
@@ -113,6 +113,7 @@ def decode_infer(
     raw: bytes,
     header_length: str | None,
     signature: Signature,
+    limits: DeclaredLimits,
     may_hold_bool: bool = True,
     allow_non_finite: bool = False,
 ) -> InferRequest:
@@ -132,7 +133,7 @@ def decode_infer(
         entry = _object(item, f"inputs[{index}]")
         name = entry.get("name")
         spec = input_spec(name, index, specs, inputs)
-        array, used = _decode_tensor(entry, spec, binary[offset:], may_hold_bool)
+        array, used = _decode_tensor(entry, spec, binary[offset:], limits, may_hold_bool)
         inputs[name] = array
         offset += used
     check_all_given(inputs, signature)
@@ -148,6 +149,8 @@ def input_spec(
     name: Any, index: int, specs: dict[str, TensorSpec], given: dict[str, np.ndarray]
 ) -> TensorSpec:
     """The model input the request's ``inputs[index]`` names; each may come once."""
+    if not isinstance(name, str):
+        raise InvalidArgument(f"inputs[{index}]: 'name' must be a string, got {_json_type(name)}")
     if name not in specs:
         known = ", ".join(f"'{n}'" for n in specs)
         raise InvalidArgument(
@@ -168,6 +171,8 @@ def output_spec(
     name: Any, index: int, signature: Signature, chosen: list[RequestedOutput]
 ) -> TensorSpec:
     """The model output the request's ``outputs[index]`` names; each may come once."""
+    if not isinstance(name, str):
+        raise InvalidArgument(f"outputs[{index}]: 'name' must be a string, got {_json_type(name)}")
     specs = {spec.name: spec for spec in signature.outputs}
     if name not in specs:
         known = ", ".join(f"'{n}'" for n in signature.output_names)
@@ -194,10 +199,23 @@ def raw_array(chunk: memoryview | bytes, dtype: np.dtype, label: str) -> np.ndar
     return check_numbers(array, dtype, label)
 
 
-def check_tensor_header(datatype: Any, shape: Any, spec: TensorSpec, label: str) -> int:
-    """A declared datatype and shape against the model's input; the element count. Shared
-    by the REST and gRPC codecs, and run before anything is allocated."""
-    if datatype not in DATATYPES:
+def _json_type(value: Any) -> str:
+    """How a JSON value's type reads in a message (``[]`` is a list, not a "list")."""
+    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}
+    if value is None:
+        return "null"
+    return names.get(
+        type(value), f"the number {value!r}" if isinstance(value, int | float) else "?"
+    )
+
+
+def check_tensor_header(
+    datatype: Any, shape: Any, spec: TensorSpec, label: str, limits: DeclaredLimits
+) -> int:
+    """A declared datatype and shape against the model's input and the row limit; the
+    element count. Shared by the REST and gRPC codecs, and run before anything is
+    allocated."""
+    if not isinstance(datatype, str) or datatype not in DATATYPES:
         known = ", ".join(DATATYPES)
         raise InvalidArgument(
             f"{label}: datatype {datatype!r} is not supported (use one of {known})"
@@ -211,21 +229,29 @@ def check_tensor_header(datatype: Any, shape: Any, spec: TensorSpec, label: str)
         raise InvalidArgument(
             f"{label}: 'shape' must be a list of non-negative integers, got {shape!r}"
         )
-    check_shape(tuple(shape), spec, label)
-    return math.prod(shape)
+    return check_declared(tuple(shape), spec, label, limits)
 
 
 def _decode_tensor(
-    entry: dict[str, Any], spec: TensorSpec, binary: memoryview, may_hold_bool: bool
+    entry: dict[str, Any],
+    spec: TensorSpec,
+    binary: memoryview,
+    limits: DeclaredLimits,
+    may_hold_bool: bool,
 ) -> tuple[np.ndarray, int]:
     label = f"input '{spec.name}'"
     datatype = entry.get("datatype")
     shape = entry.get("shape")
-    count = check_tensor_header(datatype, shape, spec, label)
+    count = check_tensor_header(datatype, shape, spec, label, limits)
     dtype = DATATYPES[datatype]
 
     size = _parameters(entry, label).get("binary_data_size")
     if size is not None:
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise InvalidArgument(
+                f"{label}: binary_data_size must be a non-negative integer (bytes), "
+                f"got {_json_type(size)}"
+            )
         if "data" in entry:
             raise InvalidArgument(f"{label}: has both 'data' and binary_data_size")
         if datatype != "BYTES":  # BYTES elements have their own lengths inside
@@ -260,6 +286,13 @@ def _decode_tensor(
 
 def decode_bytes(chunk: memoryview, count: int, label: str) -> np.ndarray:
     """Length-prefixed BYTES elements -> an object array of str."""
+    # Each element takes at least its 4-byte length: checked before the array is made,
+    # so a short body cannot declare a huge one.
+    if count * 4 > len(chunk):
+        raise InvalidArgument(
+            f"{label}: {len(chunk)} bytes of BYTES data cannot hold {count} elements "
+            "(each takes at least a 4-byte length)"
+        )
     values = np.empty(count, dtype=object)
     at = 0
     for i in range(count):

@@ -24,6 +24,7 @@ import numpy as np
 
 from service import logs
 from service.auth import ApiKeys
+from service.codecs.tensor_checks import DeclaredLimits
 from service.dataplane import tasks
 from service.dataplane.call import Call
 from service.dataplane.queue_time import queue_seconds
@@ -50,6 +51,8 @@ class DataPlane:
         self.keys = keys
         self.board = board
         self.allow_non_finite = settings.non_finite == "allow"
+        # What codecs check declared shapes against before they allocate anything.
+        self.limits = DeclaredLimits(settings.max_rows, settings.max_body_bytes)
         if board is not None:
             registry.add_listener(lambda: board.publish(registry.readiness()[0]))
 

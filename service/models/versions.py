@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from service.codecs.tensor_checks import batch_rows, check_rows
 from service.errors import InvalidArgument
 from service.metrics import observe_inference, observe_load, set_version_info
 from service.models.batching import Batcher
@@ -73,7 +74,7 @@ class ServedVersion:
 
     def predict(self, inputs: dict[str, Any], outputs: list[str] | None = None) -> dict[str, Any]:
         """Run the model (through the batcher when batching is on)."""
-        self._check_rows(inputs)
+        self._check_rows(inputs, None)
         if self.batcher is not None:
             return self.batcher.predict(inputs, outputs)
         return self.run_runtime(inputs, outputs)
@@ -83,16 +84,15 @@ class ServedVersion:
     ) -> dict[str, Any]:
         """Run another signature of the artifact by name (never batched: the batcher's
         requests share the served signature)."""
-        self._check_rows(inputs)
+        self._check_rows(inputs, name)
         return self.run_runtime(inputs, outputs, name)
 
-    def _check_rows(self, inputs: Mapping[str, Any]) -> None:
-        rows = len(next(iter(inputs.values()))) if inputs else 0
-        if self.max_rows and rows > self.max_rows:
-            raise InvalidArgument(
-                f"request has {rows} rows; the limit is {self.max_rows} per request "
-                "(TFSHIP_MAX_ROWS): split it"
-            )
+    def _check_rows(self, inputs: Mapping[str, Any], signature: str | None) -> None:
+        view = self.view
+        assert view is not None, "only called on a held AVAILABLE version"
+        if signature is not None:
+            view = view.others[signature]
+        check_rows(batch_rows(inputs, view.signature), self.max_rows)
 
     def run_runtime(
         self,

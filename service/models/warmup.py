@@ -56,7 +56,11 @@ def _replay(runtime: Runtime, path: Path, signature: Signature) -> int:
     # Imported here: the proto descriptors are only needed when a version ships the file.
     from service.codecs import tfserving_requests as messages
     from service.codecs.grpc_protos import message
+    from service.codecs.tensor_checks import DeclaredLimits
     from service.models.tfrecord import read_records
+
+    # The model's own file, trusted as its artifact is: no request limits apply to it.
+    limits = DeclaredLimits()
 
     prediction_log = message("tensorflow.serving.PredictionLog")
     count = 0
@@ -69,10 +73,12 @@ def _replay(runtime: Runtime, path: Path, signature: Signature) -> int:
         kind = log.WhichOneof("log_type")
         try:
             if kind == "predict_log":
-                inputs, wanted = messages.predict_inputs(log.predict_log.request, signature)
+                inputs, wanted = messages.predict_inputs(log.predict_log.request, signature, limits)
             elif kind in ("classify_log", "regress_log"):
                 api = "classify" if kind == "classify_log" else "regress"
-                inputs = messages.example_inputs(getattr(log, kind).request, signature, api)
+                inputs = messages.example_inputs(
+                    getattr(log, kind).request, signature, api, limits
+                )
                 wanted = None
             else:
                 raise ValueError(

@@ -84,7 +84,7 @@ class TFServingHandlers:
     def predict(self, request: Any, call: Call) -> Any:
         with self._hold(call, request.model_spec) as served:
             model = served.signature_named(request.model_spec.signature_name)
-            inputs, wanted = messages.predict_inputs(request, model.signature)
+            inputs, wanted = messages.predict_inputs(request, model.signature, self.plane.limits)
             outputs = self.plane.predict(model, inputs, wanted)
             response = self.prediction["Predict"][1]()
             self._fill_spec(response.model_spec, model, model.signature.name)
@@ -94,7 +94,9 @@ class TFServingHandlers:
 
     def classify(self, request: Any, call: Call) -> Any:
         with self._hold(call, request.model_spec) as model:
-            inputs = messages.example_inputs(request, model.signature, "classify")
+            inputs = messages.example_inputs(
+                request, model.signature, "classify", self.plane.limits
+            )
             result = self.plane.classify(model, inputs)
             response = self.prediction["Classify"][1]()
             self._fill_spec(response.model_spec, model, model.signature.name)
@@ -107,7 +109,7 @@ class TFServingHandlers:
 
     def regress(self, request: Any, call: Call) -> Any:
         with self._hold(call, request.model_spec) as model:
-            inputs = messages.example_inputs(request, model.signature, "regress")
+            inputs = messages.example_inputs(request, model.signature, "regress", self.plane.limits)
             values = self.plane.regress(model, inputs)
             response = self.prediction["Regress"][1]()
             self._fill_spec(response.model_spec, model, model.signature.name)

@@ -13,7 +13,7 @@ from flask import Blueprint, Response, request
 
 from service.codecs import example_features
 from service.codecs.json_body import parse_json
-from service.codecs.tensor_checks import body_may_hold_bool
+from service.codecs.tensor_checks import DeclaredLimits, body_may_hold_bool, check_rows
 from service.codecs.tfserving_json import decode_predict, encode_predict
 from service.dataplane import tasks
 from service.dataplane.plane import DataPlane
@@ -120,7 +120,9 @@ def classify(name: str, version: int | None = None, label: str | None = None) ->
     with hold(name, version, label) as model:
         body = parse_json(read_body(), allow_non_finite=plane().allow_non_finite)
         k = _top_k(body, model)
-        result = plane().classify(model, _example_inputs(body, model.signature, "classify"), k)
+        result = plane().classify(
+            model, _example_inputs(body, model.signature, "classify", plane().limits), k
+        )
         return json_response({"results": [[list(pair) for pair in row] for row in result]})
 
 
@@ -130,7 +132,7 @@ def classify(name: str, version: int | None = None, label: str | None = None) ->
 def regress(name: str, version: int | None = None, label: str | None = None) -> Response:
     with hold(name, version, label) as model:
         body = parse_json(read_body(), allow_non_finite=plane().allow_non_finite)
-        inputs = _example_inputs(body, model.signature, "regress")
+        inputs = _example_inputs(body, model.signature, "regress", plane().limits)
         return json_response({"results": plane().regress(model, inputs)})
 
 
@@ -141,7 +143,9 @@ def _top_k(body: Any, model: ModelView) -> int:
     return 0
 
 
-def _example_inputs(body: Any, signature: Signature, api: str) -> dict[str, Any]:
+def _example_inputs(
+    body: Any, signature: Signature, api: str, limits: DeclaredLimits
+) -> dict[str, Any]:
     """``{"examples": [...], "context": {...}}`` -> the model's inputs (``api``: classify or
     regress, for the signature names it may give)."""
     if not isinstance(body, dict) or "examples" not in body:
@@ -153,6 +157,7 @@ def _example_inputs(body: Any, signature: Signature, api: str) -> dict[str, Any]
     given = body["examples"]
     if not isinstance(given, list):
         raise InvalidArgument(f"'examples' must be a list, got {type(given).__name__}")
+    check_rows(len(given), limits.max_rows)
     parsed = [_features(e, f"example {i}") for i, e in enumerate(given)]
     context = _features(body["context"], "'context'") if body.get("context") else None
     return example_features.examples_to_inputs(

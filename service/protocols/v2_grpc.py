@@ -84,7 +84,7 @@ class V2Handlers:
         if not request.model_name:
             raise InvalidArgument("model_name is empty: name the model")
         with self.plane.hold(call, request.model_name, _version(request.model_version)) as model:
-            decoded = decode_request(request, model.signature)
+            decoded = decode_request(request, model.signature, self.plane.limits)
             outputs = self.plane.predict(model, decoded.inputs, [o.name for o in decoded.outputs])
             return encode_response(
                 model.name, str(model.version), decoded, outputs, list(model.class_names) or None

@@ -98,7 +98,12 @@ def infer_body(
     Shared by the Flask view above and the fast path (service/protocols/fast_path.py).
     """
     decoded = decode_infer(
-        raw, header_length, model.signature, body_may_hold_bool(raw), dataplane.allow_non_finite
+        raw,
+        header_length,
+        model.signature,
+        dataplane.limits,
+        body_may_hold_bool(raw),
+        dataplane.allow_non_finite,
     )
     outputs = dataplane.predict(model, decoded.inputs, [o.name for o in decoded.outputs])
     return encode_infer(
