@@ -111,3 +111,15 @@ def test_half_val_outside_the_float16_bit_patterns_is_refused() -> None:
     with pytest.raises(InvalidArgument) as caught:
         ours(proto)
     assert "half_val holds float16 bit patterns, 0..65535; got 15360..80896" in str(caught.value)
+
+
+def test_integers_a_float32_input_cannot_hold_exactly_are_refused() -> None:
+    from service.codecs.tensor_proto import to_dtype
+
+    exact = np.array([1, -(2**24), 2**24, 2**40], np.int64)  # 2^40 is a float32 too
+    np.testing.assert_array_equal(to_dtype(exact, np.dtype(np.float32), "x"), exact)
+    with pytest.raises(InvalidArgument) as caught:
+        to_dtype(np.array([2**24 + 1], np.int64), np.dtype(np.float32), "x")
+    assert "integers beyond ±16777216 do not convert exactly to float32" in str(caught.value)
+    # Floats are rounded to the nearest float32, as TF Serving does.
+    assert to_dtype(np.array([0.1]), np.dtype(np.float32), "x")[0] == np.float32(0.1)

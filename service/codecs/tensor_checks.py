@@ -194,8 +194,11 @@ def check_strings(value: Any, label: str) -> np.ndarray:
 
 def check_numbers(array: np.ndarray, dtype: np.dtype, label: str) -> np.ndarray:
     """Numeric array -> dtype, refusing NaN/Infinity for an integer input, fractions for
-    integers, overflow. NaN and Infinity for a float input pass: whether the server takes
-    them is its policy (TFSHIP_NON_FINITE), applied by the dataplane to every protocol."""
+    integers, overflow, and integers a float input cannot hold exactly. Floats are rounded
+    to the nearest value of a narrower float dtype (JSON's decimal numbers have no exact
+    float32 value anyway), as TensorFlow Serving does. NaN and Infinity for a float input
+    pass: whether the server takes them is its policy (TFSHIP_NON_FINITE), applied by the
+    dataplane to every protocol."""
     kind = array.dtype.kind
     finite: np.ndarray | None = None
     if kind == "f":
@@ -215,7 +218,18 @@ def check_numbers(array: np.ndarray, dtype: np.dtype, label: str) -> np.ndarray:
                     f"{label}: values must fit {dtype.name} ({info.min}..{info.max}), "
                     f"got {_number(low)}..{_number(high)}"
                 )
-    elif dtype.kind == "f" and array.size and kind in "iuf":
+    elif dtype.kind == "f" and array.size and kind in "iu":
+        # Integers convert exactly up to 2^24 (float32) or 2^53 (float64); past that the
+        # nearest float is another number, which no one asked for.
+        exact = 2 ** (np.finfo(dtype).nmant + 1)
+        if array.min() < -exact or array.max() > exact:
+            converted = array.astype(dtype)
+            if not np.array_equal(converted.astype(array.dtype), array):
+                raise InvalidArgument(
+                    f"{label}: integers beyond ±{exact} do not convert exactly to "
+                    f"{dtype.name}; send them as floats, or cast them first"
+                )
+    elif dtype.kind == "f" and array.size and kind == "f":
         limit = np.finfo(dtype).max
         # NaN and Infinity are not overflow: only finite values are measured.
         measured = array if finite is None else np.where(finite, array, 0)
