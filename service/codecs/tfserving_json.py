@@ -112,16 +112,26 @@ def _decode_columns(inputs: Any, signature: Signature, may_hold_bool: bool) -> d
     return {spec.name: to_array(inputs, spec, " in 'inputs'", may_hold_bool)}
 
 
+def _json_ready(array: np.ndarray) -> Any:
+    """An output as orjson serializes it: numeric arrays as they are (no Python loop);
+    string outputs (object arrays, which orjson's numpy support refuses) as nested lists."""
+    if array.dtype == object:
+        return array.tolist()
+    return np.ascontiguousarray(array)
+
+
 def encode_predict(outputs: dict[str, np.ndarray], row_format: bool) -> dict[str, Any]:
     """The response body, as TF Serving shapes it (arrays are serialized by orjson)."""
     if row_format:
         if len(outputs) == 1:
             (array,) = outputs.values()
-            return {"predictions": np.ascontiguousarray(array)}
+            return {"predictions": _json_ready(array)}
         batch = len(next(iter(outputs.values())))
-        arrays = {k: np.ascontiguousarray(v) for k, v in outputs.items()}
-        return {"predictions": [{k: v[i] for k, v in arrays.items()} for i in range(batch)]}
+        arrays = {k: np.asarray(v) for k, v in outputs.items()}
+        return {
+            "predictions": [{k: _json_ready(v[i]) for k, v in arrays.items()} for i in range(batch)]
+        }
     if len(outputs) == 1:
         (array,) = outputs.values()
-        return {"outputs": np.ascontiguousarray(array)}
-    return {"outputs": {k: np.ascontiguousarray(v) for k, v in outputs.items()}}
+        return {"outputs": _json_ready(array)}
+    return {"outputs": {k: _json_ready(v) for k, v in outputs.items()}}
