@@ -18,16 +18,12 @@ _host = f"[{_settings.host}]" if ":" in _settings.host else _settings.host
 wsgi_app = "service.wsgi:app"
 bind = [f"{_host}:{_settings.rest_port}"]
 workers = _settings.workers
-# gunicorn's sync worker (one request at a time per worker: the fastest for small requests,
-# measured in benchmarks/serving.py), or its gthread worker when TFSHIP_THREADS > 1 (needed
-# for dynamic batching to group HTTP requests); either also answers connections already
-# queued when it stops.
+# tfship's worker (service/http_server/): an event loop reads every connection and only
+# whole requests reach the thread(s) that run models, so slow clients cost a connection,
+# not a worker. TFSHIP_THREADS > 1 answers them in a pool (dynamic batching needs it).
 threads = _settings.threads
-worker_class = (
-    "service.gunicorn_workers.DrainingThreadWorker"
-    if _settings.threads > 1
-    else "service.gunicorn_workers.DrainingSyncWorker"
-)
+# It reads its connection cap and timeouts from the TFSHIP_* settings, not gunicorn's.
+worker_class = "service.http_server.buffering_worker.BufferingWorker"
 # A worker silent this long is killed and replaced; model loading runs in a background
 # thread, so a slow load does not trip it.
 # Above the request timeout, which stops ONNX Runtime in time to answer 504 itself; this is

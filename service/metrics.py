@@ -47,6 +47,22 @@ QUEUE_SECONDS = Histogram(
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
 
+# Answered by the HTTP worker before the app saw a request (service/http_server/), so
+# not in tfship_requests_total: slow clients timed out, framing refused, the connection cap.
+HTTP_REFUSED = Counter(
+    "tfship_http_refused",
+    "HTTP connections answered and closed before a request reached the app, by reason "
+    "(header_timeout, body_timeout, too_many_connections, malformed, too_large).",
+    ["reason"],
+)
+HTTP_REFUSAL_REASONS = (
+    "header_timeout",
+    "body_timeout",
+    "too_many_connections",
+    "malformed",
+    "too_large",
+)
+
 
 MODEL_LOADS = Counter(
     "tfship_model_loads",

@@ -128,11 +128,42 @@ class ServiceSettings:
     threads: int = setting(
         1,
         parse=integer(1, 256),
-        doc="`1`: HTTP requests one worker handles at once. `1` runs gunicorn's sync worker "
-        "(the fastest for small requests); more runs its gthread worker, which "
-        "[dynamic batching](#dynamic-batching) needs to group HTTP requests",
+        doc="`1`: HTTP requests one worker handles at once. `1` answers whole requests in "
+        "the worker's event-loop thread (the fastest for small requests); more hands them "
+        "to a pool of that many threads, which [dynamic batching](#dynamic-batching) needs "
+        "to group HTTP requests",
         flag_type=int,
         what="HTTP request threads per worker",
+    )
+    max_connections: int = setting(
+        1000,
+        parse=integer(1, 1_000_000),
+        doc="`1000`: open HTTP connections per worker, idle keep-alive ones included; one "
+        "more is answered 503 and closed",
+        flag_type=int,
+        what="open HTTP connections per worker (503 above it)",
+    )
+    header_timeout_seconds: float = setting(
+        10.0,
+        parse=number(),
+        doc="`10`: a request's headers must arrive within this time of its first byte (or "
+        "of the connection's opening), else 408",
+        flag_type=float,
+        what="seconds for a request's headers to arrive (408 after)",
+    )
+    body_timeout_seconds: float = setting(
+        30.0,
+        parse=number(),
+        doc="`30`: the longest gap between two reads of a request body, else 408",
+        flag_type=float,
+        what="seconds a request body may go without a byte (408 after)",
+    )
+    keepalive_seconds: float = setting(
+        5.0,
+        parse=number(),
+        doc="`5`: how long an idle keep-alive connection waits for its next request",
+        flag_type=float,
+        what="seconds an idle keep-alive connection is kept",
     )
     runtime: str = setting(
         "onnx",
