@@ -13,9 +13,15 @@ change how they authenticate); over gRPC, as the same metadata entries in lower 
 
 Only SHA-256 digests of the keys are kept in memory, and a presented key is compared with
 every one of them with ``hmac.compare_digest``, so neither the match nor its position
-shows in the timing. Keys are never logged: log lines carry the client's name. The file is
-re-read when it changes (checked at most once a second), so keys rotate without a restart;
-a file that cannot be read keeps the previous keys and logs why.
+shows in the timing. Keys are never logged: log lines carry the client's name. Each worker
+holds one store for REST and gRPC, and a thread of its own re-reads the file within a
+second of a change, whether requests come or not, so keys rotate without a restart and a
+revocation holds from then on. A changed file that cannot be read, or holds no valid key,
+refuses every key until it is fixed (and says why in the log): the keys of an older file
+never come back, since a revocation may be what changed it.
+
+Several keys in one request (two ``X-API-Key`` headers, or gRPC metadata entries) are
+joined with commas, as WSGI servers join repeated headers, and so refused on both protocols.
 
 No key, or a key that is not in the file: 401 (gRPC ``UNAUTHENTICATED``). A valid key used
 for a model it does not list: 403 (``PERMISSION_DENIED``).
@@ -27,10 +33,10 @@ import hashlib
 import hmac
 import logging
 import threading
-import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from service.errors import PermissionDenied, Unauthenticated
 from service.file_stamp import file_stamp
@@ -63,6 +69,17 @@ def api_keys_for(settings: ServiceSettings) -> ApiKeys | None:
     if settings.api_keys_file is None:
         return None
     return ApiKeys(settings.api_keys_file, settings.api_key_header, frozenset(settings.auth_exempt))
+
+
+def metadata_credentials(pairs: Iterable[tuple[str, Any]]) -> dict[str, str]:
+    """gRPC metadata as REST headers arrive through WSGI: a repeated entry joined with
+    commas (so two keys are one invalid key on both protocols, not the last one here)."""
+    joined: dict[str, str] = {}
+    for key, value in pairs:
+        if isinstance(value, bytes):  # "-bin" entries: never credentials
+            continue
+        joined[key] = f"{joined[key]},{value}" if key in joined else value
+    return joined
 
 
 def _digest(key: str) -> bytes:
@@ -112,27 +129,31 @@ class ApiKeys:
         self.exempt = exempt
         self._entries = parse_keys_file(path)  # a bad file at start-up stops the server
         self._stamp = file_stamp(path)
-        self._checked = time.monotonic()
-        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._watcher = threading.Thread(target=self._watch, name="tfship-keys", daemon=True)
+        self._watcher.start()
 
-    def _refresh(self) -> None:
-        now = time.monotonic()
-        if now - self._checked < _RECHECK_SECONDS:
+    def _watch(self) -> None:
+        while not self._stop.wait(_RECHECK_SECONDS):
+            self.reload_if_changed()
+
+    def close(self) -> None:
+        self._stop.set()
+
+    def reload_if_changed(self) -> None:
+        stamp = file_stamp(self.path)
+        if stamp == self._stamp:
             return
-        with self._lock:
-            if now - self._checked < _RECHECK_SECONDS:
-                return
-            self._checked = now
-            stamp = file_stamp(self.path)
-            if stamp == self._stamp:
-                return
-            self._stamp = stamp
-            try:
-                self._entries = parse_keys_file(self.path)
-            except KeysFileError as exc:
-                log.error("%s; keeping the previous keys", exc)
-                return
-            log.info("API keys file %s reloaded: %d keys", self.path, len(self._entries))
+        self._stamp = stamp
+        try:
+            entries = parse_keys_file(self.path)
+        except KeysFileError as exc:
+            # Fail closed: the previous keys may be the ones this change revoked.
+            self._entries = []
+            log.error("%s; every API key is refused until the file is fixed", exc)
+            return
+        self._entries = entries
+        log.info("API keys file %s reloaded: %d keys", self.path, len(entries))
 
     def authenticate(self, headers: Mapping[str, str]) -> Client:
         """The client a request's headers (or gRPC metadata) identify; raises 401."""
@@ -141,10 +162,14 @@ class ApiKeys:
             raise Unauthenticated(
                 f"an API key is required: send 'Authorization: Bearer KEY' or '{self.header}: KEY'"
             )
-        self._refresh()
         digest = _digest(presented)
         found: Client | None = None
-        for known, client in self._entries:  # no early exit: the timing shows nothing
+        for (
+            known,
+            client,
+        ) in (
+            self._entries
+        ):  # one read of the list the watcher swaps  # no early exit: the timing shows nothing
             if hmac.compare_digest(known, digest):
                 found = client
         if found is None:

@@ -4,8 +4,10 @@ and never reach the logs."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
+from http.client import HTTPConnection
 from pathlib import Path
 from typing import Any
 
@@ -198,7 +200,7 @@ def test_keys_rotate_without_a_restart(
         with pytest.raises(grpc.RpcError) as caught:
             health.Check(health_pb2.HealthCheckRequest(), timeout=30)
         assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
-        # gRPC keeps its own copy of the keys: it too sees the new file within a second or so.
+        # gRPC shares the REST store: it too accepts the new key, and only that one.
         deadline = time.monotonic() + 15
         while True:
             try:
@@ -211,6 +213,69 @@ def test_keys_rotate_without_a_restart(
                 assert time.monotonic() < deadline, "gRPC never accepted the new key"
                 time.sleep(0.2)
         assert answer.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def grpc_predict(server: Server, metadata: tuple[tuple[str, str], ...]) -> grpc.StatusCode:
+    request = message("tensorflow.serving.PredictRequest")()
+    request.model_spec.name = "digits"
+    write_tensor(request.inputs["pixels"], np.zeros((1, 8, 8, 1), np.float32))
+    with grpc.insecure_channel(server.grpc_target) as channel:
+        predict = channel.unary_unary(
+            "/tensorflow.serving.PredictionService/Predict",
+            request_serializer=lambda m: m.SerializeToString(),
+            response_deserializer=message("tensorflow.serving.PredictResponse").FromString,
+        )
+        try:
+            predict(request, metadata=metadata, timeout=30)
+        except grpc.RpcError as error:
+            return error.code()
+    return grpc.StatusCode.OK
+
+
+def test_a_revoked_key_never_comes_back(
+    trained_repo: TrainedRepo, start_server: Any, tmp_path: Path
+) -> None:
+    keys = tmp_path / "keys.txt"
+    keys.write_text(f"{SCORER}\n{ROTATED}\n")
+    server = start_server(trained_repo.path, "--workers", "2", "--api-keys-file", str(keys))
+    server.wait_ready()
+    assert post(server, PREDICT, {"X-API-Key": ROTATED}).status == 200
+    keys.write_text(f"{SCORER}\n")  # ROTATED revoked...
+    time.sleep(2.5)  # ...and no request meanwhile: the workers' own clocks see it
+    keys.write_text("# emptied by a bad edit\n")  # then the file holds no key at all
+    # Neither the revoked key nor any older one is accepted again, on either protocol,
+    # whichever worker answers: the empty file refuses every key until it is fixed.
+    for _ in range(6):
+        assert post(server, PREDICT, {"X-API-Key": ROTATED}).status == 401
+        assert grpc_predict(server, (("x-api-key", ROTATED),)) == grpc.StatusCode.UNAUTHENTICATED
+    deadline = time.monotonic() + 15
+    while post(server, PREDICT, {"X-API-Key": SCORER}).status != 401:
+        assert time.monotonic() < deadline, "the empty keys file was never read"
+        time.sleep(0.2)
+    assert "every API key is refused until the file is fixed" in server.log()
+    keys.write_text(f"{SCORER}\n")  # fixed: the file's own keys, not older ones
+    deadline = time.monotonic() + 15
+    while post(server, PREDICT, {"X-API-Key": SCORER}).status != 200:
+        assert time.monotonic() < deadline, "the fixed keys file was never read"
+        time.sleep(0.2)
+    assert post(server, PREDICT, {"X-API-Key": ROTATED}).status == 401
+
+
+def test_two_keys_in_one_request_are_refused_on_both_protocols(guarded: Server) -> None:
+    two = (("x-api-key", LIMITED), ("x-api-key", SCORER))
+    assert grpc_predict(guarded, two) == grpc.StatusCode.UNAUTHENTICATED
+    assert grpc_predict(guarded, two[1:]) == grpc.StatusCode.OK
+    # http.client sends both headers as given; WSGI joins them, and the pair is refused.
+    connection = HTTPConnection("127.0.0.1", guarded.port, timeout=30)
+    connection.putrequest("POST", PREDICT)
+    for _, value in two:
+        connection.putheader("X-API-Key", value)
+    body = json.dumps(BODY).encode()
+    connection.putheader("Content-Type", "application/json")
+    connection.putheader("Content-Length", str(len(body)))
+    connection.endheaders(body)
+    assert connection.getresponse().status == 401
+    connection.close()
 
 
 @pytest.mark.parametrize(

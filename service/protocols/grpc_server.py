@@ -24,7 +24,7 @@ from typing import Any
 import grpc
 
 from service import logs
-from service.auth import ApiKeys
+from service.auth import ApiKeys, metadata_credentials
 from service.codecs import v2_grpc_protos
 from service.codecs.grpc_protos import service_methods
 from service.dataplane.call import Call
@@ -66,7 +66,7 @@ class _HealthAuth(grpc.ServerInterceptor):
         if not details.method.startswith("/grpc.health.v1.Health/"):
             return continuation(details)
         try:
-            self.keys.authenticate(dict(details.invocation_metadata))
+            self.keys.authenticate(metadata_credentials(details.invocation_metadata))
         except Unauthenticated as exc:
             message = exc.message
 
@@ -144,7 +144,7 @@ class GrpcServer:
         plane = self.plane
 
         def handle(request: Any, context: grpc.ServicerContext) -> Any:
-            metadata = dict(context.invocation_metadata())
+            metadata = metadata_credentials(context.invocation_metadata())
             call = plane.begin(protocol, api, str(metadata.get("x-request-id", "")))
             token = logs.CURRENT_REQUEST_ID.set(call.request_id)
             context.send_initial_metadata((("x-request-id", call.request_id),))
