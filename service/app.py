@@ -20,6 +20,7 @@ from service.metrics import start_process_metrics
 from service.models.registry import Registry
 from service.models.worker_readiness import WorkerBoard
 from service.protocols import ops_rest, request_body, tfserving_rest, v2_rest
+from service.protocols.allowed_methods import allowed_methods
 from service.protocols.fast_path import FastPath
 from service.protocols.json_responses import json_response
 from service.protocols.request_body import accepted_types, check_request
@@ -69,13 +70,22 @@ def create_app(settings: ServiceSettings | None = None, *, load_models: bool = T
     app.register_blueprint(tfserving_rest.blueprint)
     app.register_blueprint(v2_rest.blueprint)
 
+    def allowed(path: str) -> list[str]:
+        return allowed_methods(app, path)
+
     # The hooks below run on every request: they take the request and ``g`` out of their
     # proxies once, since each proxy lookup costs about as much as the work done with it.
     @app.before_request
-    def _start() -> None:
+    def _start() -> Response | None:
         state = g._get_current_object()
         req = request._get_current_object()  # type: ignore[attr-defined]
         endpoint = req.endpoint
+        if req.method == "OPTIONS" and endpoint:
+            # Methods only, no model touched: open like health, and never counted as a
+            # call of the route's API (its statistics count that API's 200s).
+            state.call = plane.begin(None, None, req.headers.get(logs.REQUEST_ID_HEADER, ""))
+            state.request_id = state.call.request_id
+            return Response(status=204, headers={"Allow": ", ".join(allowed(req.path))})
         # Labelled now so that a request refused here (401, 413, 415...) is counted under
         # its API too; the model once the view knows it.
         protocol, api = _API_OF_ENDPOINT.get(endpoint, (None, None))
@@ -120,10 +130,13 @@ def create_app(settings: ServiceSettings | None = None, *, load_models: bool = T
         if isinstance(error, NotFound):
             message = f"no such endpoint: {request.method} {request.path}"
         elif isinstance(error, MethodNotAllowed):
-            allowed = ", ".join(sorted(error.valid_methods or []))
+            methods = ", ".join(allowed(request.path))
             message = (
-                f"method {request.method} is not allowed on {request.path} (allowed: {allowed})"
+                f"method {request.method} is not allowed on {request.path} (allowed: {methods})"
             )
+            response = json_response({"error": message}, 405)
+            response.headers["Allow"] = methods
+            return response
         else:
             message = error.description or error.name
         return json_response({"error": message}, error.code or 500)
