@@ -59,10 +59,9 @@ def create_app(settings: ServiceSettings | None = None, *, load_models: bool = T
     app = Flask("tfship")
     # One byte over the limit: see request_body.read_body (chunked bodies).
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes + 1
-    registry = Registry(settings)
-    plane = DataPlane(
-        registry, settings, api_keys_for(settings), WorkerBoard.from_env(settings.workers)
-    )
+    board = WorkerBoard.from_env(settings.workers)
+    registry = Registry(settings, board)
+    plane = DataPlane(registry, settings, api_keys_for(settings), board)
     app.extensions["tfship.registry"] = registry
     app.extensions["tfship.dataplane"] = plane
     app.extensions["tfship.settings"] = settings

@@ -9,7 +9,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from service.models.worker_readiness import WORKERS_DIR_VARIABLE, ready_file
+from service.models.worker_readiness import WORKERS_DIR_VARIABLE, ready_file, versions_file
 from service.settings import ServiceSettings
 
 _settings = ServiceSettings.from_env()
@@ -99,7 +99,9 @@ def child_exit(server, worker):
 
     multiprocess.mark_process_dead(worker.pid)
     # A worker killed before it could tidy up is not ready, whatever its file said.
-    ready_file(Path(os.environ[WORKERS_DIR_VARIABLE]), worker.pid).unlink(missing_ok=True)
+    folder = Path(os.environ[WORKERS_DIR_VARIABLE])
+    ready_file(folder, worker.pid).unlink(missing_ok=True)
+    versions_file(folder, worker.pid).unlink(missing_ok=True)
 
 
 def on_exit(server):

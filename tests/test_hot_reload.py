@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import threading
 import time
@@ -152,7 +153,11 @@ def test_versions_go_live_and_broken_ones_never_serve(repo_copy: Path, start_ser
     # Both workers agree: two failed versions, one available; each worker counted its loads.
     assert 'tfship_model_versions{model="digits",state="FAILED"} 2.0' in metrics
     assert 'tfship_model_versions{model="digits",state="AVAILABLE"} 1.0' in metrics
-    assert 'tfship_model_loads_total{model="digits",result="failed"} 4.0' in metrics
+    # Versions 3 and 4 failed in both workers, and are tried again after a backoff.
+    failed_loads = re.search(
+        r'tfship_model_loads_total\{model="digits",result="failed"\} (\S+)', metrics
+    )
+    assert failed_loads and float(failed_loads.group(1)) >= 4.0
     log = server.log()
     assert (
         "model digits version 2 AVAILABLE" in log
@@ -160,6 +165,36 @@ def test_versions_go_live_and_broken_ones_never_serve(repo_copy: Path, start_ser
     )
     assert server.post("/v1/models/digits/versions/3:predict", {"instances": [ROW]}).status == 503
     assert server.post("/v1/models/digits/versions/1:predict", {"instances": [ROW]}).status == 404
+
+
+def test_a_version_copied_in_file_by_file_is_served_once_whole(
+    repo_copy: Path, start_server: Any
+) -> None:
+    # As `cp -r` publishes: metadata.json first, the model's files over the next 3 s. The
+    # workers' first loads fail (files missing), and their retries load it once whole.
+    root = repo_copy / "digits"
+    server = start_server(repo_copy, "--workers", "2", "--poll-seconds", "0.2")
+    server.wait_ready()
+    source, target = root / "1", root / "2"
+    target.mkdir()
+    metadata = repository.read_metadata(source)
+    repository.write_metadata(target, replace(metadata, version=2))
+    files = [f for f in sorted(source.rglob("*")) if f.is_file() and f.name != "metadata.json"]
+    with ClientLoop(server) as client:
+        for file in files:
+            time.sleep(3.0 / len(files))
+            (target / file.relative_to(source)).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(file, target / file.relative_to(source))
+        client.wait_for("2", streak=40)
+        wait_status(server, [("2", "AVAILABLE", "OK"), ("1", "END", "OK")])
+    assert "load 1 failed; trying again in 1 s" in server.log()
+    assert client.failures == [], client.failures[:3]
+    # The workers loaded version 2 at different moments, and switched to it together: no
+    # client saw 2 and then 1 again.
+    first_two = client.versions.index("2")
+    assert set(client.versions[first_two:]) == {"2"}, client.versions[first_two - 5 :][:60]
+    ready = server.get("/readyz").json()
+    assert ready["models"]["digits"]["serving"] == 2 and ready["workers"]["ready"] == 2
 
 
 def test_model_config_file_policy_and_labels(

@@ -2,7 +2,7 @@
 
 Each gunicorn worker has its own registry. A poller thread syncs it with the repository
 every ``poll_seconds``: a new version is verified (sha256), loaded and warmed up before it
-becomes AVAILABLE; a version that leaves the version policy is unloaded once its in-flight
+becomes AVAILABLE (a failed load is tried again after 1 s, then 2, 4... up to 60 s); a version that leaves the version policy is unloaded once its in-flight
 requests have ended, and only when another wanted version is AVAILABLE, so a broken new
 version never takes the working one down. Requests that name no version go to the highest
 AVAILABLE one.
@@ -26,6 +26,7 @@ from service.errors import NotFound, Unavailable
 from service.file_stamp import file_stamp
 from service.metrics import IN_FLIGHT, set_version_states
 from service.models.model_config import BatchingConfig, ServedModelSpec, discover, load_model_config
+from service.models.version_agreement import AGREEMENT_POLL_SECONDS, PeerVersions, choose
 from service.models.versions import (
     AVAILABLE,
     END,
@@ -36,6 +37,7 @@ from service.models.versions import (
     load_version,
     unload_version,
 )
+from service.models.worker_readiness import WorkerBoard
 from service.settings import ServiceSettings, SettingsError
 from tfship.repository import RepositoryError, version_folders
 
@@ -43,11 +45,20 @@ log = logging.getLogger("tfship.registry")
 
 # Unloaded or failed versions kept for the status API, per model.
 _ENDED_KEPT = 5
+# Seconds before the first retry of a failed load, doubled after each failure up to the cap.
+RETRY_FIRST_SECONDS = 1.0
+RETRY_MAX_SECONDS = 60.0
+
+
+def retry_delay(failures: int) -> float:
+    return min(RETRY_MAX_SECONDS, RETRY_FIRST_SECONDS * 2 ** (failures - 1))
 
 
 class Registry:
-    def __init__(self, settings: ServiceSettings) -> None:
+    def __init__(self, settings: ServiceSettings, board: WorkerBoard | None = None) -> None:
         self.settings = settings
+        # The server's other workers, to agree with on default versions; None: alone.
+        self.board = board
         self._explicit: list[ServedModelSpec] | None = None
         # The model config file is re-read when its (mtime, size) changes; a bad edit is
         # reported and the previous config stays in force.
@@ -68,6 +79,40 @@ class Registry:
 
     def start(self) -> None:
         threading.Thread(target=self._run, name="model-poller", daemon=True).start()
+        if self.board is not None:
+            threading.Thread(target=self._agree_often, name="model-agreement", daemon=True).start()
+
+    def _agree_often(self) -> None:
+        while True:
+            time.sleep(AGREEMENT_POLL_SECONDS)
+            try:
+                self._agree()
+            except Exception:  # never let it die: the next round may succeed
+                log.exception("agreeing default versions with the other workers failed")
+
+    def _agree(self) -> None:
+        """Each model's default version, by version_agreement's rule, and this worker's
+        part of what the others read."""
+        peers = self.board.peer_versions() if self.board is not None else []
+        now = time.time()
+        published: dict[str, Any] = {}
+        with self._lock:
+            for name, entry in self._models.items():
+                since = {s.version: s.available_since for s in entry.available()}
+                mine = [
+                    PeerVersions(
+                        {int(v): t for v, t in peer[name]["since"].items()}, peer[name]["default"]
+                    )
+                    for peer in peers
+                    if name in peer
+                ]
+                # A ready worker always serves every model: one without it has an older
+                # model config, and is left out of the agreement on this one.
+                current = entry.choice.version_at(now)
+                entry.choice = choose(since, current, mine, now)
+                published[name] = {"since": since, "default": entry.choice.version_at(now)}
+        if self.board is not None:
+            self.board.publish_versions(published)
 
     def _run(self) -> None:
         while True:
@@ -163,12 +208,16 @@ class Registry:
         wanted = spec.policy.select(on_disk)
         # Register every new version (START) before loading any, so the status API lists
         # them all at once; then load them one by one.
-        pending = []
+        pending: list[ServedVersion] = []
+        retries: list[tuple[ServedVersion, ServedVersion]] = []
         with self._lock:
+            now = time.monotonic()
             for version in wanted:
                 known = entry.versions.get(version)
-                # A failed version is not retried: versions are immutable once published.
-                if known is None or (known.state == END and not known.failed):
+                # A failed version is tried again after a backoff (it may have been read
+                # while still being copied in), as TF Serving retries failed loads.
+                retry = known is not None and known.failed and now >= known.retry_at
+                if known is None or (known.state == END and not known.failed) or retry:
                     served = ServedVersion(
                         spec.name,
                         version,
@@ -179,14 +228,34 @@ class Registry:
                         self.settings.request_timeout_seconds,
                         spec.batching,
                     )
-                    entry.versions[version] = served
-                    pending.append(served)
+                    if retry:
+                        # Loaded aside: the status API keeps showing the failure (END and
+                        # its error) until a retry succeeds, not START/LOADING each time.
+                        assert known is not None
+                        served.failed_loads = known.failed_loads
+                        retries.append((served, known))
+                    else:
+                        entry.versions[version] = served
+                        pending.append(served)
         entry.synced.set()
         for served in pending:
             self._load(served)
-        serving_wanted = any(
-            entry.versions[v].state == AVAILABLE for v in wanted if v in entry.versions
-        )
+        for served, known in retries:
+            self._load(served, quietly=True)
+            with self._lock:
+                if served.state == AVAILABLE:
+                    entry.versions[served.version] = served
+                else:
+                    known.failed_loads, known.retry_at = served.failed_loads, served.retry_at
+                    known.error_code, known.error_message = served.error_code, served.error_message
+            self._notify()
+        # A version leaves only once the server's default is a wanted one: before that,
+        # this worker may be the first to have the new one, and the others still serve
+        # the old (version_agreement.py).
+        self._agree()
+        with self._lock:
+            default = entry.default_version(entry.available())
+        serving_wanted = default is not None and default.version in wanted
         for version, served in sorted(entry.versions.items()):
             if (
                 version not in wanted
@@ -217,19 +286,37 @@ class Registry:
                     counts[state] = counts.get(state, 0) + 1
                 set_version_states(name, counts)
             self._changed.notify_all()
+        self._agree()
         for listener in self._listeners:
             try:
                 listener()
             except Exception:  # a listener's bug must not stop loading
                 log.exception("registry listener failed")
 
-    def _load(self, served: ServedVersion) -> None:
+    def _load(self, served: ServedVersion, quietly: bool = False) -> None:
+        """Load a version (``quietly``: one not in the registry yet, whose states nobody
+        is to be told of)."""
         served.state = LOADING
-        self._notify()
+        if not quietly:
+            self._notify()
         try:
             load_version(served, self.settings.threads_per_worker(), self.settings.threads)
         finally:
-            self._notify()
+            if served.state == AVAILABLE:
+                served.available_since = time.time()
+            if served.failed:
+                served.failed_loads += 1
+                delay = retry_delay(served.failed_loads)
+                served.retry_at = time.monotonic() + delay
+                log.info(
+                    "model %s version %d: load %d failed; trying again in %g s",
+                    served.name,
+                    served.version,
+                    served.failed_loads,
+                    delay,
+                )
+            if not quietly:
+                self._notify()
 
     def _unload(self, served: ServedVersion) -> None:
         log.info("model %s version %d UNLOADING", served.name, served.version)
@@ -320,7 +407,9 @@ class Registry:
             available = entry.available()
         if version is None:
             if available:
-                return available[-1]
+                chosen = entry.default_version(available)
+                assert chosen is not None
+                return chosen
             failures = "; ".join(
                 f"version {s.version}: {s.error_message}" for s in versions.values() if s.failed
             )

@@ -23,6 +23,7 @@ from service.models.batching import describe as describe_batching
 from service.models.foreign_versions import foreign_metadata
 from service.models.model_config import BatchingConfig, ServedModelSpec
 from service.models.model_view import ModelView, VersionStatus
+from service.models.version_agreement import Choice
 from service.models.runtimes import ARTIFACT_FOR_RUNTIME, load_runtime
 from service.models.runtimes.base import Runtime
 from service.models.warmup import warm_up
@@ -63,6 +64,12 @@ class ServedVersion:
     # What front doors see of it, built once it has loaded (see model_view.py).
     view: ModelView | None = None
     in_flight: int = 0
+    # Failed loads of this version so far, and when the poller may try again (monotonic):
+    # a version copied file by file fails while half there, and loads once it is whole.
+    failed_loads: int = 0
+    retry_at: float = 0.0
+    # When it became AVAILABLE in this worker (epoch seconds; version_agreement.py).
+    available_since: float = 0.0
     _cond: threading.Condition = field(default_factory=threading.Condition, repr=False)
 
     def snapshot(self) -> VersionStatus:
@@ -143,11 +150,22 @@ class ModelEntry:
     problem: str | None = None
     # Set once the first sync has registered this model's versions.
     synced: threading.Event = field(default_factory=threading.Event)
+    # The server's default version for requests that name none (version_agreement.py).
+    choice: Choice = field(default_factory=lambda: Choice(None))
 
     def available(self) -> list[ServedVersion]:
         return sorted(
             (v for v in self.versions.values() if v.state == AVAILABLE), key=lambda v: v.version
         )
+
+    def default_version(self, available: list[ServedVersion]) -> ServedVersion | None:
+        """Of ``available`` (this entry's, newest last), the one a request that names no
+        version gets: the server's choice, or the newest while there is none here."""
+        chosen = self.choice.version_at(time.time())
+        for served in available:
+            if served.version == chosen:
+                return served
+        return available[-1] if available else None
 
     def loading(self) -> bool:
         return any(v.state in (START, LOADING) for v in self.versions.values())
@@ -161,7 +179,7 @@ class ModelEntry:
             **({"variant": spec.variant} if spec.variant else {}),
             **({"batching": describe_batching(spec.batching)} if spec.batching else {}),
             "version_policy": spec.policy.describe(),
-            "serving": available[-1].version if available else None,
+            "serving": served.version if (served := self.default_version(available)) else None,
             "versions": [
                 {
                     "version": s.version,

@@ -11,16 +11,24 @@ runs. Outside gunicorn (an app in a test) there is no folder and one worker is t
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 # Set by gunicorn.conf.py's on_starting for the workers it forks; not a user setting.
 WORKERS_DIR_VARIABLE = "TFSHIP_WORKERS_DIR"
 _PREFIX = "ready-"
+_VERSIONS_PREFIX = "versions-"
 
 
 def ready_file(folder: Path, pid: int) -> Path:
     return folder / f"{_PREFIX}{pid}"
+
+
+def versions_file(folder: Path, pid: int) -> Path:
+    """What the worker serves (service/models/version_agreement.py): JSON, replaced whole."""
+    return folder / f"{_VERSIONS_PREFIX}{pid}.json"
 
 
 def _alive(pid: int) -> bool:
@@ -40,6 +48,7 @@ class WorkerBoard:
         self.folder = folder
         self.expected = expected
         self._published: bool | None = None
+        self._versions_published: bytes | None = None
 
     @classmethod
     def from_env(cls, expected: int) -> WorkerBoard | None:
@@ -59,16 +68,44 @@ class WorkerBoard:
 
     def others_ready(self) -> int:
         """Live workers other than this one whose models are all available."""
+        return len(self._others_ready())
+
+    def _others_ready(self) -> list[int]:
         own = os.getpid()
-        count = 0
         try:
             names = os.listdir(self.folder)
         except FileNotFoundError:  # the master is gone or going: nobody else is serving
-            return 0
+            return []
+        pids = []
         for name in names:
             if not name.startswith(_PREFIX) or not name[len(_PREFIX) :].isdigit():
                 continue
             pid = int(name[len(_PREFIX) :])
             if pid != own and _alive(pid):
-                count += 1
-        return count
+                pids.append(pid)
+        return pids
+
+    def publish_versions(self, models: dict[str, Any]) -> None:
+        """This worker's AVAILABLE versions (with since when) and defaults, per model;
+        written only when they change, replaced atomically so no reader sees half."""
+        data = json.dumps(models, sort_keys=True).encode()
+        if data == self._versions_published:
+            return
+        path = versions_file(self.folder, os.getpid())
+        partial = path.with_suffix(".partial")
+        try:
+            partial.write_bytes(data)
+            os.replace(partial, path)
+        except FileNotFoundError:  # the folder is gone: the server is stopping
+            return
+        self._versions_published = data
+
+    def peer_versions(self) -> list[dict[str, Any]]:
+        """What every other ready worker published (publish_versions), as written."""
+        found = []
+        for pid in self._others_ready():
+            try:
+                found.append(json.loads(versions_file(self.folder, pid).read_bytes()))
+            except (FileNotFoundError, ValueError):  # ready, not published yet: next time
+                continue
+        return found
