@@ -10,12 +10,13 @@ Needs wrk (Debian: apt-get install wrk). Everything listens on 127.0.0.1.
    ``mlp784`` (784 -> 512 -> 512 -> 10) and ``cnn28`` (28x28x1, Conv 96 + Conv 96: about
    2.4 ms a row on one core here; Conv 64 measured 0.9-1.2 ms, too near the 1 ms asked
    for), on random data of their shapes except digits.
-2. Servers, each under gunicorn with the same worker count and class (sync): (a) a
-   hello-world Flask app (benchmarks/hello_app.py, the ceiling), (b) the tutorial app
-   (benchmarks/tutorial_app.py: Flask + ``InferenceSession.run``, no checks), (c) ``tfship
-   serve`` with the ONNX runtime and everything on (validation, metrics, access log), and
-   for cnn28 (c') tfship with dynamic batching on (gthread workers, 32 threads each) and
-   (c'') the same gthread workers with batching off, to tell the two costs apart; for
+2. Servers, each under gunicorn with the same worker count: (a) a hello-world Flask app
+   (benchmarks/hello_app.py, the ceiling) and (b) the tutorial app
+   (benchmarks/tutorial_app.py: Flask + ``InferenceSession.run``, no checks), both on
+   gunicorn's sync worker, (c) ``tfship serve`` as a user starts it (its own worker, one
+   thread) with the ONNX runtime and everything on (validation, metrics, access log), and
+   for cnn28 (c') tfship with dynamic batching on (32 threads per worker) and (c'') the
+   same 32 threads with batching off, to tell the two costs apart; for
    digits (c''') tfship with API keys on (a keys file of 20 keys, the client's the last)
    and (c'''') tfship on a foreign repository: the same digits model.onnx alone, in
    Triton's layout (``digits/0001/model.onnx``, no metadata.json), served unverified.
@@ -346,11 +347,11 @@ def _print_table(
     batched = [p for p in points if p.server == "batched"]
     if batched:
         print(
-            "\ndynamic batching, cnn28: batching on (gthread, 32 threads) against off, on sync "
-            "workers (the default) and on the same gthread workers"
+            "\ndynamic batching, cnn28: batching on (32 threads per worker) against off, on one "
+            "thread (the default) and on the same 32 threads"
         )
         for p in batched:
-            for name, label in (("tfship", "sync, off"), ("threaded", "gthread, off")):
+            for name, label in (("tfship", "1 thread, off"), ("threaded", "32 threads, off")):
                 off = find(p, name)
                 if off:
                     print(f"  c={p.connections:<3} vs {label:13} {_ratios(p, off)}")

@@ -1,5 +1,6 @@
 """The servers benchmarks/serving.py measures, each under gunicorn on 127.0.0.1: hello world,
-the tutorial app, and tfship plain, with API keys, with gthread workers and with batching."""
+the tutorial app, and tfship plain, with API keys, with 32 threads per worker and with
+batching."""
 
 from __future__ import annotations
 
@@ -63,7 +64,7 @@ def _gunicorn(app: str, port: int, workers: int) -> list[str]:
     ]
 
 
-# cnn28 with dynamic batching: gthread workers (batching groups the requests that one
+# cnn28 with dynamic batching: threads per worker (batching groups the requests that one
 # worker's threads hold) and the model config that turns batching on.
 BATCHED_THREADS = 32
 BATCHING = "{max_batch_size: 32, batch_timeout_micros: 0, max_enqueued_batches: 16}"
@@ -117,7 +118,7 @@ def start_servers(
     }
     if batched:
         threads = ("--threads", str(BATCHED_THREADS))
-        # The same gthread workers without batching: what the worker class costs, apart.
+        # The same threads without batching: what the thread pool costs, apart.
         servers["threaded"] = tfship("threaded", *threads)
         config = scratch / "batched.yaml"
         config.write_text(f"models:\n  - name: cnn28\n    batching: {BATCHING}\n")

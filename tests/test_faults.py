@@ -150,15 +150,15 @@ def test_a_killed_worker_is_replaced_and_almost_nothing_fails(
     assert server.get("/readyz").status == 200
 
 
-@pytest.mark.parametrize("threads", [1, 2], ids=["sync", "gthread"])
+@pytest.mark.parametrize("threads", [1, 2], ids=["one-thread", "two-threads"])
 def test_sigterm_answers_every_request_it_accepted(
     repo_copy: Path, start_server: Any, threads: int
 ) -> None:
     """Requests queued behind a busy worker when SIGTERM comes are answered, not reset; then
     the port is closed and new connections are refused."""
-    # One worker and eight clients sending 500-row requests: with the sync worker most of
-    # the eight requests in flight at any moment wait in the listen backlog. The gthread
-    # worker accepts them into its own queue at once, and must answer them all too.
+    # One worker and eight clients sending 500-row requests: with one thread most of the
+    # eight requests in flight at any moment wait in the listen backlog or on connections
+    # the worker accepted; with two, more are read and wait for a thread. All are answered.
     server = start_server(repo_copy, "--workers", "1", "--threads", str(threads))
     server.wait_ready()
     load = Load(server.url + "/v1/models/digits:predict", threads=8, rows=500).start()

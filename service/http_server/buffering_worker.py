@@ -106,6 +106,7 @@ class BufferingWorker(Worker):
             util.set_non_blocking(end)
             util.close_on_exec(end)
         self.next_sweep = 0.0
+        self.in_pool = 0  # requests handed to the pool and not yet given back
         super().init_process()  # loads the app, then calls run()
 
     # --- settings ---
@@ -134,6 +135,7 @@ class BufferingWorker(Worker):
         for listener in self.sockets:
             listener.setblocking(False)
             self.selector.register(listener, selectors.EVENT_READ, self._accept)
+        self.not_connections = {self.PIPE[0], self.wake_read, *self.sockets}
         while self.alive:
             self.notify()
             self._turn(1.0)
@@ -196,10 +198,10 @@ class BufferingWorker(Worker):
     # --- connections ---
 
     def _accept(self, listener: socket.socket) -> None:
-        # A few per event: under a burst, one wake-up takes several.
-        for _ in range(16):
-            if not self._accept_one(listener):
-                return
+        # One per wake-up: every idle worker is woken by a new connection, and taking a
+        # burst of them here would leave the others without (16 connections from one
+        # client all went to one worker, at half the server's throughput).
+        self._accept_one(listener)
 
     def _accept_one(self, listener: socket.socket) -> bool:
         try:
@@ -281,6 +283,7 @@ class BufferingWorker(Worker):
         if self.pool is None:
             self._finish(connection, self._handle(connection, data))
         else:
+            self.in_pool += 1
             future = self.pool.submit(self._handle, connection, data)
             future.add_done_callback(lambda done: self._finished_in_pool(connection, done))
 
@@ -302,6 +305,7 @@ class BufferingWorker(Worker):
                 connection, keep = self.finished.get_nowait()
             except Empty:
                 return
+            self.in_pool -= 1
             self._finish(connection, keep)
 
     def _finish(self, connection: Connection, keep: bool) -> None:
@@ -386,6 +390,17 @@ class BufferingWorker(Worker):
         except BlockingIOError:
             pass
 
+    def _loaded(self) -> bool:
+        """Whether this worker has more to do than it can start now: then the connection
+        is closed after its answer, and the client's next connection goes to whichever
+        worker is free to accept it. Kept alive, connections stay where they were first
+        accepted, which can leave one worker with all the traffic and another idle."""
+        if self.pool is not None:  # in a pool thread: the loop's count, read as it is
+            return self.in_pool > self.cfg.threads
+        # Inline, in the loop's own thread: another connection already has bytes waiting
+        # (level-triggered, so peeking leaves the events for the loop's next turn).
+        return any(key.fileobj not in self.not_connections for key, _ in self.selector.select(0))
+
     # --- one whole request, as gunicorn's workers handle it ---
 
     def _handle(self, connection: Connection, data: bytes) -> bool:
@@ -424,7 +439,7 @@ class BufferingWorker(Worker):
                     self.log.info("Autorestarting worker after current request.")
                     self.alive = False
                 response.force_close()
-            if not self.alive:
+            if not self.alive or self._loaded():
                 response.force_close()
             body = self.wsgi(environ, response.start_response)
             try:
