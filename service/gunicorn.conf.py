@@ -9,6 +9,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from service.http_server import connection_counts
 from service.models.worker_readiness import WORKERS_DIR_VARIABLE, ready_file, versions_file
 from service.settings import ServiceSettings
 
@@ -46,10 +47,12 @@ _metrics_dir_created = None
 
 
 def on_starting(server):
-    """Prepare prometheus-client's multi-process folder before any worker imports it, and
-    the folder where workers report their readiness (service/models/worker_readiness.py)."""
+    """Prepare prometheus-client's multi-process folder before any worker imports it, the
+    folder where workers report their readiness (service/models/worker_readiness.py), and
+    the memory where they count their connections (service/http_server/)."""
     global _metrics_dir_created
     os.environ[WORKERS_DIR_VARIABLE] = tempfile.mkdtemp(prefix="tfship-workers-")
+    connection_counts.create(_settings.workers)
     path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if path:
         os.makedirs(path, exist_ok=True)
@@ -98,6 +101,7 @@ def child_exit(server, worker):
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+    connection_counts.clear(worker.pid)
     # A worker killed before it could tidy up is not ready, whatever its file said.
     folder = Path(os.environ[WORKERS_DIR_VARIABLE])
     ready_file(folder, worker.pid).unlink(missing_ok=True)

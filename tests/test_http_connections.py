@@ -10,6 +10,7 @@ import socket
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.client import HTTPConnection
@@ -176,3 +177,33 @@ def test_refusals_are_counted_by_reason(server: Server) -> None:
     metrics = server.get("/metrics").body.decode()
     for reason in ("header_timeout", "malformed", "too_large"):
         assert f'tfship_http_refused_total{{reason="{reason}"}}' in metrics
+
+
+def test_kept_alive_connections_spread_over_the_workers(
+    trained_repo: TrainedRepo, start_server: Any
+) -> None:
+    # Sixteen connections opened at once by one client, each kept alive for its calls:
+    # before, all sixteen could stay with the worker that accepted them, the other idle.
+    server = start_server(trained_repo.path, "--workers", "2")
+    server.wait_ready()
+    connections = [HTTPConnection("127.0.0.1", server.port, timeout=30) for _ in range(16)]
+    for connection in connections:
+        connection.connect()  # all sixteen opened before any request, as a pool does
+    try:
+        for _ in range(20):
+            for connection in connections:
+                connection.request("POST", PREDICT, BODY, {"Content-Type": "application/json"})
+            for connection in connections:
+                response = connection.getresponse()
+                assert response.status == 200
+                response.read()  # an HTTPConnection reconnects by itself once closed
+    finally:
+        for connection in connections:
+            connection.close()
+    pids = [
+        line["pid"]
+        for line in (json.loads(text) for text in server.log().splitlines() if text[:1] == "{")
+        if line.get("path") == PREDICT
+    ]
+    counts = sorted(Counter(pids).values())
+    assert len(counts) == 2 and counts[0] >= len(pids) // 4, counts

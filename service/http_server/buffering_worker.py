@@ -34,6 +34,7 @@ from gunicorn.http import wsgi
 from gunicorn.workers.base import Worker
 from werkzeug.http import HTTP_STATUS_CODES
 
+from service.http_server.connection_counts import ConnectionCounts
 from service.http_server.request_framing import FramingError, RequestFramer
 from service.settings import ServiceSettings
 
@@ -106,7 +107,6 @@ class BufferingWorker(Worker):
             util.set_non_blocking(end)
             util.close_on_exec(end)
         self.next_sweep = 0.0
-        self.in_pool = 0  # requests handed to the pool and not yet given back
         super().init_process()  # loads the app, then calls run()
 
     # --- settings ---
@@ -135,7 +135,8 @@ class BufferingWorker(Worker):
         for listener in self.sockets:
             listener.setblocking(False)
             self.selector.register(listener, selectors.EVENT_READ, self._accept)
-        self.not_connections = {self.PIPE[0], self.wake_read, *self.sockets}
+        self.counts = ConnectionCounts(self.age)
+        self.open_connections = 0
         while self.alive:
             self.notify()
             self._turn(1.0)
@@ -215,6 +216,7 @@ class BufferingWorker(Worker):
         framer = RequestFramer(MAX_HEADER_BYTES, self.max_body_bytes)
         connection = Connection(sock, address, listener.getsockname(), framer)
         self.connections.add(connection)
+        self._count()
         if len(self.connections) > self.max_connections:
             self._refuse(
                 connection,
@@ -283,7 +285,6 @@ class BufferingWorker(Worker):
         if self.pool is None:
             self._finish(connection, self._handle(connection, data))
         else:
-            self.in_pool += 1
             future = self.pool.submit(self._handle, connection, data)
             future.add_done_callback(lambda done: self._finished_in_pool(connection, done))
 
@@ -305,7 +306,6 @@ class BufferingWorker(Worker):
                 connection, keep = self.finished.get_nowait()
             except Empty:
                 return
-            self.in_pool -= 1
             self._finish(connection, keep)
 
     def _finish(self, connection: Connection, keep: bool) -> None:
@@ -315,7 +315,12 @@ class BufferingWorker(Worker):
             return
         connection.served += 1
         if not keep:
-            self._linger(connection)
+            # The request was read whole, so a plain close resets nothing, unless the
+            # client already sent more (pipelined): then linger so it reads the answer.
+            if connection.buffer:
+                self._linger(connection)
+            else:
+                self._close(connection)
             return
         connection.sock.setblocking(False)
         connection.state = IDLE
@@ -371,14 +376,24 @@ class BufferingWorker(Worker):
         connection.sock.setblocking(False)
         connection.buffer.clear()
         connection.state = LINGER
+        self._count()
         connection.deadline = time.monotonic() + _LINGER_SECONDS
         try:
             self.selector.modify(connection.sock, selectors.EVENT_READ, self._reader(connection))
         except KeyError:
             self.selector.register(connection.sock, selectors.EVENT_READ, self._reader(connection))
 
+    def _count(self) -> None:
+        """Connections that may still send requests (not those closing), for the others
+        to see."""
+        count = sum(1 for c in self.connections if c.state != LINGER)
+        if count != self.open_connections:
+            self.open_connections = count
+            self.counts.set(count)
+
     def _close(self, connection: Connection) -> None:
         self.connections.discard(connection)
+        self._count()
         with contextlib.suppress(KeyError, ValueError):
             self.selector.unregister(connection.sock)
         util.close(connection.sock)
@@ -391,15 +406,13 @@ class BufferingWorker(Worker):
             pass
 
     def _loaded(self) -> bool:
-        """Whether this worker has more to do than it can start now: then the connection
-        is closed after its answer, and the client's next connection goes to whichever
-        worker is free to accept it. Kept alive, connections stay where they were first
-        accepted, which can leave one worker with all the traffic and another idle."""
-        if self.pool is not None:  # in a pool thread: the loop's count, read as it is
-            return self.in_pool > self.cfg.threads
-        # Inline, in the loop's own thread: another connection already has bytes waiting
-        # (level-triggered, so peeking leaves the events for the loop's next turn).
-        return any(key.fileobj not in self.not_connections for key, _ in self.selector.select(0))
+        """Whether this worker holds more connections than the least loaded other one,
+        plus one: then the connection is closed after its answer, and the client's next
+        connection goes to a worker waiting to accept it (connection_counts.py). Kept
+        alive, connections stay where they were first accepted, which can leave one worker
+        with all the traffic and another idle."""
+        fewest = self.counts.fewest_elsewhere()
+        return fewest is not None and self.open_connections > fewest + 1
 
     # --- one whole request, as gunicorn's workers handle it ---
 
