@@ -8,7 +8,7 @@ GRPC_PORT ?= 8500
 MODEL_DIR ?= models
 CONFIG ?= training/configs/digits.yaml
 
-.PHONY: demo test install install-dev client-envs train serve lint bench-startup bench-soak bench-training bench-serving clean
+.PHONY: demo test install install-dev client-envs train serve lint bench-startup bench-soak bench-training bench-serving bench-slow-clients clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -76,6 +76,9 @@ bench-startup: install
 # Ten minutes at half the measured maximum rate: errors, worker memory and p99 drift.
 bench-serving: install
 	$(BIN)/python benchmarks/serving.py
+
+bench-slow-clients: install
+	$(BIN)/python benchmarks/slow_clients.py
 
 bench-training: install
 	$(BIN)/python benchmarks/training.py
