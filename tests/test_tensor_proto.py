@@ -72,12 +72,9 @@ def test_refuses_what_does_not_fit(proto: Any, message: str) -> None:
     assert str(caught.value).startswith(message)
 
 
-def declared(shape: list[int], field: str = "float_val", values: Any = (1.0,)) -> Any:
-    proto = tensor_pb2.TensorProto(dtype=tf.float32.as_datatype_enum)
-    for size in shape:
-        proto.tensor_shape.dim.add().size = size
-    getattr(proto, field).extend(values)
-    return proto
+def declared(shape: list[int]) -> Any:
+    """A tiny proto declaring ``shape``, filled from one float (TensorFlow's convention)."""
+    return typed(tf.float32, shape, "float_val", [1.0])
 
 
 @pytest.mark.parametrize(
@@ -104,10 +101,8 @@ def test_one_value_still_fills_a_shape_within_the_limits() -> None:
 
 
 def test_half_val_outside_the_float16_bit_patterns_is_refused() -> None:
-    proto = tensor_pb2.TensorProto(dtype=tf.float16.as_datatype_enum)
-    proto.tensor_shape.dim.add().size = 2
     # 65536 + 15360 wrapped to 1.0 before: refused, not read as another number.
-    proto.half_val.extend([15360, 65536 + 15360])
+    proto = typed(tf.float16, [2], "half_val", [15360, 65536 + 15360])
     with pytest.raises(InvalidArgument) as caught:
         ours(proto)
     assert "half_val holds float16 bit patterns, 0..65535; got 15360..80896" in str(caught.value)
