@@ -130,7 +130,7 @@ class BufferingWorker(Worker):
         self.max_body_bytes = settings.max_body_bytes
         if self.cfg.threads > 1:
             self.pool = ThreadPoolExecutor(self.cfg.threads, thread_name_prefix="tfship-http")
-        self.selector.register(self.PIPE[0], selectors.EVENT_READ, self._on_signal_pipe)
+        self.selector.register(self.PIPE[0], selectors.EVENT_READ, self._drain_pipe)
         self.selector.register(self.wake_read, selectors.EVENT_READ, self._on_finished)
         for listener in self.sockets:
             listener.setblocking(False)
@@ -295,12 +295,8 @@ class BufferingWorker(Worker):
         with contextlib.suppress(BlockingIOError):  # full: the loop is being woken anyway
             os.write(self.wake_write, b".")
 
-    def _on_finished(self, _pipe: Any) -> None:
-        try:
-            while os.read(self.wake_read, 4096):
-                pass
-        except BlockingIOError:
-            pass
+    def _on_finished(self, pipe: int) -> None:
+        self._drain_pipe(pipe)
         while True:
             try:
                 connection, keep = self.finished.get_nowait()
@@ -398,7 +394,8 @@ class BufferingWorker(Worker):
             self.selector.unregister(connection.sock)
         util.close(connection.sock)
 
-    def _on_signal_pipe(self, pipe: int) -> None:
+    def _drain_pipe(self, pipe: int) -> None:
+        """Empty a wake-up pipe (signals', or the pool's): its bytes only meant "look"."""
         try:
             while os.read(pipe, 4096):
                 pass
