@@ -8,14 +8,14 @@ layer from ``tf.Example`` protos; what the outputs then mean is ``dataplane/task
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from service.codecs.tensor_checks import check_numbers, shape_text
 from service.errors import InvalidArgument
-from service.models.runtimes.base import Signature
+from service.models.runtimes.base import Signature, TensorSpec
 
 Example = Mapping[str, Sequence[Any]]
 
@@ -48,21 +48,18 @@ def check_signature_name(requested: str | None, signature: Signature, api: str) 
     )
 
 
-def merge_context(examples: Sequence[Example], context: Example | None) -> list[Example]:
-    """Context features are shared by every example; an example's own value wins."""
-    if not context:
-        return list(examples)
-    return [{**context, **example} for example in examples]
-
-
-def examples_to_inputs(examples: Sequence[Example], signature: Signature) -> dict[str, np.ndarray]:
+def examples_to_inputs(
+    examples: Sequence[Example], signature: Signature, context: Example | None = None
+) -> dict[str, np.ndarray]:
     """One row per example for every input, from the feature named like the input.
 
-    Features the model does not use are ignored, as TF Serving's example parsing does.
+    ``context``: features shared by every example, an example's own value winning; those
+    named like an input are checked even where every example has its own, so a request
+    the server takes never carries a malformed value. Features the model does not use are
+    ignored, as TF Serving's example parsing does.
     """
     if not examples:
         raise InvalidArgument("'examples' is empty; send at least one example")
-    inputs = {}
     for spec in signature.inputs:
         row_shape = spec.shape[1:]
         if any(d == -1 for d in row_shape):
@@ -70,18 +67,34 @@ def examples_to_inputs(examples: Sequence[Example], signature: Signature) -> dic
                 f"input '{spec.name}' has shape {shape_text(spec.shape)}; examples can only "
                 "fill inputs whose row shape is fixed: use predict"
             )
+    if context:
+        shared = [spec for spec in signature.inputs if spec.name in context]
+        _inputs([context], shared, signature, lambda _: "'context'")
+        examples = [{**context, **example} for example in examples]
+    return _inputs(examples, signature.inputs, signature, lambda index: f"example {index}")
+
+
+def _inputs(
+    examples: Sequence[Example],
+    specs: Sequence[TensorSpec],
+    signature: Signature,
+    where: Callable[[int], str],
+) -> dict[str, np.ndarray]:
+    inputs = {}
+    for spec in specs:
+        row_shape = spec.shape[1:]
         size = int(np.prod(row_shape, dtype=np.int64))
         rows = []
         for index, example in enumerate(examples):
             if spec.name not in example:
                 raise InvalidArgument(
-                    f"example {index} has no feature '{spec.name}'; the model's inputs are "
+                    f"{where(index)} has no feature '{spec.name}'; the model's inputs are "
                     + ", ".join(f"'{n}'" for n in signature.input_names)
                 )
             values = example[spec.name]
             if len(values) != size:
                 raise InvalidArgument(
-                    f"example {index}, feature '{spec.name}': {len(values)} values; the input "
+                    f"{where(index)}, feature '{spec.name}': {len(values)} values; the input "
                     f"takes {size} per example (shape {shape_text(spec.shape)})"
                 )
             rows.append(values)
@@ -92,7 +105,10 @@ def examples_to_inputs(examples: Sequence[Example], signature: Signature) -> dic
         array = np.asarray(rows)
         if array.dtype.kind not in "iufb":
             raise InvalidArgument(f"{label}: expected numbers, got strings or bytes")
-        if array.dtype.kind == "b" and spec.dtype.kind != "b":
+        # numpy reads booleans among numbers as 0 and 1; only a boolean input takes them.
+        if spec.dtype.kind != "b" and (
+            array.dtype.kind == "b" or any(isinstance(v, bool) for row in rows for v in row)
+        ):
             raise InvalidArgument(f"{label}: expected numbers, got booleans")
         inputs[spec.name] = check_numbers(array, spec.dtype, label).reshape(
             (len(examples), *row_shape)

@@ -35,7 +35,8 @@ def example_inputs(
     """A ClassificationRequest or RegressionRequest (``api``: classify, regress) -> the
     model's inputs."""
     example_features.check_signature_name(request.model_spec.signature_name, signature, api)
-    return example_features.examples_to_inputs(_examples(request.input, limits), signature)
+    examples, context = _examples(request.input, limits)
+    return example_features.examples_to_inputs(examples, signature, context)
 
 
 def _example_features(example: Any) -> dict[str, list[Any]]:
@@ -46,16 +47,19 @@ def _example_features(example: Any) -> dict[str, list[Any]]:
     return features
 
 
-def _examples(given: Any, limits: DeclaredLimits) -> list[dict[str, list[Any]]]:
+def _examples(
+    given: Any, limits: DeclaredLimits
+) -> tuple[list[dict[str, list[Any]]], dict[str, list[Any]] | None]:
+    """The request's examples, and the context features shared by all of them."""
     kind = given.WhichOneof("kind")
     if kind == "example_list":
         check_rows(len(given.example_list.examples), limits.max_rows)
-        return [_example_features(e) for e in given.example_list.examples]
+        return [_example_features(e) for e in given.example_list.examples], None
     if kind == "example_list_with_context":
         with_context = given.example_list_with_context
         # Before any is copied: the context is merged into every example.
         check_rows(len(with_context.examples), limits.max_rows)
-        return example_features.merge_context(
+        return (
             [_example_features(e) for e in with_context.examples],
             _example_features(with_context.context),
         )

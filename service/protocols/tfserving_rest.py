@@ -159,10 +159,14 @@ def _example_inputs(
         raise InvalidArgument(f"'examples' must be a list, got {type(given).__name__}")
     check_rows(len(given), limits.max_rows)
     parsed = [_features(e, f"example {i}") for i, e in enumerate(given)]
-    context = _features(body["context"], "'context'") if body.get("context") else None
-    return example_features.examples_to_inputs(
-        example_features.merge_context(parsed, context), signature
-    )
+    shared = body.get("context")
+    if shared is not None and not isinstance(shared, dict):
+        raise InvalidArgument(
+            f"'context' must be an object {{feature name: value or list}}, got "
+            f"{type(shared).__name__}"
+        )
+    context = _features(shared, "'context'") if shared else None
+    return example_features.examples_to_inputs(parsed, signature, context)
 
 
 def _features(value: Any, where: str) -> dict[str, list[Any]]:
