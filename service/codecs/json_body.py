@@ -45,3 +45,16 @@ def _parse_with_non_finite(raw: bytes | memoryview, what: str) -> Any:
         raise InvalidArgument(f"{what}: JSON nested too deeply") from None
     except ValueError as exc:  # JSONDecodeError, and UnicodeDecodeError for bad UTF-8
         raise InvalidArgument(f"{what} is not valid JSON: {exc}") from None
+
+
+def whole_number(value: Any) -> int | None:
+    """``value`` as an int if it is a JSON integer, else None. JSON has one number type,
+    so ``9`` and ``9.0`` are the same integer (as JSON Schema reads them too); booleans
+    are not numbers."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None

@@ -212,7 +212,9 @@ def check_numbers(array: np.ndarray, dtype: np.dtype, label: str) -> np.ndarray:
             raise InvalidArgument(f"{label}: expected integers ({dtype.name}), got fractions")
         if array.size:
             info = np.iinfo(dtype)
-            low, high = array.min(), array.max()
+            # As Python numbers, which compare exactly: numpy would compare 2.0**63 with
+            # int64's maximum as floats, find them equal, and let the cast wrap.
+            low, high = array.min().item(), array.max().item()
             if low < info.min or high > info.max:
                 raise InvalidArgument(
                     f"{label}: values must fit {dtype.name} ({info.min}..{info.max}), "

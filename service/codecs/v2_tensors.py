@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from service.codecs.json_body import parse_json
+from service.codecs.json_body import parse_json, whole_number
 from service.codecs.tensor_checks import (
     DeclaredLimits,
     as_array,
@@ -87,7 +87,18 @@ def _object(value: Any, what: str) -> dict[str, Any]:
 
 
 def _parameters(entry: dict[str, Any], what: str) -> dict[str, Any]:
-    return _object(entry.get("parameters") or {}, f"{what} 'parameters'")
+    given = entry.get("parameters")
+    return {} if given is None else _object(given, f"{what} 'parameters'")
+
+
+def _flag(parameters: dict[str, Any], key: str, default: bool, what: str) -> bool:
+    """A boolean parameter; absent or null means ``default``."""
+    value = parameters.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise InvalidArgument(f"{what} '{key}' must be true or false, got {_json_type(value)}")
+    return value
 
 
 def split_body(
@@ -223,13 +234,12 @@ def check_tensor_header(
     expected = datatype_of(spec.dtype)
     if datatype != expected:
         raise InvalidArgument(f"{label}: datatype {datatype} does not match the model's {expected}")
-    if not isinstance(shape, list) or not all(
-        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
-    ):
+    dims = [whole_number(d) for d in shape] if isinstance(shape, list) else [None]
+    if not all(d is not None and d >= 0 for d in dims):
         raise InvalidArgument(
             f"{label}: 'shape' must be a list of non-negative integers, got {shape!r}"
         )
-    return check_declared(tuple(shape), spec, label, limits)
+    return check_declared(tuple(dims), spec, label, limits)
 
 
 def _decode_tensor(
@@ -243,6 +253,7 @@ def _decode_tensor(
     datatype = entry.get("datatype")
     shape = entry.get("shape")
     count = check_tensor_header(datatype, shape, spec, label, limits)
+    shape = [int(d) for d in shape]  # whole numbers, checked: 8.0 is 8
     dtype = DATATYPES[datatype]
 
     size = _parameters(entry, label).get("binary_data_size")
@@ -315,7 +326,7 @@ def decode_bytes(chunk: memoryview, count: int, label: str) -> np.ndarray:
 
 
 def _requested_outputs(body: dict[str, Any], signature: Signature) -> list[RequestedOutput]:
-    binary_default = bool(_parameters(body, "request").get("binary_data_output", False))
+    binary_default = _flag(_parameters(body, "request"), "binary_data_output", False, "request")
     requested = body.get("outputs")
     if requested is None:
         return [RequestedOutput(name, binary_default) for name in signature.output_names]
@@ -327,16 +338,18 @@ def _requested_outputs(body: dict[str, Any], signature: Signature) -> list[Reque
         name = entry.get("name")
         spec = output_spec(name, index, signature, chosen)
         parameters = _parameters(entry, f"output '{name}'")
-        binary = parameters.get("binary_data", binary_default)
+        binary = _flag(parameters, "binary_data", binary_default, f"output '{name}'")
         classes = classification_count(parameters.get("classification", 0), spec)
-        chosen.append(RequestedOutput(name, bool(binary), classes))
+        chosen.append(RequestedOutput(name, binary, classes))
     return chosen
 
 
 def classification_count(count: Any, spec: TensorSpec) -> int:
     label = f"output '{spec.name}': classification"
-    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-        raise InvalidArgument(f"{label} must be a positive integer, got {count!r}")
+    given = count
+    count = whole_number(given)
+    if count is None or count < 0:
+        raise InvalidArgument(f"{label} must be a positive integer, got {given!r}")
     if count == 0:
         return 0
     if len(spec.shape) != 2:

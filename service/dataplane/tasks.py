@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from service.codecs.json_body import whole_number
 from service.codecs.tensor_checks import shape_text
 from service.errors import InvalidArgument
 from service.models.model_view import ModelView
@@ -50,8 +51,10 @@ def parse_top_k(value: Any, model: ModelView) -> int:
         raise InvalidArgument(
             f"'top_k' needs a classification model; model '{model.name}' is a {model.task} model"
         )
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidArgument(f"'top_k' must be a positive integer, got {value!r}")
+    given = value
+    value = whole_number(given)
+    if value is None or value < 1:
+        raise InvalidArgument(f"'top_k' must be a positive integer, got {given!r}")
     count = len(model.class_names)
     if count and value > count:
         raise InvalidArgument(f"'top_k' is {value}, the model has {count} classes")
