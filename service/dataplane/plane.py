@@ -31,7 +31,7 @@ from service.dataplane.queue_time import queue_seconds
 from service.dataplane.statistics import VersionStatistics, read_statistics
 from service.errors import InvalidArgument, NotFound
 from service.metrics import observe_queue, observe_request
-from service.models.model_view import ModelView, VersionStatus
+from service.models.model_view import ModelView, ServedViews, VersionStatus
 from service.models.registry import Registry
 from service.models.versions import AVAILABLE, ServedVersion
 from service.models.worker_readiness import WorkerBoard
@@ -171,6 +171,14 @@ class DataPlane:
                 continue
             found += [(name, s.snapshot()) for s in reversed(versions)]
         return found
+
+    def served_views(self, call: Call) -> list[ServedViews]:
+        """The views of every model the call's API key may use, as they serve now."""
+        return [
+            views
+            for views in self.registry.served_views()
+            if call.client is None or call.client.may_use(views.name)
+        ]
 
     def statistics(
         self, call: Call, name: str = "", version: int | None = None

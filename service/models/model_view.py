@@ -115,6 +115,19 @@ class ModelView:
         return self
 
 
+@dataclass(frozen=True, slots=True)
+class ServedViews:
+    """The views a model answers requests with now (its AVAILABLE versions): what a
+    description of the server's API (``/openapi.json``) is built from."""
+
+    name: str
+    # What a request naming no version gets; None while no version is AVAILABLE.
+    default: ModelView | None
+    versions: Mapping[int, ModelView]
+    # Labels whose version is AVAILABLE, each with that version's view.
+    labels: Mapping[str, ModelView]
+
+
 _METHODS = {
     "predict": "tensorflow/serving/predict",
     "classify": "tensorflow/serving/classify",

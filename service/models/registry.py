@@ -25,6 +25,7 @@ from typing import Any
 from service.errors import NotFound, Unavailable
 from service.file_stamp import file_stamp
 from service.metrics import IN_FLIGHT, set_version_states
+from service.models.model_view import ServedViews
 from service.models.model_config import BatchingConfig, ServedModelSpec, discover, load_model_config
 from service.models.version_agreement import AGREEMENT_POLL_SECONDS, PeerVersions, choose
 from service.models.versions import (
@@ -449,6 +450,29 @@ class Registry:
         finally:
             in_flight.dec()
             served.release()
+
+    def served_views(self) -> list[ServedViews]:
+        """Every model's AVAILABLE versions as views, in name order, without waiting."""
+        found = []
+        with self._lock:
+            entries = sorted(self._models.values(), key=lambda e: e.spec.name)
+            for entry in entries:
+                available = entry.available()
+                views = {s.version: s.view for s in available if s.view is not None}
+                default = entry.default_version(available)
+                found.append(
+                    ServedViews(
+                        entry.spec.name,
+                        default.view if default is not None else None,
+                        views,
+                        {
+                            label: views[version]
+                            for label, version in sorted(entry.spec.labels.items())
+                            if version in views
+                        },
+                    )
+                )
+        return found
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         """Ready: the first poll is done and every model has an AVAILABLE version."""

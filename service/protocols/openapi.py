@@ -1,13 +1,18 @@
 """The OpenAPI 3.1 description of every REST endpoint, served at ``/openapi.json``.
 
-tests/test_openapi.py keeps it true: the paths and methods here must be exactly the app's
-routes, and live responses must validate against the schemas here.
+Calls without a body are described once, by path template; calls with one (predict,
+classify, regress, infer) once per served model and way to name its version, with that
+version's request schema (openapi_bodies.py). tests/test_openapi.py keeps it true: every
+path is one of the app's routes and every route is described, live responses fit the
+schemas, and tests/test_fuzz.py runs schemathesis with all its checks against it.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from service.models.model_view import ModelView, ServedViews
+from service.protocols import openapi_bodies
 from service.protocols.openapi_schemas import SCHEMAS
 
 ERROR = {"$ref": "#/components/schemas/Error"}
@@ -148,38 +153,6 @@ def _build_paths() -> dict[str, Any]:
                 "responses": {"200": _json(_ref("ModelMetadata"), "metadata"), **_errors(404, 503)},
             }
         }
-    for path, params in _variants("/v1/models/{name}", ":predict", labels=True):
-        paths[path] = {
-            "post": {
-                "summary": "TF Serving predict",
-                "parameters": params,
-                "requestBody": {
-                    "required": True,
-                    "content": {"application/json": {"schema": _ref("PredictRequest")}},
-                },
-                "responses": {
-                    "200": _json(_ref("PredictResponse"), "predictions"),
-                    **_errors(400, 404, 413, 415, 503, 504),
-                },
-            }
-        }
-    for verb, response in (("classify", "ClassifyResponse"), ("regress", "RegressResponse")):
-        for path, params in _variants("/v1/models/{name}", f":{verb}", labels=True):
-            paths[path] = {
-                "post": {
-                    "summary": f"TF Serving {verb} (tf.Example-style features; "
-                    f"{'classification' if verb == 'classify' else 'regression'} models)",
-                    "parameters": params,
-                    "requestBody": {
-                        "required": True,
-                        "content": {"application/json": {"schema": _ref("ExamplesRequest")}},
-                    },
-                    "responses": {
-                        "200": _json(_ref(response), "results"),
-                        **_errors(400, 404, 413, 415, 503, 504),
-                    },
-                }
-            }
     for path, params in _variants("/v2/models/{name}", "", labels=False):
         paths[path] = {
             "get": {
@@ -221,29 +194,74 @@ def _build_paths() -> dict[str, Any]:
     paths["/v2/models/stats"] = {"get": stats}
     for path, params in _variants("/v2/models/{name}", "/stats", labels=False):
         paths[path] = {"get": {**stats, "parameters": params}}
-    for path, params in _variants("/v2/models/{name}", "/infer", labels=False):
-        paths[path] = {
+    return paths
+
+
+def _body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+def _targets(views: ServedViews, base: str, labels: bool) -> list[tuple[str, ModelView, str]]:
+    """Where a model's calls go: by default, by each AVAILABLE version, by each label."""
+    found = []
+    if views.default is not None:
+        found.append(
+            (base, views.default, f"the version served by default (now {views.default.version})")
+        )
+    found += [
+        (f"{base}/versions/{version}", view, f"version {version}")
+        for version, view in sorted(views.versions.items())
+    ]
+    if labels:
+        found += [
+            (f"{base}/labels/{label}", view, f"label '{label}' (version {view.version})")
+            for label, view in views.labels.items()
+        ]
+    return found
+
+
+_V2_BINARY = (
+    " The binary tensor extension is taken too, though not described by this schema: with "
+    "an Inference-Header-Content-Length header, that many bytes of this JSON come first, "
+    "inputs give parameters.binary_data_size instead of data, and their raw little-endian "
+    "bytes follow in input order."
+)
+
+
+def _model_paths(views: ServedViews, max_rows: int) -> dict[str, Any]:
+    """Each model's calls with bodies, one path per way to name its version, each with the
+    request schema of the version that path reaches (service/protocols/openapi_bodies.py)."""
+    name = views.name
+    paths: dict[str, Any] = {}
+    failures = _errors(400, 404, 413, 415, 503, 504)
+    for base, view, which in _targets(views, f"/v1/models/{name}", labels=True):
+        paths[f"{base}:predict"] = {
             "post": {
-                "summary": "V2 inference; with Inference-Header-Content-Length, binary tensors "
-                "follow the JSON",
-                "parameters": [
-                    *params,
-                    {
-                        "name": "Inference-Header-Content-Length",
-                        "in": "header",
-                        "required": False,
-                        "schema": {"type": "integer"},
-                    },
-                ],
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/json": {"schema": _ref("V2InferRequest")},
-                        "application/octet-stream": {
-                            "schema": {"type": "string", "format": "binary"}
-                        },
-                    },
-                },
+                "summary": f"TF Serving predict: model '{name}', {which}",
+                "requestBody": _body(openapi_bodies.predict_request(view, max_rows)),
+                "responses": {"200": _json(_ref("PredictResponse"), "predictions"), **failures},
+            }
+        }
+        # Only the API the model's task answers (the other is a 400).
+        verb = {"classification": "classify", "regression": "regress"}.get(view.task)
+        examples = openapi_bodies.examples_request(view, verb, max_rows) if verb else None
+        if verb and examples is not None:
+            response = "ClassifyResponse" if verb == "classify" else "RegressResponse"
+            paths[f"{base}:{verb}"] = {
+                "post": {
+                    "summary": f"TF Serving {verb} (tf.Example-style features): model "
+                    f"'{name}', {which}",
+                    "requestBody": _body(examples),
+                    "responses": {"200": _json(_ref(response), "results"), **failures},
+                }
+            }
+    for base, view, which in _targets(views, f"/v2/models/{name}", labels=False):
+        paths[f"{base}/infer"] = {
+            "post": {
+                "summary": f"V2 inference: model '{name}', {which}",
+                "description": "JSON tensors in, JSON (or, when asked, binary) tensors out."
+                + _V2_BINARY,
+                "requestBody": _body(openapi_bodies.infer_request(view, max_rows)),
                 "responses": {
                     "200": {
                         "description": "outputs; binary ones after the JSON header",
@@ -254,23 +272,29 @@ def _build_paths() -> dict[str, Any]:
                             },
                         },
                     },
-                    **_errors(400, 404, 413, 415, 503, 504),
+                    **failures,
                 },
             }
         }
     return paths
 
 
-def build_spec(version: str) -> dict[str, Any]:
+def build_spec(version: str, served: list[ServedViews], max_rows: int) -> dict[str, Any]:
+    """The document for the models ``served`` now (``max_rows``: TFSHIP_MAX_ROWS)."""
+    paths = _build_paths()
+    for views in served:
+        paths.update(_model_paths(views, max_rows))
     return {
         "openapi": "3.1.0",
         "info": {
             "title": "tfship",
             "version": version,
             "description": "TensorFlow Serving REST API and the Open Inference Protocol "
-            "(V2) over one model registry.",
+            "(V2) over one model registry. Calls that take a body are listed per model and "
+            "version, with that version's request schema; the document changes as "
+            "versions come and go.",
         },
-        "paths": _with_security(_build_paths()),
+        "paths": _with_security(paths),
         "components": {
             "schemas": SCHEMAS,
             "securitySchemes": {

@@ -3,10 +3,8 @@ metrics."""
 
 from __future__ import annotations
 
-import functools
-
 import orjson
-from flask import Blueprint, Response
+from flask import Blueprint, Response, g
 
 from service.metrics import exposition
 from service.protocols.flask_calls import plane
@@ -35,15 +33,13 @@ def readyz() -> Response:
 
 @blueprint.get("/openapi.json")
 def openapi() -> Response:
-    return Response(_openapi_body(), mimetype="application/json")
-
-
-@functools.cache
-def _openapi_body() -> bytes:
+    # Built per request: the bodies it describes are those of the versions serving now.
     from service.protocols.openapi import build_spec
     from tfship import __version__
 
-    return orjson.dumps(build_spec(__version__))
+    dataplane = plane()
+    spec = build_spec(__version__, dataplane.served_views(g.call), dataplane.limits.max_rows)
+    return Response(orjson.dumps(spec), mimetype="application/json")
 
 
 @blueprint.get("/metrics")
