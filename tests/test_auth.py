@@ -86,6 +86,18 @@ def test_a_key_limited_to_other_models_is_403(guarded: Server) -> None:
     assert refused.json()["error"] == "this API key may not use model 'digits'"
 
 
+def test_the_api_document_lists_only_the_models_a_key_may_use(guarded: Server) -> None:
+    def bodied(key: str) -> list[str]:
+        answer = http("GET", guarded.url + "/openapi.json", headers={"X-API-Key": key})
+        assert answer.status == 200
+        return [
+            p for p, ops in answer.json()["paths"].items() if "requestBody" in ops.get("post", {})
+        ]
+
+    assert "/v1/models/digits:predict" in bodied(SCORER)
+    assert bodied(LIMITED) == ["/v2/repository/index"]  # digits is not one of its models
+
+
 def test_health_and_metrics_stay_open_and_keys_never_reach_the_log(guarded: Server) -> None:
     for path in ("/", "/healthz", "/readyz", "/v2/health/live", "/v2/health/ready", "/metrics"):
         assert guarded.get(path).status == 200, path
