@@ -12,16 +12,19 @@ Needs wrk (Debian: apt-get install wrk). Everything listens on 127.0.0.1.
    for), on random data of their shapes except digits.
 2. Servers, each under gunicorn with the same worker count: (a) a hello-world Flask app
    (benchmarks/hello_app.py, the ceiling) and (b) the tutorial app
-   (benchmarks/tutorial_app.py: Flask + ``InferenceSession.run``, no checks), both on
-   gunicorn's sync worker, (c) ``tfship serve`` as a user starts it (its own worker, one
-   thread) with the ONNX runtime and everything on (validation, metrics, access log), and
-   for cnn28 (c') tfship with dynamic batching on (32 threads per worker) and (c'') the
-   same 32 threads with batching off, to tell the two costs apart; for
-   digits (c''') tfship with API keys on (a keys file of 20 keys, the client's the last)
-   and (c'''') tfship on a foreign repository: the same digits model.onnx alone, in
-   Triton's layout (``digits/0001/model.onnx``, no metadata.json), served unverified.
-3. Points per model: 1 row per request at 1, 16 and 64 connections (API keys and the
-   foreign model: 16 and 64);
+   (benchmarks/tutorial_app.py: Flask + ``InferenceSession.run``, no checks) with one
+   onnxruntime thread per worker, as a competent engineer configures it (the baseline),
+   and (b') the same app at onnxruntime's default threads (one per core in every worker,
+   the tutorials' code as written), all on gunicorn's sync worker; (c) ``tfship serve`` as
+   a user starts it (its own worker, one thread) with the ONNX runtime and everything on
+   (validation, metrics, access log), and for cnn28 (c') tfship with dynamic batching on
+   (32 threads per worker) and (c'') the same 32 threads with batching off, to tell the
+   two costs apart; for digits (c''') tfship with API keys on (a keys file of 20 keys, the
+   client's the last) and (c'''') tfship on a foreign repository: the same digits
+   model.onnx alone, in Triton's layout (``digits/0001/model.onnx``, no metadata.json),
+   served unverified.
+3. Points per model: 1 row per request at 1, 16 and 64 connections (API keys, the
+   foreign model and the default-threads tutorial app: 16 and 64);
    32 rows per request at 16 connections, as TF Serving JSON and (tfship, and hello world
    for its ceiling on the same bytes) as V2 binary. wrk runs one thread for ``--duration``
    seconds per point, with a Lua script that posts a fixed body.
@@ -29,8 +32,9 @@ Needs wrk (Debian: apt-get install wrk). Everything listens on 127.0.0.1.
    thread each), for the rows/s a server could at best reach.
 
 The table shows requests/s, rows/s, p50 and p99 latency and errors, each throughput also
-as a ratio to (b) and (a) measured in the same run; then batching on vs off, and each
-server's time from launch to ready and RSS per worker. ``--json`` keeps everything.
+as a ratio to (b) (``x tut``, one thread per worker) and (a) measured in the same run;
+then batching on vs off, and each server's time from launch to ready and RSS per worker.
+``--json`` keeps everything.
 """
 
 from __future__ import annotations
@@ -188,7 +192,16 @@ def inprocess(path: Path, rows: int, seconds: float, processes: int) -> tuple[fl
     return sum(r[0] for r in results), results[0][1]
 
 
-SERVERS = ("hello", "tutorial", "tfship", "keyed", "foreign", "threaded", "batched")
+SERVERS = (
+    "hello",
+    "tutorial",
+    "tutorial-default",
+    "tfship",
+    "keyed",
+    "foreign",
+    "threaded",
+    "batched",
+)
 
 
 def _measured(server: str, model: str, connections: int, rows: int, kind: str) -> bool:
@@ -196,6 +209,8 @@ def _measured(server: str, model: str, connections: int, rows: int, kind: str) -
     except where a variant of tfship only answers one question."""
     if kind == "v2-binary":
         return server in ("hello", "tfship")
+    if server == "tutorial-default":  # the second baseline: the points users compare most
+        return connections > 1
     if server in ("threaded", "batched"):  # batching: single rows of the heavy model
         return model == "cnn28" and rows == 1
     if server in ("keyed", "foreign"):  # API keys, foreign layout: single rows under load
@@ -326,7 +341,7 @@ def _print_table(
         )
 
     print(
-        f"\n{'model':7} {'conn':>4} {'rows':>4} {'body':9} {'server':8} {'req/s':>8} "
+        f"\n{'model':7} {'conn':>4} {'rows':>4} {'body':9} {'server':16} {'req/s':>8} "
         f"{'rows/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} {'x tut':>6} {'x hello':>7}"
     )
     for p in points:
@@ -334,7 +349,7 @@ def _print_table(
         x_tut = f"{p.rows_per_s / tutorial.rows_per_s:6.2f}" if tutorial else "     -"
         x_hello = f"{p.requests_per_s / hello.requests_per_s:7.2f}" if hello else "      -"
         print(
-            f"{p.model:7} {p.connections:4} {p.rows:4} {p.body:9} {p.server:8} "
+            f"{p.model:7} {p.connections:4} {p.rows:4} {p.body:9} {p.server:16} "
             f"{p.requests_per_s:8.0f} {p.rows_per_s:9.0f} {p.p50_ms:7.2f} {p.p99_ms:7.2f} "
             f"{p.errors:6} {x_tut} {x_hello}"
         )
@@ -373,7 +388,7 @@ def _print_table(
     for name, values in startup.items():
         workers = ", ".join(f"{v:.0f}" for v in values["worker_rss_mib"])
         print(
-            f"  {name:8} ready {values['ready_s']:.2f} s, workers {workers} MiB, "
+            f"  {name:16} ready {values['ready_s']:.2f} s, workers {workers} MiB, "
             f"all {rss[name]:.0f} MiB ({rss[name] / rss['tutorial']:.2f}x tutorial)"
         )
 

@@ -1,6 +1,6 @@
 """The servers benchmarks/serving.py measures, each under gunicorn on 127.0.0.1: hello world,
-the tutorial app, and tfship plain, with API keys, with 32 threads per worker and with
-batching."""
+the tutorial app (one onnxruntime thread per worker, and at onnxruntime's default threads),
+and tfship plain, with API keys, with 32 threads per worker and with batching."""
 
 from __future__ import annotations
 
@@ -113,7 +113,15 @@ def start_servers(
 
     servers = {
         "hello": flask_app("hello", "hello_app:app"),
-        "tutorial": flask_app("tutorial", "tutorial_app:app", TUTORIAL_MODEL_DIR=str(repo)),
+        # The baseline: one onnxruntime thread per worker, as a worker per core wants.
+        "tutorial": flask_app(
+            "tutorial", "tutorial_app:app", TUTORIAL_MODEL_DIR=str(repo), TUTORIAL_ORT_THREADS="1"
+        ),
+        # The same app left at onnxruntime's default threads (one per core in every worker):
+        # the tutorials' code as written, oversubscribing the cores.
+        "tutorial-default": flask_app(
+            "tutorial-default", "tutorial_app:app", TUTORIAL_MODEL_DIR=str(repo)
+        ),
         "tfship": tfship("tfship"),
     }
     if batched:

@@ -2,7 +2,9 @@
 
 Flask + gunicorn + onnxruntime, TF Serving's row format, no validation, no metrics, no
 logs. ``TUTORIAL_MODEL_DIR`` names a tfship repository; every model's newest
-``model.onnx`` is loaded once per worker.
+``model.onnx`` is loaded once per worker. ``TUTORIAL_ORT_THREADS``: onnxruntime's intra-op
+threads per session (unset: its default, one per core, in every worker), what a competent
+engineer sets to one per worker when there is a worker per core.
 """
 
 from __future__ import annotations
@@ -15,12 +17,17 @@ import onnxruntime as ort
 from flask import Flask, jsonify, request
 
 app = Flask(__name__)
+options = ort.SessionOptions()
+if os.environ.get("TUTORIAL_ORT_THREADS"):
+    options.intra_op_num_threads = int(os.environ["TUTORIAL_ORT_THREADS"])
 sessions: dict[str, ort.InferenceSession] = {}
 for folder in sorted(Path(os.environ["TUTORIAL_MODEL_DIR"]).iterdir()):
     versions = sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit())
     if versions:
         sessions[folder.name] = ort.InferenceSession(
-            str(folder / str(versions[-1]) / "model.onnx"), providers=["CPUExecutionProvider"]
+            str(folder / str(versions[-1]) / "model.onnx"),
+            options,
+            providers=["CPUExecutionProvider"],
         )
 
 
