@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,11 +45,14 @@ class ExamplesRepo:
 @pytest.fixture(scope="session")
 def examples_repo(tmp_path_factory: pytest.TempPathFactory) -> ExamplesRepo:
     repo = tmp_path_factory.mktemp("examples") / "models"
-    logs = {}
-    for name in EXAMPLES:
-        result = run_training(repo, config=CONFIGS / f"{name}.yaml")
-        assert result.returncode == 0, f"{name} failed:\n{result.stderr[-4000:]}"
-        logs[name] = result.stderr
+    # Two at a time, one per core: each run is mostly one busy thread (TensorFlow's import,
+    # export, conversion), and each writes only its own model's and run's folders.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = pool.map(lambda n: run_training(repo, config=CONFIGS / f"{n}.yaml"), EXAMPLES)
+        logs = {}
+        for name, result in zip(EXAMPLES, results, strict=True):
+            assert result.returncode == 0, f"{name} failed:\n{result.stderr[-4000:]}"
+            logs[name] = result.stderr
     return ExamplesRepo(repo, logs)
 
 
