@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from service.codecs.tensor_checks import check_numbers, shape_text
+from service.codecs.tensor_checks import check_numbers, has_bool, shape_text
 from service.errors import InvalidArgument
 from service.models.runtimes.base import Signature, TensorSpec
 
@@ -106,9 +106,7 @@ def _inputs(
         if array.dtype.kind not in "iufb":
             raise InvalidArgument(f"{label}: expected numbers, got strings or bytes")
         # numpy reads booleans among numbers as 0 and 1; only a boolean input takes them.
-        if spec.dtype.kind != "b" and (
-            array.dtype.kind == "b" or any(isinstance(v, bool) for row in rows for v in row)
-        ):
+        if spec.dtype.kind != "b" and (array.dtype.kind == "b" or has_bool(rows)):
             raise InvalidArgument(f"{label}: expected numbers, got booleans")
         inputs[spec.name] = check_numbers(array, spec.dtype, label).reshape(
             (len(examples), *row_shape)

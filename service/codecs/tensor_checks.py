@@ -39,11 +39,12 @@ def _leading_depth(value: Any) -> int:
     return depth
 
 
-def _has_bool(value: Any) -> bool:
+def has_bool(value: Any) -> bool:
+    """A boolean anywhere in nested JSON lists."""
     if isinstance(value, bool):
         return True
     if isinstance(value, list):
-        return any(_has_bool(v) for v in value)
+        return any(has_bool(v) for v in value)
     return False
 
 
@@ -163,7 +164,7 @@ def cast_checked(
         return array
     if kind in _KIND_WORDS:
         raise InvalidArgument(f"{label}: expected numbers of type {dtype.name}, got {_words(kind)}")
-    if may_hold_bool and _has_bool(value):
+    if may_hold_bool and has_bool(value):
         raise InvalidArgument(
             f"{label}: expected numbers of type {dtype.name}, got a boolean (true/false)"
         )
