@@ -64,8 +64,7 @@ def decode_request(request: Any, signature: Signature, limits: DeclaredLimits) -
     for index, tensor in enumerate(request.inputs):
         spec = input_spec(tensor.name, index, specs, inputs)
         label = f"input '{spec.name}'"
-        shape = list(tensor.shape)
-        count = check_tensor_header(tensor.datatype, shape, spec, label, limits)
+        count, shape = check_tensor_header(tensor.datatype, list(tensor.shape), spec, label, limits)
         if raw:
             if tensor.HasField("contents"):
                 raise InvalidArgument(f"{label}: has contents and raw_input_contents; use one")

@@ -222,10 +222,10 @@ def _json_type(value: Any) -> str:
 
 def check_tensor_header(
     datatype: Any, shape: Any, spec: TensorSpec, label: str, limits: DeclaredLimits
-) -> int:
+) -> tuple[int, list[int]]:
     """A declared datatype and shape against the model's input and the row limit; the
-    element count. Shared by the REST and gRPC codecs, and run before anything is
-    allocated."""
+    element count and the shape as ints (JSON's ``8.0`` is 8). Shared by the REST and
+    gRPC codecs, and run before anything is allocated."""
     if not isinstance(datatype, str) or datatype not in DATATYPES:
         known = ", ".join(DATATYPES)
         raise InvalidArgument(
@@ -239,7 +239,8 @@ def check_tensor_header(
         raise InvalidArgument(
             f"{label}: 'shape' must be a list of non-negative integers, got {shape!r}"
         )
-    return check_declared(tuple(dims), spec, label, limits)
+    checked = [d for d in dims if d is not None]  # all of them: checked just above
+    return check_declared(tuple(checked), spec, label, limits), checked
 
 
 def _decode_tensor(
@@ -251,9 +252,7 @@ def _decode_tensor(
 ) -> tuple[np.ndarray, int]:
     label = f"input '{spec.name}'"
     datatype = entry.get("datatype")
-    shape = entry.get("shape")
-    count = check_tensor_header(datatype, shape, spec, label, limits)
-    shape = [int(d) for d in shape]  # whole numbers, checked: 8.0 is 8
+    count, shape = check_tensor_header(datatype, entry.get("shape"), spec, label, limits)
     dtype = DATATYPES[datatype]
 
     size = _parameters(entry, label).get("binary_data_size")
