@@ -13,9 +13,20 @@ from typing import Any
 import numpy as np
 
 from service.codecs.example_features import check_signature_name
+from service.codecs.json_tensors import Path, parse_tensor_body
 from service.codecs.tensor_checks import as_array, cast_checked, check_shape
 from service.errors import InvalidArgument
 from service.models.runtimes.base import Signature, TensorSpec
+
+# Where a predict body holds tensors: rows, or the columnar tensor bare or by input name.
+PREDICT_TENSORS: frozenset[Path] = frozenset({("instances",), ("inputs",), ("inputs", "*")})
+
+
+def parse_predict(raw: bytes, numbers_only: bool, allow_non_finite: bool) -> tuple[Any, bool]:
+    """(the parsed body, whether a boolean may hide among its tensors' numbers), tensors
+    read as arrays when the model takes ``numbers_only`` (``ModelView.takes_numbers_only``)."""
+    tensors = PREDICT_TENSORS if numbers_only else frozenset()
+    return parse_tensor_body(raw, tensors, allow_non_finite)
 
 
 def to_array(value: Any, spec: TensorSpec, where: str, may_hold_bool: bool) -> np.ndarray:
@@ -66,19 +77,16 @@ def check_input_names(given: set[str], signature: Signature, where: str) -> None
 
 
 def _decode_rows(instances: Any, signature: Signature, may_hold_bool: bool) -> dict[str, Any]:
+    if isinstance(instances, np.ndarray):  # rows of numbers, read as one array
+        spec = _only_input(signature)
+        return {spec.name: to_array(instances, spec, " in 'instances'", may_hold_bool)}
     if not isinstance(instances, list):
         raise InvalidArgument(f"'instances' must be a list of rows, got {type(instances).__name__}")
     if not instances:
         raise InvalidArgument("'instances' is empty; send at least one row")
     named = isinstance(instances[0], dict)
     if not named:
-        if len(signature.inputs) != 1:
-            raise InvalidArgument(
-                "this model has several inputs: each instance must be an object "
-                "{input name: value}; inputs are "
-                + ", ".join(f"'{n}'" for n in signature.input_names)
-            )
-        spec = signature.inputs[0]
+        spec = _only_input(signature)
         if any(isinstance(row, dict) for row in instances):
             raise InvalidArgument("'instances' mixes objects and plain values")
         return {spec.name: to_array(instances, spec, " in 'instances'", may_hold_bool)}
@@ -92,6 +100,16 @@ def _decode_rows(instances: Any, signature: Signature, may_hold_bool: bool) -> d
         )
         for spec in signature.inputs
     }
+
+
+def _only_input(signature: Signature) -> TensorSpec:
+    """The input that plain (unnamed) rows are for."""
+    if len(signature.inputs) != 1:
+        raise InvalidArgument(
+            "this model has several inputs: each instance must be an object "
+            "{input name: value}; inputs are " + ", ".join(f"'{n}'" for n in signature.input_names)
+        )
+    return signature.inputs[0]
 
 
 def _decode_columns(inputs: Any, signature: Signature, may_hold_bool: bool) -> dict[str, Any]:

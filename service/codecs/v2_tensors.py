@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 import orjson
 
-from service.codecs.json_body import parse_json, whole_number
+from service.codecs.json_body import whole_number
+from service.codecs.json_tensors import Path, parse_tensor_body
 from service.codecs.tensor_checks import (
     DeclaredLimits,
     as_array,
@@ -52,6 +53,8 @@ DATATYPES: dict[str, np.dtype] = {
 }
 DATATYPE_OF: dict[np.dtype, str] = {dtype: name for name, dtype in DATATYPES.items()}
 HEADER_LENGTH = "Inference-Header-Content-Length"
+# Where an infer request's JSON holds tensors.
+INFER_TENSORS: frozenset[Path] = frozenset({("inputs", "*", "data")})
 
 
 def datatype_of(dtype: np.dtype) -> str:
@@ -102,9 +105,11 @@ def _flag(parameters: dict[str, Any], key: str, default: bool, what: str) -> boo
 
 
 def split_body(
-    raw: bytes, header_length: str | None, allow_non_finite: bool = False
-) -> tuple[Any, memoryview]:
-    """The JSON header (parsed) and the binary tail after it."""
+    raw: bytes, header_length: str | None, allow_non_finite: bool, numbers_only: bool
+) -> tuple[Any, memoryview, bool]:
+    """The JSON header (parsed), the binary tail after it, and whether a boolean may hide
+    among the numbers of its JSON tensors. With ``numbers_only`` (no input takes strings:
+    ``Signature.takes_numbers_only``) the tensors are read as arrays."""
     if header_length is None:
         size = len(raw)
     else:
@@ -116,8 +121,9 @@ def split_body(
             ) from None
         if not 0 < size <= len(raw):
             raise InvalidArgument(f"{HEADER_LENGTH} is {size} but the body has {len(raw)} bytes")
-    header = parse_json(raw[:size], allow_non_finite=allow_non_finite)
-    return header, memoryview(raw)[size:]
+    tensors = INFER_TENSORS if numbers_only else frozenset()
+    header, may_hold_bool = parse_tensor_body(raw[:size], tensors, allow_non_finite)
+    return header, memoryview(raw)[size:], may_hold_bool
 
 
 def decode_infer(
@@ -125,10 +131,11 @@ def decode_infer(
     header_length: str | None,
     signature: Signature,
     limits: DeclaredLimits,
-    may_hold_bool: bool = True,
     allow_non_finite: bool = False,
 ) -> InferRequest:
-    header, binary = split_body(raw, header_length, allow_non_finite)
+    header, binary, may_hold_bool = split_body(
+        raw, header_length, allow_non_finite, signature.takes_numbers_only
+    )
     body = _object(header, "request body")
     request_id = body.get("id")
     if request_id is not None and not isinstance(request_id, str):

@@ -107,6 +107,11 @@ class ModelView:
         }
         return dataclasses.replace(view, others=others) if others else view
 
+    def takes_numbers_only(self) -> bool:
+        """No signature it runs has a string input (``Signature.takes_numbers_only``):
+        a predict request may name any of them."""
+        return all(v.signature.takes_numbers_only for v in (self, *self.others.values()))
+
     def signature_named(self, requested: object) -> ModelView:
         """The view that runs the signature a predict request names: another signature of
         the artifact, or this one (whose name checks then judge the request)."""

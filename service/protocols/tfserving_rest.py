@@ -13,8 +13,8 @@ from flask import Blueprint, Response, request
 
 from service.codecs import example_features
 from service.codecs.json_body import parse_json
-from service.codecs.tensor_checks import DeclaredLimits, body_may_hold_bool, check_rows
-from service.codecs.tfserving_json import decode_predict, encode_predict
+from service.codecs.tensor_checks import DeclaredLimits, check_rows
+from service.codecs.tfserving_json import decode_predict, encode_predict, parse_predict
 from service.dataplane import tasks
 from service.dataplane.plane import DataPlane
 from service.errors import InvalidArgument
@@ -93,12 +93,12 @@ def predict_body(dataplane: DataPlane, model: ModelView, raw: bytes) -> Any:
 
     Shared by the Flask view above and the fast path (service/protocols/fast_path.py).
     """
-    body = parse_json(raw, allow_non_finite=dataplane.allow_non_finite)
+    body, may_hold_bool = parse_predict(raw, model.takes_numbers_only(), dataplane.allow_non_finite)
     if isinstance(body, dict):
         model = model.signature_named(body.get("signature_name"))
     # "top_k": k answers class names and scores, best first, instead of the tensor.
     k = _top_k(body, model)
-    inputs, row_format = decode_predict(body, model.signature, body_may_hold_bool(raw))
+    inputs, row_format = decode_predict(body, model.signature, may_hold_bool)
     if not k:
         return encode_predict(dataplane.predict(model, inputs), row_format)
     best = dataplane.classify(model, inputs, k)

@@ -10,7 +10,6 @@ from __future__ import annotations
 from flask import Blueprint, Response, g, request
 
 from service.codecs.json_body import parse_json
-from service.codecs.tensor_checks import body_may_hold_bool
 from service.codecs.v2_tensors import HEADER_LENGTH, decode_infer, encode_infer
 from service.dataplane.plane import DataPlane
 from service.errors import InvalidArgument
@@ -102,7 +101,6 @@ def infer_body(
         header_length,
         model.signature,
         dataplane.limits,
-        body_may_hold_bool(raw),
         dataplane.allow_non_finite,
     )
     outputs = dataplane.predict(model, decoded.inputs, [o.name for o in decoded.outputs])

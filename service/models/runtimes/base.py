@@ -35,6 +35,13 @@ class Signature:
     def output_names(self) -> list[str]:
         return [spec.name for spec in self.outputs]
 
+    @property
+    def takes_numbers_only(self) -> bool:
+        """No string input: JSON tensors for it may be read straight into arrays
+        (service/codecs/json_tensors.py), since no refusal has to name the JSON type of
+        a stray number among strings."""
+        return all(spec.dtype.kind != "O" for spec in self.inputs)
+
 
 def signature_from_metadata(metadata: VersionMetadata) -> Signature:
     """The predict signature metadata.json declares; a version declaring no inputs or
