@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import numpy as np
@@ -313,6 +314,31 @@ def test_top_k_answers_class_names_and_scores_best_first(
             "/v1/models/digits:predict", {"instances": images.tolist(), "top_k": k}
         )
         assert answer.status == 400 and message in answer.json()["error"]
+
+
+def test_float32_scores_are_written_at_float32_precision(
+    onnx_server: Server, digits: tuple[np.ndarray, np.ndarray]
+) -> None:
+    """A float32 needs at most 9 significant digits; 0.9999999403953552 is its float64
+    widening, which a client reads as a precision the model does not have."""
+    images = digits[0][:4]
+    answers = [
+        onnx_server.post("/v1/models/digits:predict", {"instances": images.tolist()}),
+        onnx_server.post("/v1/models/digits:predict", {"instances": images.tolist(), "top_k": 3}),
+        onnx_server.post(
+            "/v1/models/digits:classify",
+            {"examples": [{"pixels": image.ravel().tolist()} for image in images]},
+        ),
+    ]
+    full = np.array(answers[0].json()["predictions"], dtype=np.float32)
+    for answer in answers:
+        assert answer.status == 200, answer.body
+        numbers = re.findall(rb"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?", answer.body)
+        assert numbers
+        for token in numbers:
+            mantissa = token.split(b"e")[0].split(b"E")[0].lstrip(b"-").replace(b".", b"")
+            assert len(mantissa.strip(b"0")) <= 9, token
+            assert np.float32(float(token)) in full or float(token).is_integer(), token
 
 
 def test_top_k_needs_a_classification_model(mixed_server: Server) -> None:

@@ -244,7 +244,7 @@ class DataPlane:
         outputs = self.predict(model, inputs)
         return tasks.top_k(model, outputs, k) if k else tasks.classifications(model, outputs)
 
-    def regress(self, model: ModelView, inputs: dict[str, Any]) -> list[float]:
+    def regress(self, model: ModelView, inputs: dict[str, Any]) -> list[np.floating]:
         return tasks.regressions(model, self.predict(model, inputs))
 
 

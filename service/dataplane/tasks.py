@@ -20,7 +20,9 @@ from service.codecs.tensor_checks import shape_text
 from service.errors import InvalidArgument
 from service.models.model_view import ModelView
 
-Classes = list[list[tuple[str, float]]]
+# Scores stay numpy scalars of the output's dtype, so JSON prints a float32 score at
+# float32's precision (0.99999994, not 0.9999999403953552).
+Classes = list[list[tuple[str, np.floating]]]
 
 
 def _first_output(model: ModelView, outputs: Mapping[str, Any]) -> tuple[str, np.ndarray]:
@@ -30,6 +32,12 @@ def _first_output(model: ModelView, outputs: Mapping[str, Any]) -> tuple[str, np
 
 def classifications(model: ModelView, outputs: Mapping[str, Any]) -> Classes:
     """Per row: (class name, score) for every class, in the model's class order."""
+    classes, scores = _class_scores(model, outputs)
+    return [list(zip(classes, row, strict=True)) for row in scores]
+
+
+def _class_scores(model: ModelView, outputs: Mapping[str, Any]) -> tuple[list[str], np.ndarray]:
+    """The class names and the [batch, classes] scores they name."""
     if model.task != "classification":
         raise InvalidArgument(
             f"model '{model.name}' is a {model.task} model; classify needs a classification "
@@ -42,7 +50,7 @@ def classifications(model: ModelView, outputs: Mapping[str, Any]) -> Classes:
             f"model '{model.name}': output '{output}' has shape "
             f"{shape_text(scores.shape)}, not [batch, {len(classes)} classes]"
         )
-    return [list(zip(classes, row.tolist(), strict=True)) for row in scores]
+    return classes, scores
 
 
 def parse_top_k(value: Any, model: ModelView) -> int:
@@ -63,13 +71,16 @@ def parse_top_k(value: Any, model: ModelView) -> int:
 
 def top_k(model: ModelView, outputs: Mapping[str, Any], k: int) -> Classes:
     """Per row: the ``k`` best (class name, score) pairs, best first (ties: class order)."""
-    rows = classifications(model, outputs)
-    scores = np.array([[score for _, score in row] for row in rows])
+    classes, scores = _class_scores(model, outputs)
     order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-    return [[row[i] for i in indices] for row, indices in zip(rows, order, strict=True)]
+    best = np.take_along_axis(scores, order, axis=1)
+    return [
+        [(classes[i], score) for i, score in zip(indices.tolist(), row, strict=True)]
+        for indices, row in zip(order, best, strict=True)
+    ]
 
 
-def regressions(model: ModelView, outputs: Mapping[str, Any]) -> list[float]:
+def regressions(model: ModelView, outputs: Mapping[str, Any]) -> list[np.floating]:
     """One value per row."""
     if model.task != "regression":
         raise InvalidArgument(
@@ -84,4 +95,4 @@ def regressions(model: ModelView, outputs: Mapping[str, Any]) -> list[float]:
             f"model '{model.name}': output '{output}' has shape "
             f"{shape_text(values.shape)}; regress needs one value per example"
         )
-    return [float(v) for v in values]
+    return list(values)  # numpy scalars of the output's dtype, as the scores above
