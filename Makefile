@@ -8,7 +8,7 @@ GRPC_PORT ?= 8500
 MODEL_DIR ?= models
 CONFIG ?= training/configs/digits.yaml
 
-.PHONY: demo test install install-dev client-envs train serve lint bench-startup bench-soak bench-training bench-serving bench-slow-clients clean
+.PHONY: demo test install install-dev client-envs bench-envs train serve lint bench-startup bench-soak bench-training bench-serving bench-slow-clients clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -73,9 +73,20 @@ test: lint client-envs
 bench-startup: install
 	$(BIN)/python benchmarks/startup.py
 
-# Ten minutes at half the measured maximum rate: errors, worker memory and p99 drift.
+# KServe's and MLServer's rows appear when `make bench-envs` has installed their servers.
 bench-serving: install
 	$(BIN)/python benchmarks/serving.py
+
+# KServe's and MLServer's servers for bench-serving, each in its own environment (their
+# pins clash with tfship's), rebuilt when their pins in benchmarks/envs/ change.
+BENCH_ENVS := .bench-envs
+bench-envs: $(BENCH_ENVS)/kserve/.installed $(BENCH_ENVS)/mlserver/.installed
+
+$(BENCH_ENVS)/%/.installed: benchmarks/envs/%.txt
+	rm -rf $(BENCH_ENVS)/$*
+	$(PYTHON) -m venv $(BENCH_ENVS)/$*
+	$(BENCH_ENVS)/$*/bin/pip install --quiet --disable-pip-version-check -r $<
+	touch $@
 
 bench-slow-clients: install
 	$(BIN)/python benchmarks/slow_clients.py
@@ -83,6 +94,7 @@ bench-slow-clients: install
 bench-training: install
 	$(BIN)/python benchmarks/training.py
 
+# Ten minutes at half the measured maximum rate: errors, worker memory and p99 drift.
 bench-soak: install
 	$(BIN)/python benchmarks/soak.py --model-dir $(MODEL_DIR)
 

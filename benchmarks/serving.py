@@ -22,18 +22,26 @@ Needs wrk (Debian: apt-get install wrk). Everything listens on 127.0.0.1.
    two costs apart; for digits (c''') tfship with API keys on (a keys file of 20 keys, the
    client's the last) and (c'''') tfship on a foreign repository: the same digits
    model.onnx alone, in Triton's layout (``digits/0001/model.onnx``, no metadata.json),
-   served unverified.
+   served unverified. (e) Where ``make bench-envs`` installed them (each in its own
+   environment, pinned in benchmarks/envs/): KServe's Python server
+   (benchmarks/kserve_app.py, its V1 protocol: the same row-format bodies) and MLServer
+   (benchmarks/mlserver_app.py, V2 JSON bodies), with ``--workers`` processes each and one
+   onnxruntime thread per session, for digits and mlp784.
 3. Points per model: 1 row per request at 1, 16 and 64 connections (API keys, the
    foreign model and the default-threads tutorial app: 16 and 64);
    32 rows per request at 16 connections, as TF Serving JSON and (tfship, and hello world
-   for its ceiling on the same bytes) as V2 binary. wrk runs one thread for ``--duration``
+   for its ceiling on the same bytes) as V2 binary; V2 JSON at 1 and 32 rows, 16
+   connections (tfship, MLServer, hello world). wrk runs one thread for ``--duration``
    seconds per point, with a Lua script that posts a fixed body.
 4. (d) onnxruntime called in-process on the same model, in one process and in two (one
    thread each), for the rows/s a server could at best reach.
 
-The table shows requests/s, rows/s, p50 and p99 latency and errors, each throughput also
-as a ratio to (b) (``x tut``, one thread per worker) and (a) measured in the same run;
-then batching on vs off, and each server's time from launch to ready and RSS per worker.
+The table shows requests/s, rows/s, p50 and p99 latency, errors and the server's CPU per
+request (``cpu ms``: user + system time of all its processes, from /proc, over the point's
+requests), each throughput also as a ratio to (b) (``x tut``, one thread per worker) and
+(a) measured in the same run, and the CPU per request as a ratio to (b)'s at the same rows
+(``cpu x tut``: below 1 is less work than the tutorial app); then batching on vs off, and
+each server's time from launch to ready and RSS per worker.
 ``--json`` keeps everything.
 """
 
@@ -54,7 +62,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from serving_servers import KEYS, bench_env, start_servers
+from serving_servers import KEYS, bench_env, start_servers, start_third_party
 from serving_wrk import WRK_SCRIPT, run_wrk
 from startup import ROOT
 
@@ -86,12 +94,14 @@ class Point:
     server: str
     connections: int
     rows: int
-    body: str  # "json" or "v2-binary"
+    body: str  # "json" (TF Serving rows), "v2-json" or "v2-binary"
     requests_per_s: float = 0.0
     rows_per_s: float = 0.0
     p50_ms: float = 0.0
     p99_ms: float = 0.0
     errors: int = 0
+    # The server's CPU (all its processes) per request answered.
+    cpu_ms: float = 0.0
 
 
 def train_models(repo: Path, models: list[str], scratch: Path) -> None:
@@ -132,6 +142,17 @@ def _bodies(model: str, scratch: Path) -> dict[tuple[int, str], tuple[Path, str,
         # and widened prints 17 digits, 2.6x the bytes).
         path.write_text(json.dumps({"instances": np.round(x.astype(np.float64), 4).tolist()}))
         bodies[(rows, "json")] = (path, "application/json", "")
+    for rows in (1, 32):
+        x = (rng.random((rows, *shape)) * scale).astype(np.float32)
+        tensor = {
+            "name": INPUT_NAMES[model],
+            "datatype": "FP32",
+            "shape": list(x.shape),
+            "data": np.round(x.astype(np.float64), 4).ravel().tolist(),
+        }
+        path = scratch / f"{model}-{rows}.v2.json"
+        path.write_text(json.dumps({"inputs": [tensor]}))
+        bodies[(rows, "v2-json")] = (path, "application/json", "")
     x = (rng.random((32, *shape)) * scale).astype(np.float32)
     header = json.dumps(
         {
@@ -199,6 +220,8 @@ SERVERS = (
     "tutorial",
     "tutorial-default",
     "tfship",
+    "kserve",
+    "mlserver",
     "keyed",
     "foreign",
     "threaded",
@@ -211,6 +234,12 @@ def _measured(server: str, model: str, connections: int, rows: int, kind: str) -
     except where a variant of tfship only answers one question."""
     if kind == "v2-binary":
         return server in ("hello", "tfship")
+    if kind == "v2-json":
+        return server in ("hello", "tfship") or (server == "mlserver" and model != "cnn28")
+    if server == "mlserver":  # V2 only
+        return False
+    if server == "kserve":  # the performance issue's side-by-side points
+        return model != "cnn28" and connections == 16
     if server == "tutorial-default":  # the second baseline: the points users compare most
         return connections > 1
     if server in ("threaded", "batched"):  # batching: single rows of the heavy model
@@ -264,23 +293,28 @@ def main() -> int:
         servers = start_servers(
             repo, args.workers, scratch, "cnn28" in models, "digits" in models, foreign
         )
+        servers.update(start_third_party(repo, args.workers, scratch))
         try:
             for model in models:
                 bodies = _bodies(model, scratch)
                 plan = [(c, 1, "json") for c in (1, 16, 64)] + [
                     (16, 32, "json"),
                     (16, 32, "v2-binary"),
+                    (16, 1, "v2-json"),
+                    (16, 32, "v2-json"),
                 ]
                 for connections, rows, kind in plan:
                     for server in SERVERS:
-                        if not _measured(server, model, connections, rows, kind):
+                        if server not in servers or not _measured(
+                            server, model, connections, rows, kind
+                        ):
                             continue
                         body = bodies[(rows, kind)]
                         if server == "keyed":
                             body = (body[0], body[1], f"Authorization: Bearer {KEYS[-1]}")
                         path = (
                             f"/v2/models/{model}/infer"
-                            if kind == "v2-binary"
+                            if kind.startswith("v2")
                             else f"/v1/models/{model}:predict"
                         )
                         url = f"http://127.0.0.1:{servers[server].port}{path}"
@@ -289,7 +323,9 @@ def main() -> int:
                             file=sys.stderr,
                             flush=True,
                         )
+                        cpu = servers[server].cpu_seconds()
                         r = run_wrk(url, body, connections, args.duration, script)
+                        cpu = servers[server].cpu_seconds() - cpu
                         seconds = r["duration_us"] / 1e6
                         point = Point(model, server, connections, rows, kind)
                         point.requests_per_s = r["requests"] / seconds
@@ -297,6 +333,7 @@ def main() -> int:
                         point.p50_ms = r["p50_us"] / 1000
                         point.p99_ms = r["p99_us"] / 1000
                         point.errors = r["socket_errors"] + r["non_2xx"]
+                        point.cpu_ms = cpu * 1000 / max(r["requests"], 1)
                         points.append(point)
             rss = {name: server.rss_mib for name, server in servers.items()}
             startup = {
@@ -330,7 +367,8 @@ def _print_table(
     startup: dict[str, dict[str, Any]],
 ) -> None:
     def find(p: Point, server: str) -> Point | None:
-        # The tutorial app speaks JSON only: binary points are compared with its JSON ones.
+        # The tutorial app speaks TF Serving's JSON only: V2 points (binary and JSON) are
+        # compared with its JSON ones of the same rows.
         body = p.body if server == "hello" else "json"
         return next(
             (
@@ -344,16 +382,19 @@ def _print_table(
 
     print(
         f"\n{'model':7} {'conn':>4} {'rows':>4} {'body':9} {'server':16} {'req/s':>8} "
-        f"{'rows/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} {'x tut':>6} {'x hello':>7}"
+        f"{'rows/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} {'cpu ms':>6} {'x tut':>6} "
+        f"{'x hello':>7} {'cpu x tut':>9}"
     )
     for p in points:
         tutorial, hello = find(p, "tutorial"), find(p, "hello")
         x_tut = f"{p.rows_per_s / tutorial.rows_per_s:6.2f}" if tutorial else "     -"
         x_hello = f"{p.requests_per_s / hello.requests_per_s:7.2f}" if hello else "      -"
+        # CPU per row against the tutorial app's, at the same rows per request.
+        cpu_tut = f"{p.cpu_ms / tutorial.cpu_ms:9.2f}" if tutorial and tutorial.cpu_ms else ""
         print(
             f"{p.model:7} {p.connections:4} {p.rows:4} {p.body:9} {p.server:16} "
             f"{p.requests_per_s:8.0f} {p.rows_per_s:9.0f} {p.p50_ms:7.2f} {p.p99_ms:7.2f} "
-            f"{p.errors:6} {x_tut} {x_hello}"
+            f"{p.errors:6} {p.cpu_ms:6.2f} {x_tut} {x_hello} {cpu_tut}"
         )
     print(
         "\nonnxruntime in-process (rows/s; one process with default threads, or two with one "

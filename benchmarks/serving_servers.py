@@ -1,9 +1,12 @@
-"""The servers benchmarks/serving.py measures, each under gunicorn on 127.0.0.1: hello world,
+"""The servers benchmarks/serving.py measures, on 127.0.0.1: under gunicorn, hello world,
 the tutorial app (one onnxruntime thread per worker, and at onnxruntime's default threads),
-and tfship plain, with API keys, with 32 threads per worker and with batching."""
+and tfship plain, with API keys, with 32 threads per worker and with batching; and, where
+``make bench-envs`` installed them, KServe's and MLServer's Python servers around the same
+onnxruntime call (each in its own environment under .bench-envs/)."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -23,20 +26,37 @@ def bench_env() -> dict[str, str]:
     return env
 
 
+# Where `make bench-envs` puts KServe's and MLServer's environments.
+BENCH_ENVS = ROOT / ".bench-envs"
+
+
 class Server:
-    def __init__(self, name: str, command: list[str], port: int, env: dict[str, str]) -> None:
+    def __init__(
+        self,
+        name: str,
+        command: list[str],
+        port: int,
+        env: dict[str, str],
+        ready_path: str = "/readyz",
+    ) -> None:
         self.name, self.port = name, port
         # Logs are dropped: the access log is part of tfship's work, not of the result.
         started = time.monotonic()
         self.process = subprocess.Popen(
             command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        wait_ready(self.process, port)
+        wait_ready(self.process, port, path=ready_path)
         # Launch to the first 200 from /readyz (tfship: every model loaded and warmed up).
         self.ready_s = time.monotonic() - started
         time.sleep(1.0)  # every worker loaded and warmed up
         self.worker_rss_mib = children_rss_mib(self.process.pid)
         self.rss_mib = sum(self.worker_rss_mib)
+
+    def cpu_seconds(self) -> float:
+        """User and system CPU of the server's processes so far (master and workers, their
+        threads included), for CPU per request: a figure wrk's share of the cores does not
+        move as it moves throughput."""
+        return process_tree_cpu_seconds(self.process.pid)
 
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)
@@ -44,6 +64,31 @@ class Server:
             self.process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             self.process.kill()
+
+
+def process_tree_cpu_seconds(root: int) -> float:
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue  # exited meanwhile
+        # After "pid (comm)": state, ppid, ...; utime and stime are fields 14 and 15.
+        fields = text[text.rindex(")") + 2 :].split()
+        pid = int(stat.parent.name)
+        parents[pid] = int(fields[1])
+        times[pid] = (int(fields[11]) + int(fields[12])) / tick
+
+    def descends(pid: int) -> bool:
+        while pid > 1:
+            if pid == root:
+                return True
+            pid = parents.get(pid, 0)
+        return False
+
+    return sum(seconds for pid, seconds in times.items() if descends(pid))
 
 
 def _gunicorn(app: str, port: int, workers: int) -> list[str]:
@@ -138,3 +183,61 @@ def start_servers(
     if foreign is not None:
         servers["foreign"] = tfship("foreign", model_dir=foreign)
     return servers
+
+
+def third_party_envs() -> dict[str, Path]:
+    """The installed environments of ``make bench-envs``: name -> its python."""
+    found = {}
+    for name in ("kserve", "mlserver"):
+        python = BENCH_ENVS / name / "bin" / "python"
+        if (BENCH_ENVS / name / ".installed").exists() and python.exists():
+            found[name] = python
+    return found
+
+
+def start_third_party(repo: Path, workers: int, scratch: Path) -> dict[str, Server]:
+    """KServe's and MLServer's servers, those installed, with ``workers`` processes each."""
+    env = {**bench_env(), "PYTHONPATH": str(ROOT / "benchmarks")}
+    servers: dict[str, Server] = {}
+    envs = third_party_envs()
+    try:
+        if "kserve" in envs:
+            port = free_port()
+            app = str(ROOT / "benchmarks" / "kserve_app.py")
+            command = [str(envs["kserve"]), app, str(repo), str(port), str(workers)]
+            servers["kserve"] = Server("kserve", command, port, env, "/v2/health/ready")
+        if "mlserver" in envs:
+            port = free_port()
+            folder = scratch / "mlserver"
+            _mlserver_settings(repo, folder, port, workers)
+            command = [str(envs["mlserver"].parent / "mlserver"), "start", str(folder)]
+            servers["mlserver"] = Server("mlserver", command, port, env, "/v2/health/ready")
+    except BaseException:
+        for server in servers.values():
+            server.stop()
+        raise
+    return servers
+
+
+def _mlserver_settings(repo: Path, folder: Path, port: int, workers: int) -> None:
+    """MLServer's settings.json and a model-settings.json per model of the repository (its
+    newest model.onnx, run by benchmarks/mlserver_app.py)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    settings = {
+        "host": "127.0.0.1",
+        "http_port": port,
+        "grpc_port": free_port(),
+        "metrics_port": free_port(),
+        "parallel_workers": workers,
+    }
+    (folder / "settings.json").write_text(json.dumps(settings))
+    for model in sorted(repo.iterdir()):
+        versions = sorted(int(p.name) for p in model.iterdir() if p.name.isdigit())
+        if versions:
+            (folder / model.name).mkdir(exist_ok=True)
+            model_settings = {
+                "name": model.name,
+                "implementation": "mlserver_app.OnnxModel",
+                "parameters": {"uri": str(model / str(versions[-1]) / "model.onnx")},
+            }
+            (folder / model.name / "model-settings.json").write_text(json.dumps(model_settings))

@@ -49,15 +49,17 @@ def children_rss_mib(pid: int) -> list[float]:
     return rss
 
 
-def wait_ready(process: subprocess.Popen[bytes], port: int, timeout: float = 180) -> None:
-    """Until the server on ``port`` answers 200 on /readyz; RuntimeError if it exits or
+def wait_ready(
+    process: subprocess.Popen[bytes], port: int, timeout: float = 180, path: str = "/readyz"
+) -> None:
+    """Until the server on ``port`` answers 200 on ``path``; RuntimeError if it exits or
     takes longer than ``timeout``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"{process.args[0]} exited with {process.returncode}")
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as r:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
                 if r.status == 200:
                     return
         except (urllib.error.URLError, ConnectionError, TimeoutError):
