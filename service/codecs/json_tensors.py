@@ -149,10 +149,10 @@ class _Reader:
             raise _NotExact
         self.structure.append(b"[")
         items = []
-        for index in range(len(node)):
+        for index, item in enumerate(node):  # in order: indexing walks from the start
             if index:
                 self.structure.append(b",")
-            items.append(self.value(node[index], (*path, "*"), depth + 1))
+            items.append(self.value(item, (*path, "*"), depth + 1))
         self.structure.append(b"]")
         return items
 
