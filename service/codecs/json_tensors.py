@@ -200,10 +200,12 @@ def _plain_text(text: str) -> None:
 
 
 def parse_tensor_body(
-    raw: bytes, tensor_paths: frozenset[Path], allow_non_finite: bool
+    raw: bytes | memoryview, tensor_paths: frozenset[Path], allow_non_finite: bool
 ) -> tuple[Any, bool]:
     """(the parsed body, whether a boolean may hide among its tensors' numbers): read by
     ``read_body`` where it can, else (and with no ``tensor_paths``) the reference way."""
+    # JSON is read whole anyway; as bytes the checks below can search it.
+    raw = raw if isinstance(raw, bytes) else bytes(raw)
     body = read_body(raw, tensor_paths) if tensor_paths else None
     if body is not None:
         return body, False  # booleans are never read into an array

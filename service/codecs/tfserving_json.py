@@ -22,7 +22,9 @@ from service.models.runtimes.base import Signature, TensorSpec
 PREDICT_TENSORS: frozenset[Path] = frozenset({("instances",), ("inputs",), ("inputs", "*")})
 
 
-def parse_predict(raw: bytes, numbers_only: bool, allow_non_finite: bool) -> tuple[Any, bool]:
+def parse_predict(
+    raw: bytes | memoryview, numbers_only: bool, allow_non_finite: bool
+) -> tuple[Any, bool]:
     """(the parsed body, whether a boolean may hide among its tensors' numbers), tensors
     read as arrays when the model takes ``numbers_only`` (``ModelView.takes_numbers_only``)."""
     tensors = PREDICT_TENSORS if numbers_only else frozenset()

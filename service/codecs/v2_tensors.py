@@ -105,7 +105,7 @@ def _flag(parameters: dict[str, Any], key: str, default: bool, what: str) -> boo
 
 
 def split_body(
-    raw: bytes, header_length: str | None, allow_non_finite: bool, numbers_only: bool
+    raw: bytes | memoryview, header_length: str | None, allow_non_finite: bool, numbers_only: bool
 ) -> tuple[Any, memoryview, bool]:
     """The JSON header (parsed), the binary tail after it, and whether a boolean may hide
     among the numbers of its JSON tensors. With ``numbers_only`` (no input takes strings:
@@ -127,7 +127,7 @@ def split_body(
 
 
 def decode_infer(
-    raw: bytes,
+    raw: bytes | memoryview,
     header_length: str | None,
     signature: Signature,
     limits: DeclaredLimits,
@@ -205,7 +205,8 @@ def output_spec(
 def raw_array(chunk: memoryview | bytes, dtype: np.dtype, label: str) -> np.ndarray:
     """Little-endian tensor bytes (whose length the caller checked) as an array of
     ``dtype``; BOOL bytes must be 0 or 1. Bytes at an odd address are copied once, since
-    runtimes want aligned memory."""
+    runtimes want aligned memory (tfship's HTTP worker places them on a 64-byte boundary:
+    service/http_server/body_buffers.py)."""
     if dtype.kind == "b":
         values = np.frombuffer(chunk, dtype=np.uint8)
         if values.size and values.max() > 1:

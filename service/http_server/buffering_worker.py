@@ -34,6 +34,7 @@ from gunicorn.http import wsgi
 from gunicorn.workers.base import Worker
 from werkzeug.http import HTTP_STATUS_CODES
 
+from service.http_server.body_buffers import BODY_ENVIRON, body_stream, placed_body
 from service.http_server.connection_counts import ConnectionCounts
 from service.http_server.request_framing import FramingError, RequestFramer
 from service.settings import ServiceSettings
@@ -277,15 +278,21 @@ class BufferingWorker(Worker):
                 connection.state = BODY
                 connection.deadline = now + self.body_timeout
             return
-        data = framed.head + bytes(connection.buffer[framed.head_size : framed.size])
+        body: memoryview | None = None
+        if connection.framer.head is not None and connection.framer.head.chunked:
+            # gunicorn's reader decodes the chunks: it gets them as they came.
+            data = framed.head + bytes(connection.buffer[framed.head_size : framed.size])
+        else:
+            data = framed.head
+            body = placed_body(connection.buffer, framed.head_size, framed.size, data)
         del connection.buffer[: framed.size]
         connection.framer.reset()
         connection.state = BUSY
         self.selector.unregister(connection.sock)
         if self.pool is None:
-            self._finish(connection, self._handle(connection, data))
+            self._finish(connection, self._handle(connection, data, body))
         else:
-            future = self.pool.submit(self._handle, connection, data)
+            future = self.pool.submit(self._handle, connection, data, body)
             future.add_done_callback(lambda done: self._finished_in_pool(connection, done))
 
     def _finished_in_pool(self, connection: Connection, done: Future[bool]) -> None:
@@ -413,8 +420,10 @@ class BufferingWorker(Worker):
 
     # --- one whole request, as gunicorn's workers handle it ---
 
-    def _handle(self, connection: Connection, data: bytes) -> bool:
-        """Parse and answer one buffered request; whether the connection stays open."""
+    def _handle(self, connection: Connection, data: bytes, body: memoryview | None) -> bool:
+        """Parse and answer one buffered request (``body``: its Content-Length body, apart
+        from ``data``; None for a chunked one, which ``data`` holds); whether the
+        connection stays open."""
         sock = connection.sock
         sock.setblocking(True)
         sock.settimeout(_SEND_TIMEOUT)
@@ -422,7 +431,7 @@ class BufferingWorker(Worker):
         try:
             parser = http.get_parser(self.cfg, [data], connection.address)
             request = next(parser)
-            return self._respond(request, connection)
+            return self._respond(request, connection, body)
         except (StopIteration, http.errors.NoMoreData):
             return False
         except OSError as exc:
@@ -433,7 +442,7 @@ class BufferingWorker(Worker):
             self.handle_error(request, sock, connection.address, exc)
             return False
 
-    def _respond(self, request: Any, connection: Connection) -> bool:
+    def _respond(self, request: Any, connection: Connection, body: memoryview | None) -> bool:
         environ: dict[str, Any] = {}
         response = None
         try:
@@ -443,6 +452,9 @@ class BufferingWorker(Worker):
                 request, connection.sock, connection.address, connection.server, self.cfg
             )
             environ["wsgi.multithread"] = self.pool is not None
+            if body is not None:
+                environ["wsgi.input"] = body_stream(body)
+                environ[BODY_ENVIRON] = body
             self.nr += 1
             if self.nr >= self.max_requests:
                 if self.alive:
@@ -451,15 +463,15 @@ class BufferingWorker(Worker):
                 response.force_close()
             if not self.alive or self._loaded():
                 response.force_close()
-            body = self.wsgi(environ, response.start_response)
+            answer = self.wsgi(environ, response.start_response)
             try:
-                for item in body:
+                for item in answer:
                     response.write(item)
                 response.close()
             finally:
                 self.log.access(response, request, environ, datetime.now() - started)
-                if hasattr(body, "close"):
-                    body.close()
+                if hasattr(answer, "close"):
+                    answer.close()
             return not response.should_close()
         except (Exception, SystemExit):
             if response is not None and response.headers_sent:

@@ -22,6 +22,7 @@ from service import logs
 from service.dataplane.plane import DataPlane
 from service.dataplane.queue_time import REQUEST_START_HEADER_ENVIRON
 from service.errors import ServingError, internal_error
+from service.http_server.body_buffers import BODY_ENVIRON
 from service.protocols import tfserving_rest, v2_rest
 from service.protocols.json_responses import encode_json
 from service.protocols.request_body import accepted_types, check_content
@@ -105,8 +106,12 @@ class FastPath:
             mimetype = environ.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower()
             check_content(mimetype, length, accepted_types(api), self.max_body_bytes)
             with plane.hold(call, name, int(version) if version else None, label) as model:
-                # At most ``length`` bytes, which check_content held to the limit.
-                raw = environ["wsgi.input"].read(length)
+                # tfship's worker hands the body over as it read it (body_buffers.py);
+                # another server through wsgi.input, at most ``length`` bytes, which
+                # check_content held to the limit.
+                raw = environ.get(BODY_ENVIRON)
+                if raw is None or len(raw) != length:
+                    raw = environ["wsgi.input"].read(length)
                 if api == "predict":
                     body = encode_json(tfserving_rest.predict_body(plane, model, raw))
                     headers = list(_JSON_HEADERS)

@@ -88,7 +88,7 @@ def predict(name: str, version: int | None = None, label: str | None = None) -> 
         return json_response(predict_body(plane(), model, read_body()))
 
 
-def predict_body(dataplane: DataPlane, model: ModelView, raw: bytes) -> Any:
+def predict_body(dataplane: DataPlane, model: ModelView, raw: bytes | memoryview) -> Any:
     """The response body (before JSON encoding) of a predict request on a held version.
 
     Shared by the Flask view above and the fast path (service/protocols/fast_path.py).

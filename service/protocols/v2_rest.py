@@ -90,7 +90,7 @@ def infer(name: str, version: int | None = None) -> Response:
 
 
 def infer_body(
-    dataplane: DataPlane, model: ModelView, raw: bytes, header_length: str | None
+    dataplane: DataPlane, model: ModelView, raw: bytes | memoryview, header_length: str | None
 ) -> tuple[bytes, dict[str, str]]:
     """Response body and headers of an infer request on a held version.
 
