@@ -91,14 +91,16 @@ def to_numpy(proto: Any, spec: TensorSpec, label: str, limits: DeclaredLimits) -
     dtype = _NUMPY_OF.get(proto.dtype)
     if dtype is None:
         raise InvalidArgument(f"{label}: tensor type {dtype_name(proto.dtype)} is not supported")
-    if proto.tensor_content:
+    # Read once: protobuf (upb) copies a bytes field into a new object at every access.
+    content = proto.tensor_content
+    if content:
         expected = count * dtype.itemsize
-        if len(proto.tensor_content) != expected:
+        if len(content) != expected:
             raise InvalidArgument(
-                f"{label}: tensor_content has {len(proto.tensor_content)} bytes; shape "
+                f"{label}: tensor_content has {len(content)} bytes; shape "
                 f"{shape_text(shape)} of {dtype_name(proto.dtype)} needs {expected}"
             )
-        return np.frombuffer(proto.tensor_content, dtype=dtype.newbyteorder("<")).reshape(shape)
+        return np.frombuffer(content, dtype=dtype.newbyteorder("<")).reshape(shape)
     values = getattr(proto, _FIELD_OF[proto.dtype])
     _check_count(len(values), shape, count, label, "values", dtype, limits)
     if proto.dtype == _DATA_TYPES["DT_HALF"]:
