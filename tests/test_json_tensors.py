@@ -113,6 +113,7 @@ def test_v2_data_comes_as_an_array_and_the_rest_as_orjson_gives_it() -> None:
         b'{"instances": [[1, 2]]} x',
         b'{"instances": [[1, 2]], "s": "\xff"}',
         b'{"instances": [[1, 2]], "s": "\\ud800"}',
+        b'{"instances": [[1, 2]], "a\\u0000b": 1}',  # a key simdjson cannot look up
         b"[" * 100 + b"1" + b"]" * 100,
         b'{"instances": ' + b"[" * 40 + b"1" + b"]" * 40 + b"}",
         b"",
@@ -167,7 +168,7 @@ _rows = st.one_of(
     ),
 )
 _extra = st.dictionaries(
-    st.sampled_from(["signature_name", "top_k", "other", "x,y"]),
+    st.sampled_from(["signature_name", "top_k", "other", "x,y", "\x00", "a\x00"]),
     st.one_of(st.integers(0, 3), st.text(max_size=4), st.lists(st.integers(0, 3), max_size=2)),
     max_size=2,
 )

@@ -141,7 +141,11 @@ class _Reader:
             _plain_text(key)
             if index:
                 self.structure.append(b",")
-            body[key] = self.value(node[key], (*path, key), depth + 1)
+            try:
+                member = node[key]
+            except KeyError:  # simdjson looks keys up as C strings: one holding NUL fails
+                raise _NotExact from None
+            body[key] = self.value(member, (*path, key), depth + 1)
         return body
 
     def _list(self, node: Any, path: Path, depth: int) -> list[Any]:
