@@ -193,8 +193,12 @@ def test_ready_only_once_every_worker_can_serve(repo_copy: Path, start_server: A
         deadline = time.monotonic() + 60
         while True:
             ready = server.wait_answering("/readyz")
-            if ready.json().get("models", {}).get("digits", {}).get("serving") == 1:
-                break  # the other worker has loaded
+            answer = ready.json()
+            # The other worker has loaded, and written that it is ready: its registry says
+            # so a moment before its readiness file does.
+            serving = answer.get("models", {}).get("digits", {}).get("serving") == 1
+            if serving and answer.get("workers", {}).get("ready") == 1:
+                break
             assert time.monotonic() < deadline, ready.body
             time.sleep(0.05)
         assert ready.status == 503, ready.json()
