@@ -20,7 +20,7 @@ from service.codecs import json_tensors
 from service.codecs.json_body import parse_json
 from service.codecs.json_tensors import parse_tensor_body, read_body, rectangle
 from service.codecs.tensor_checks import DeclaredLimits, body_may_hold_bool
-from service.codecs.tfserving_json import PREDICT_TENSORS, decode_predict, parse_predict
+from service.codecs.tfserving_json import PREDICT_TENSORS, decode_predict
 from service.codecs.v2_tensors import INFER_TENSORS, decode_infer
 from service.errors import InvalidArgument
 from service.models.runtimes.base import Signature, TensorSpec
@@ -196,7 +196,9 @@ def _outcome(run: Any) -> Any:
 
 def _predict_both_ways(raw: bytes, signature: Signature) -> tuple[Any, Any]:
     def fast() -> Any:
-        body, may_hold_bool = parse_predict(raw, signature.takes_numbers_only, False)
+        body, may_hold_bool = parse_tensor_body(
+            raw, PREDICT_TENSORS, signature.takes_numbers_only, False
+        )
         return decode_predict(body, signature, may_hold_bool)
 
     def reference() -> Any:
@@ -236,7 +238,7 @@ def test_infer_decodes_alike_read_fast_or_not(data: Any, datatype: str, shape: l
 def test_the_differential_sees_the_fast_path_taken() -> None:
     """The properties above would pass if the reader never read anything."""
     raw = b'{"instances": [[1.5, 2], [3, 4]]}'
-    body, may_hold_bool = parse_tensor_body(raw, PREDICT_TENSORS, False)
+    body, may_hold_bool = parse_tensor_body(raw, PREDICT_TENSORS, True, False)
     assert isinstance(body["instances"], np.ndarray) and not may_hold_bool
     fast, reference = _predict_both_ways(raw, SIGNATURES["float32"])
     assert fast[0] == "ok"

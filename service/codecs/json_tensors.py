@@ -58,10 +58,10 @@ class _NotExact(Exception):
     """The body is not one this reader gives exactly as the reference path would."""
 
 
-def read_body(raw: bytes | memoryview, tensor_paths: frozenset[Path]) -> Any | None:
+def read_body(raw: bytes, tensor_paths: frozenset[Path]) -> Any | None:
     """The parsed body with the numeric tensors at ``tensor_paths`` as arrays, or None
     when the body has to be parsed the reference way."""
-    if bytes(raw[:3]) == _BOM:  # simdjson skips a byte-order mark; orjson refuses it
+    if raw.startswith(_BOM):  # simdjson skips a byte-order mark; orjson refuses it
         return None
     parser = _parser(len(raw))
     try:
@@ -84,7 +84,7 @@ def read_body(raw: bytes | memoryview, tensor_paths: frozenset[Path]) -> Any | N
         return None
     finally:
         del document
-    if bytes(raw).translate(None, _NOT_STRUCTURE) != b"".join(reader.structure):
+    if raw.translate(None, _NOT_STRUCTURE) != b"".join(reader.structure):
         return None
     return body
 
@@ -204,13 +204,18 @@ def _plain_text(text: str) -> None:
 
 
 def parse_tensor_body(
-    raw: bytes | memoryview, tensor_paths: frozenset[Path], allow_non_finite: bool
+    raw: bytes | memoryview,
+    tensor_paths: frozenset[Path],
+    numbers_only: bool,
+    allow_non_finite: bool,
 ) -> tuple[Any, bool]:
     """(the parsed body, whether a boolean may hide among its tensors' numbers): read by
-    ``read_body`` where it can, else (and with no ``tensor_paths``) the reference way."""
+    ``read_body`` where it can, else the reference way. Only for a model that takes
+    ``numbers_only`` (``Signature.takes_numbers_only``): a string input's refusals name the
+    JSON type of a stray number, which an array of them no longer knows."""
     # JSON is read whole anyway; as bytes the checks below can search it.
     raw = raw if isinstance(raw, bytes) else bytes(raw)
-    body = read_body(raw, tensor_paths) if tensor_paths else None
+    body = read_body(raw, tensor_paths) if numbers_only else None
     if body is not None:
         return body, False  # booleans are never read into an array
     return parse_json(raw, allow_non_finite=allow_non_finite), body_may_hold_bool(raw)

@@ -190,8 +190,6 @@ def check_strings(value: Any, label: str) -> np.ndarray:
 
     Every element is checked: numpy would quietly turn a number among strings into text.
     """
-    if isinstance(value, np.ndarray):  # numbers read as an array: refused as JSON values
-        value = value.tolist()
     return np.array(_text(value, label), dtype=object)
 
 

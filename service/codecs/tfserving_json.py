@@ -13,22 +13,13 @@ from typing import Any
 import numpy as np
 
 from service.codecs.example_features import check_signature_name
-from service.codecs.json_tensors import Path, parse_tensor_body
+from service.codecs.json_tensors import Path
 from service.codecs.tensor_checks import as_array, cast_checked, check_shape
 from service.errors import InvalidArgument
 from service.models.runtimes.base import Signature, TensorSpec
 
 # Where a predict body holds tensors: rows, or the columnar tensor bare or by input name.
 PREDICT_TENSORS: frozenset[Path] = frozenset({("instances",), ("inputs",), ("inputs", "*")})
-
-
-def parse_predict(
-    raw: bytes | memoryview, numbers_only: bool, allow_non_finite: bool
-) -> tuple[Any, bool]:
-    """(the parsed body, whether a boolean may hide among its tensors' numbers), tensors
-    read as arrays when the model takes ``numbers_only`` (``ModelView.takes_numbers_only``)."""
-    tensors = PREDICT_TENSORS if numbers_only else frozenset()
-    return parse_tensor_body(raw, tensors, allow_non_finite)
 
 
 def to_array(value: Any, spec: TensorSpec, where: str, may_hold_bool: bool) -> np.ndarray:

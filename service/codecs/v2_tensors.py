@@ -121,8 +121,9 @@ def split_body(
             ) from None
         if not 0 < size <= len(raw):
             raise InvalidArgument(f"{HEADER_LENGTH} is {size} but the body has {len(raw)} bytes")
-    tensors = INFER_TENSORS if numbers_only else frozenset()
-    header, may_hold_bool = parse_tensor_body(raw[:size], tensors, allow_non_finite)
+    header, may_hold_bool = parse_tensor_body(
+        raw[:size], INFER_TENSORS, numbers_only, allow_non_finite
+    )
     return header, memoryview(raw)[size:], may_hold_bool
 
 

@@ -13,8 +13,9 @@ from flask import Blueprint, Response, request
 
 from service.codecs import example_features
 from service.codecs.json_body import parse_json
+from service.codecs.json_tensors import parse_tensor_body
 from service.codecs.tensor_checks import DeclaredLimits, check_rows
-from service.codecs.tfserving_json import decode_predict, encode_predict, parse_predict
+from service.codecs.tfserving_json import PREDICT_TENSORS, decode_predict, encode_predict
 from service.dataplane import tasks
 from service.dataplane.plane import DataPlane
 from service.errors import InvalidArgument
@@ -93,7 +94,9 @@ def predict_body(dataplane: DataPlane, model: ModelView, raw: bytes | memoryview
 
     Shared by the Flask view above and the fast path (service/protocols/fast_path.py).
     """
-    body, may_hold_bool = parse_predict(raw, model.takes_numbers_only(), dataplane.allow_non_finite)
+    body, may_hold_bool = parse_tensor_body(
+        raw, PREDICT_TENSORS, model.takes_numbers_only(), dataplane.allow_non_finite
+    )
     if isinstance(body, dict):
         model = model.signature_named(body.get("signature_name"))
     # "top_k": k answers class names and scores, best first, instead of the tensor.
