@@ -18,6 +18,7 @@ from typing import Any
 import kserve
 import numpy as np
 import onnxruntime as ort
+from newest_models import newest_onnx_files
 
 
 class OnnxModel(kserve.Model):
@@ -52,17 +53,8 @@ class OnnxModel(kserve.Model):
         return {"predictions": self.session.run(None, {self.input_name: x})[0].tolist()}
 
 
-def newest_models(repo: Path) -> list[OnnxModel]:
-    models = []
-    for folder in sorted(repo.iterdir()):
-        versions = sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit())
-        if versions:
-            models.append(OnnxModel(folder.name, folder / str(versions[-1]) / "model.onnx"))
-    return models
-
-
 if __name__ == "__main__":
     repo, port, workers = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
     kserve.ModelServer(http_port=port, workers=workers, enable_grpc=False).start(
-        newest_models(repo)
+        [OnnxModel(name, path) for name, path in newest_onnx_files(repo).items()]
     )

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from newest_models import newest_onnx_files
 from startup import BIN, ROOT, children_rss_mib, free_port, wait_ready
 
 
@@ -231,13 +232,11 @@ def _mlserver_settings(repo: Path, folder: Path, port: int, workers: int) -> Non
         "parallel_workers": workers,
     }
     (folder / "settings.json").write_text(json.dumps(settings))
-    for model in sorted(repo.iterdir()):
-        versions = sorted(int(p.name) for p in model.iterdir() if p.name.isdigit())
-        if versions:
-            (folder / model.name).mkdir(exist_ok=True)
-            model_settings = {
-                "name": model.name,
-                "implementation": "mlserver_app.OnnxModel",
-                "parameters": {"uri": str(model / str(versions[-1]) / "model.onnx")},
-            }
-            (folder / model.name / "model-settings.json").write_text(json.dumps(model_settings))
+    for name, path in newest_onnx_files(repo).items():
+        (folder / name).mkdir(exist_ok=True)
+        model_settings = {
+            "name": name,
+            "implementation": "mlserver_app.OnnxModel",
+            "parameters": {"uri": str(path)},
+        }
+        (folder / name / "model-settings.json").write_text(json.dumps(model_settings))

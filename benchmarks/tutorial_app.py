@@ -15,20 +15,16 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 from flask import Flask, jsonify, request
+from newest_models import newest_onnx_files
 
 app = Flask(__name__)
 options = ort.SessionOptions()
 if os.environ.get("TUTORIAL_ORT_THREADS"):
     options.intra_op_num_threads = int(os.environ["TUTORIAL_ORT_THREADS"])
-sessions: dict[str, ort.InferenceSession] = {}
-for folder in sorted(Path(os.environ["TUTORIAL_MODEL_DIR"]).iterdir()):
-    versions = sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit())
-    if versions:
-        sessions[folder.name] = ort.InferenceSession(
-            str(folder / str(versions[-1]) / "model.onnx"),
-            options,
-            providers=["CPUExecutionProvider"],
-        )
+sessions = {
+    name: ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    for name, path in newest_onnx_files(Path(os.environ["TUTORIAL_MODEL_DIR"])).items()
+}
 
 
 @app.get("/readyz")
