@@ -17,29 +17,18 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from google.protobuf import descriptor_pool
+
+from service.codecs.proto_declarations import Field, ProtoFile, build_pool, message_class
 
 PACKAGE = "inference"
 SERVICE = f"{PACKAGE}.GRPCInferenceService"
 
-_F = descriptor_pb2.FieldDescriptorProto
-_SCALARS = {
-    "bool": _F.TYPE_BOOL,
-    "string": _F.TYPE_STRING,
-    "bytes": _F.TYPE_BYTES,
-    "int32": _F.TYPE_INT32,
-    "int64": _F.TYPE_INT64,
-    "uint32": _F.TYPE_UINT32,
-    "uint64": _F.TYPE_UINT64,
-    "float": _F.TYPE_FLOAT,
-    "double": _F.TYPE_DOUBLE,
-}
-_PARAMETERS = "map<InferParameter>"
+_PARAMETERS = "map<string, InferParameter>"
 
-# Message -> fields: (name, number, type, "repeated" | "" | a oneof's name). A type is a
-# scalar, another message of this file, the enum DataType, or a map from string to
-# InferParameter (the protocol's one kind of map).
-MESSAGES: dict[str, list[tuple[str, int, str, str]]] = {
+# Message -> fields, as service/codecs/proto_declarations.py reads them; the one kind of
+# map in the protocol is string -> InferParameter.
+MESSAGES: dict[str, list[Field]] = {
     "ServerLiveRequest": [],
     "ServerLiveResponse": [("live", 1, "bool", "")],
     "ServerReadyRequest": [],
@@ -205,68 +194,23 @@ METHODS = {
 }
 
 
-def _add_field(
-    message: descriptor_pb2.DescriptorProto, name: str, number: int, kind: str, how: str
-) -> None:
-    field = message.field.add(name=name, number=number)
-    if kind == _PARAMETERS:
-        entry = message.nested_type.add(name=f"{name.title().replace('_', '')}Entry")
-        entry.options.map_entry = True
-        entry.field.add(name="key", number=1, type=_F.TYPE_STRING, label=_F.LABEL_OPTIONAL)
-        entry.field.add(
-            name="value",
-            number=2,
-            type=_F.TYPE_MESSAGE,
-            type_name=f".{PACKAGE}.InferParameter",
-            label=_F.LABEL_OPTIONAL,
-        )
-        field.type, field.label = _F.TYPE_MESSAGE, _F.LABEL_REPEATED
-        field.type_name = f".{PACKAGE}.{message.name}.{entry.name}"
-        return
-    if kind in _SCALARS:
-        field.type = _SCALARS[kind]
-    elif kind == "DataType":
-        field.type, field.type_name = _F.TYPE_ENUM, f".{PACKAGE}.DataType"
-    else:
-        field.type, field.type_name = _F.TYPE_MESSAGE, f".{PACKAGE}.{kind}"
-    field.label = _F.LABEL_REPEATED if how == "repeated" else _F.LABEL_OPTIONAL
-    if how not in ("", "repeated"):  # a oneof
-        names = [o.name for o in message.oneof_decl]
-        if how not in names:
-            message.oneof_decl.add(name=how)
-            names.append(how)
-        field.oneof_index = names.index(how)
-
-
-def file_descriptor() -> descriptor_pb2.FileDescriptorProto:
-    proto = descriptor_pb2.FileDescriptorProto(
-        name="tfship/open_inference_v2.proto", package=PACKAGE, syntax="proto3"
-    )
-    enum = proto.enum_type.add(name="DataType")
-    for number, name in enumerate(DATA_TYPES):
-        enum.value.add(name=name, number=number)
-    for name, fields in MESSAGES.items():
-        message = proto.message_type.add(name=name)
-        for field in fields:
-            _add_field(message, *field)
-    service = proto.service.add(name=SERVICE.rsplit(".", 1)[1])
-    for method, (request, response) in METHODS.items():
-        service.method.add(
-            name=method, input_type=f".{PACKAGE}.{request}", output_type=f".{PACKAGE}.{response}"
-        )
-    return proto
+FILE = ProtoFile(
+    name="tfship/open_inference_v2.proto",
+    package=PACKAGE,
+    messages=MESSAGES,
+    enums={"DataType": [(name, number) for number, name in enumerate(DATA_TYPES)]},
+    services={SERVICE.rsplit(".", 1)[1]: METHODS},
+)
 
 
 @cache
 def _pool() -> descriptor_pool.DescriptorPool:
-    pool = descriptor_pool.DescriptorPool()
-    pool.Add(file_descriptor())
-    return pool
+    return build_pool([FILE])
 
 
 def message(name: str) -> Any:
     """The class of e.g. ``ModelInferRequest``."""
-    return message_factory.GetMessageClass(_pool().FindMessageTypeByName(f"{PACKAGE}.{name}"))
+    return message_class(_pool(), f"{PACKAGE}.{name}")
 
 
 def service_methods() -> dict[str, tuple[Any, Any]]:

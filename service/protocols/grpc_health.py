@@ -3,9 +3,8 @@
 grpcio-health-checking's ``health_pb2`` refuses to import under an older protobuf runtime
 than the one it was generated with (``VersionError``), and installing another client beside
 tfship (``pip install "tritonclient[grpc]"``) can leave exactly that: the import would kill
-every worker at boot. So the messages come from the same private descriptor pool as TF
-Serving's (service/codecs/grpc_protos.py reads the descriptor out of the installed file
-without running it), and Check, Watch and List are served here.
+every worker at boot. So the messages are declared with TF Serving's
+(service/codecs/tfserving_proto_files.py), and Check, Watch and List are served here.
 """
 
 from __future__ import annotations
@@ -95,7 +94,6 @@ class HealthService:
                 request_deserializer=request_type.FromString,
                 response_serializer=response_type.SerializeToString,
             ),
+            "List": unary("List", self.list),
         }
-        if "List" in _METHODS:  # newer grpcio-health-checking releases describe it
-            handlers["List"] = unary("List", self.list)
         return grpc.method_handlers_generic_handler(SERVICE, handlers)
