@@ -85,6 +85,14 @@ def run(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         print(f"tfship serve: {exc}", file=sys.stderr)
         return 2
+    if "savedmodel" in {settings.runtime, *settings.model_runtimes.values()}:
+        from tfship.extras import MissingExtra, require
+
+        try:
+            require("savedmodel", "the SavedModel runtime")
+        except MissingExtra as exc:
+            print(f"tfship serve: {exc}", file=sys.stderr)
+            return 2
     if settings.model_config is not None:
         from service.models.model_config import load_model_config
 

@@ -102,25 +102,42 @@ def test_hadolint_is_clean() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+# Image -> the tfship command it runs; each installs requirements/<image>.txt.
+IMAGES = {"serve": "serve", "serve-tf": "serve", "serve-gpu": "serve", "train": "train"}
+
+
 def test_images_are_slim_non_root_and_serve_by_default() -> None:
     stages = parse_dockerfile()
     assert list(stages)[-1] == "serve", "the default target is the last stage"
-    assert {"serve", "train"} <= set(stages)
+    assert set(IMAGES) <= set(stages)
     base = re.search(r"ARG PYTHON_IMAGE=(\S+)", DOCKERFILE.read_text())
     assert base and base.group(1).startswith("python:3.11-slim")
-    for target in ("serve", "train"):
+    for target, command in IMAGES.items():
         instructions = chain(stages, target)
         user = last(instructions, "USER")
         assert user and user.isdigit() and int(user) > 0, "numeric non-root user (runAsNonRoot)"
-        assert exec_form(last(instructions, "ENTRYPOINT"))[:2] == ["tfship", target]
+        assert exec_form(last(instructions, "ENTRYPOINT"))[:2] == ["tfship", command]
         # Built from the runtime stage, which copies the venv and nothing of the build.
         runs = " ".join(rest for name, rest in instructions if name == "RUN")
         assert "apt-get" not in runs and "[dev]" not in runs
+        copied = [rest for name, rest in instructions if name == "COPY" and "/opt/venv" in rest]
+        assert copied == [f"--from=venv-{target} /opt/venv /opt/venv"], copied
     serve = chain(stages, "serve")
     assert set(last(serve, "EXPOSE").split()) == {"8500", "8501"}
     env = env_of(serve)
     assert (env["TFSHIP_REST_PORT"], env["TFSHIP_GRPC_PORT"]) == ("8501", "8500")
     assert "/healthz" in last(serve, "HEALTHCHECK")
+    assert env_of(chain(stages, "serve-gpu"))["TFSHIP_DEVICE"] == "cuda"
+
+
+@pytest.mark.parametrize("target", IMAGES)
+def test_each_image_installs_its_own_lock_file_with_hashes(target: str) -> None:
+    venv = chain(parse_dockerfile(), f"venv-{target}")
+    lock = f"requirements/{target}.txt"
+    assert (ROOT / lock).is_file()
+    assert next(rest for name, rest in venv if name == "COPY") == f"{lock} /tmp/requirements.txt"
+    installs = [rest for name, rest in venv if name == "RUN" and "requirements.txt" in rest]
+    assert installs and all("--require-hashes" in r and "--no-deps" in r for r in installs)
 
 
 def test_dockerignore_lets_in_exactly_what_the_image_copies() -> None:
@@ -135,7 +152,8 @@ def test_dockerignore_lets_in_exactly_what_the_image_copies() -> None:
     for stage in parse_dockerfile().values():
         for instruction, rest in stage.instructions:
             if instruction == "COPY" and not rest.startswith("--from"):
-                copied.update(source.rstrip("/") for source in rest.split()[:-1])
+                # What the context must let in: each source's top-level file or folder.
+                copied.update(source.split("/")[0] for source in rest.split()[:-1])
     assert copied == allowed
 
 

@@ -40,6 +40,18 @@ def _model_dir_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _missing_extra(command: str, what: str) -> int | None:
+    """2, with what to install, when this install has no training stack (a server install)."""
+    from tfship.extras import MissingExtra, require
+
+    try:
+        require("train", what)
+    except MissingExtra as exc:
+        print(f"{command}: {exc}", file=sys.stderr)
+        return 2
+    return None
+
+
 def _failed(command: str, exc: TrainingError) -> int:
     """Print why; 2 for a usage problem (the config), 1 for a run that failed."""
     print(f"{command}: {exc.kind}: {exc}", file=sys.stderr)
@@ -62,6 +74,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if (refused := _missing_extra("tfship train", "training")) is not None:
+        return refused
     from training.config_file import load_config
     from training.pipeline import run_training
 
@@ -93,6 +107,8 @@ def add_tune_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_tune(args: argparse.Namespace) -> int:
+    if (refused := _missing_extra("tfship tune", "hyperparameter search")) is not None:
+        return refused
     from training.tune import run_tuning
 
     if (args.trials is not None and args.trials < 1) or (
@@ -170,6 +186,8 @@ def add_import_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_import(args: argparse.Namespace) -> int:
+    if (refused := _missing_extra("tfship import", "importing a model")) is not None:
+        return refused
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
     from training.import_model import import_model
     from training.import_request import ImportRequest

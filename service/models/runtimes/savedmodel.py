@@ -19,6 +19,11 @@ _threads_configured = False
 def _import_tensorflow(threads: int) -> Any:
     import os
 
+    from tfship.extras import require
+
+    # A server installed without it (a model config naming this runtime): the version
+    # fails to load with what to install, not with ModuleNotFoundError.
+    require("savedmodel", "the SavedModel runtime")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
