@@ -8,23 +8,37 @@ GRPC_PORT ?= 8500
 MODEL_DIR ?= models
 CONFIG ?= training/configs/digits.yaml
 
-.PHONY: demo test install install-dev client-envs bench-envs train serve lint bench-startup bench-soak bench-training bench-serving bench-slow-clients clean
+.PHONY: demo test install install-dev lock lock-upgrade lock-check client-envs bench-envs train serve lint bench-startup bench-soak bench-training bench-serving bench-slow-clients clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# Stamps: reinstall only when pyproject.toml changes.
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -e .
+# Each profile from its lock file (requirements/, hashes checked), then tfship itself
+# editable without dependencies. Stamps: reinstall only when the lock file changes.
+# `install` is the train profile (the demo trains, exports and serves); the ONNX server
+# alone is `pip install --require-hashes --no-deps -r requirements/serve.txt` and `pip
+# install --no-deps .`, what the serve image does.
+$(VENV)/.installed: requirements/train.txt | $(BIN)/python
+	$(BIN)/pip install --require-hashes --no-deps -r requirements/train.txt
+	$(BIN)/pip install --no-deps -e .
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -e ".[dev]"
+$(VENV)/.installed-dev: requirements/dev.txt | $(BIN)/python
+	$(BIN)/pip install --require-hashes --no-deps -r requirements/dev.txt
+	$(BIN)/pip install --no-deps -e .
 	touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
+
+# The lock files, from pyproject.toml (requirements/lock.sh says how).
+lock: install-dev
+	requirements/lock.sh
+lock-upgrade: install-dev
+	requirements/lock.sh --upgrade
+lock-check: install-dev
+	requirements/lock.sh --check
 
 # Third-party clients the tests drive tfship with, each in its own environment (their pins
 # clash with tfship's), rebuilt when their pins in tests/clients/ change.
@@ -67,7 +81,7 @@ lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: lint client-envs
+test: lint lock-check client-envs
 	$(BIN)/pytest
 
 bench-startup: install
