@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import re
 import sys
@@ -79,10 +80,40 @@ def _environment(args: argparse.Namespace) -> dict[str, str]:
     return env
 
 
+def _on_device(settings: ServiceSettings, env: dict[str, str]) -> ServiceSettings:
+    """``auto`` resolved to cpu or cuda for the workers; DeviceError for cuda without a GPU.
+
+    Checked here, once, from what ONNX Runtime offers (the SavedModel runtime checks
+    TensorFlow's GPUs in each worker: importing TensorFlow here would cost every worker its
+    memory before the fork). On a GPU one worker is the default: each would hold its own
+    CUDA context and copy of every model on the same device.
+    """
+    if settings.device == "cpu":
+        return settings
+    import onnxruntime as ort
+
+    from tfship.devices import CUDA_PROVIDER, choose, nvidia_gpus
+
+    chosen = choose(
+        settings.device, CUDA_PROVIDER in ort.get_available_providers(), nvidia_gpus(), "onnx"
+    )
+    if chosen.warning:
+        print(f"tfship serve: {chosen.warning}", file=sys.stderr)
+    workers = settings.workers
+    if chosen.device == "cuda" and not env.get(variable("workers")):
+        from_file = config_file_env(Path(env[CONFIG_VARIABLE])) if env.get(CONFIG_VARIABLE) else {}
+        if not from_file.get(variable("workers")):
+            workers = 1
+    return dataclasses.replace(settings, device=chosen.device, workers=workers)
+
+
 def run(args: argparse.Namespace) -> int:
+    from tfship.devices import DeviceError
+
+    env = _environment(args)
     try:
-        settings = ServiceSettings.from_env(_environment(args))
-    except SettingsError as exc:
+        settings = _on_device(ServiceSettings.from_env(env), env)
+    except (SettingsError, DeviceError) as exc:
         print(f"tfship serve: {exc}", file=sys.stderr)
         return 2
     if "savedmodel" in {settings.runtime, *settings.model_runtimes.values()}:

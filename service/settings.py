@@ -29,6 +29,7 @@ from service.setting_parsers import (
     path,
     text,
 )
+from tfship.devices import DEVICES
 
 
 def available_cpus() -> int:
@@ -179,6 +180,15 @@ class ServiceSettings:
         show=_show_runtimes,
         file_type=dict,
         what="runtime for one model, e.g. digits=savedmodel",
+    )
+    device: str = setting(
+        "cpu",
+        parse=choice(*DEVICES),
+        doc="`cpu`; `cuda`: ONNX Runtime's CUDA provider (and TensorFlow's GPU for "
+        "SavedModels), refused at start without a GPU, one worker unless `TFSHIP_WORKERS` "
+        "says otherwise; `auto`: the GPU when there is one, else the CPU with a warning",
+        choices=DEVICES,
+        what="device that runs the models: cpu, cuda or auto",
     )
     model_config: Path | None = setting(
         None,

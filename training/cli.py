@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+from tfship.devices import DEVICES
 from training.errors import ConfigError, TrainingError
 
 
@@ -52,6 +53,32 @@ def _missing_extra(command: str, what: str) -> int | None:
     return None
 
 
+def _device_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--device",
+        choices=DEVICES,
+        help="where TensorFlow trains: cpu, cuda (refused without a GPU) or auto, the GPU "
+        "when there is one (env TFSHIP_DEVICE; default: auto)",
+    )
+
+
+def _start_tensorflow(command: str, requested: str | None) -> int | None:
+    """Import TensorFlow on the chosen device before anything else does; 2 when refused."""
+    from tfship.devices import DeviceError
+    from tfship.tensorflow_import import import_tensorflow
+
+    explicit = requested or os.environ.get("TFSHIP_DEVICE", "")
+    try:
+        _, chosen = import_tensorflow(explicit or "auto")
+    except DeviceError as exc:
+        print(f"{command}: {exc}", file=sys.stderr)
+        return 2
+    # The default falls back quietly (most machines have no GPU); one asked for says so.
+    if chosen.warning and explicit:
+        print(f"{command}: {chosen.warning}", file=sys.stderr)
+    return None
+
+
 def _failed(command: str, exc: TrainingError) -> int:
     """Print why; 2 for a usage problem (the config), 1 for a run that failed."""
     print(f"{command}: {exc.kind}: {exc}", file=sys.stderr)
@@ -71,16 +98,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="publish even if the quality gate refuses the model (the decision is recorded)",
     )
     _overrides_argument(parser, "fit.epochs=5")
+    _device_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     if (refused := _missing_extra("tfship train", "training")) is not None:
         return refused
     from training.config_file import load_config
-    from training.pipeline import run_training
 
     try:
         config = load_config(args.config, args.overrides)
+    except TrainingError as exc:
+        return _failed("tfship train", exc)
+    if (refused := _start_tensorflow("tfship train", args.device)) is not None:
+        return refused
+    from training.pipeline import run_training
+
+    try:
         run_training(config, args.model_dir, args.run_dir, force=args.force)
     except TrainingError as exc:
         return _failed("tfship train", exc)
@@ -104,6 +138,7 @@ def add_tune_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trials", type=int, help="override tune.trials")
     parser.add_argument("--timeout", type=float, help="override tune.timeout_seconds")
     _overrides_argument(parser, "tune.epochs=10")
+    _device_argument(parser)
 
 
 def run_tune(args: argparse.Namespace) -> int:
@@ -116,6 +151,8 @@ def run_tune(args: argparse.Namespace) -> int:
     ):
         print("tfship tune: --trials must be at least 1 and --timeout positive", file=sys.stderr)
         return 2
+    if (refused := _start_tensorflow("tfship tune", args.device)) is not None:
+        return refused
     try:
         run_tuning(
             args.config, args.overrides, args.run_dir, args.output, args.trials, args.timeout
@@ -188,7 +225,8 @@ def add_import_arguments(parser: argparse.ArgumentParser) -> None:
 def run_import(args: argparse.Namespace) -> int:
     if (refused := _missing_extra("tfship import", "importing a model")) is not None:
         return refused
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
+    if (refused := _start_tensorflow("tfship import", None)) is not None:
+        return refused
     from training.import_model import import_model
     from training.import_request import ImportRequest
 

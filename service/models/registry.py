@@ -301,7 +301,12 @@ class Registry:
         if not quietly:
             self._notify()
         try:
-            load_version(served, self.settings.threads_per_worker(), self.settings.threads)
+            load_version(
+                served,
+                self.settings.threads_per_worker(),
+                self.settings.threads,
+                self.settings.device,
+            )
         finally:
             if served.state == AVAILABLE:
                 served.available_since = time.time()

@@ -193,11 +193,13 @@ class ModelEntry:
         }
 
 
-def load_version(served: ServedVersion, threads: int, http_threads: int) -> None:
+def load_version(
+    served: ServedVersion, threads: int, http_threads: int, device: str = "cpu"
+) -> None:
     """Verify, load and warm up a registered version: AVAILABLE, or END with the reason.
 
     ``threads``: the runtime's compute threads; ``http_threads``: each worker's HTTP
-    threads (1 means HTTP requests cannot share a batch).
+    threads (1 means HTTP requests cannot share a batch); ``device``: cpu or cuda.
     """
     started = time.monotonic()
     try:
@@ -209,6 +211,7 @@ def load_version(served: ServedVersion, threads: int, http_threads: int) -> None
             metadata,
             threads,
             served.variant,
+            device,
         )
         view = ModelView.build(
             served.name,

@@ -14,6 +14,7 @@ from tfship.version_metadata import VersionMetadata
 from service.models.runtimes.deadlines import WATCHDOG
 from service.errors import ComputeTimeout
 from service.models.runtimes.base import Signature, signature_from_metadata
+from tfship.devices import CUDA_PROVIDER, onnx_providers
 from tfship.onnx_signature import graph_signature
 from tfship.repository import onnx_file
 
@@ -22,7 +23,12 @@ log = logging.getLogger("tfship.registry")
 
 class OnnxRuntime:
     def __init__(
-        self, folder: Path, metadata: VersionMetadata, threads: int, variant: str = ""
+        self,
+        folder: Path,
+        metadata: VersionMetadata,
+        threads: int,
+        variant: str = "",
+        device: str = "cpu",
     ) -> None:
         path = folder / onnx_file(variant)
         options = ort.SessionOptions()
@@ -32,8 +38,15 @@ class OnnxRuntime:
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self._session = ort.InferenceSession(
-            str(path), sess_options=options, providers=["CPUExecutionProvider"]
+            str(path), sess_options=options, providers=onnx_providers(device)
         )
+        if device == "cuda" and self._session.get_providers()[0] != CUDA_PROVIDER:
+            # onnxruntime falls back to the CPU on its own (its log says why): for a
+            # server promised the GPU that is a failed load, not a slow one.
+            raise RuntimeError(
+                f"{path}: onnxruntime could not start its CUDA provider (it runs "
+                f"{', '.join(self._session.get_providers())}); see its log above"
+            )
         if not metadata.inputs:  # a foreign version: the graph is the only description
             inputs, outputs, skipped = graph_signature(self._session, str(path))
             for output in skipped:

@@ -16,16 +16,14 @@ log = logging.getLogger("tfship.registry")
 _threads_configured = False
 
 
-def _import_tensorflow(threads: int) -> Any:
-    import os
-
+def _import_tensorflow(threads: int, device: str) -> Any:
     from tfship.extras import require
+    from tfship.tensorflow_import import import_tensorflow
 
     # A server installed without it (a model config naming this runtime): the version
     # fails to load with what to install, not with ModuleNotFoundError.
     require("savedmodel", "the SavedModel runtime")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
+    tf, _ = import_tensorflow(device)  # DeviceError for cuda without a GPU: a failed load
 
     global _threads_configured
     if not _threads_configured:
@@ -40,8 +38,10 @@ def _import_tensorflow(threads: int) -> Any:
 
 
 class SavedModelRuntime:
-    def __init__(self, folder: Path, metadata: VersionMetadata, threads: int) -> None:
-        tf = _import_tensorflow(threads)
+    def __init__(
+        self, folder: Path, metadata: VersionMetadata, threads: int, device: str = "cpu"
+    ) -> None:
+        tf = _import_tensorflow(threads, device)
         self._tf = tf
         self._loaded = tf.saved_model.load(str(folder))
         name = metadata.signature_name
