@@ -282,6 +282,42 @@ def test_distributed_training_job_names_its_workers_consistently(tmp_path: Path)
     assert claims == ["tfship-models"]  # the base's repository; the chief publishes there
 
 
+def test_gpu_overlay_changes_only_the_server_and_asks_for_a_gpu(
+    built: tuple[Path, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    """k8s/gpu: the serve-gpu image with TFSHIP_DEVICE=cuda and one nvidia.com/gpu per pod,
+    tolerating GPU nodes' taint; every other object exactly as the base builds it."""
+    result = subprocess.run(
+        [_kubectl(), "kustomize", str(K8S / "gpu")], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    path = tmp_path / "gpu.yaml"
+    path.write_text(result.stdout)
+    _validate(path)
+    gpu_docs = [d for d in yaml.safe_load_all(result.stdout) if d]
+    _, base_docs = built
+
+    def key(doc: dict[str, Any]) -> tuple[str, str]:
+        return doc["kind"], doc["metadata"]["name"]
+
+    base = {key(d): d for d in base_docs}
+    gpu = {key(d): d for d in gpu_docs}
+    assert gpu.keys() == base.keys()
+    changed = [k for k in base if base[k] != gpu[k]]
+    assert changed == [("Deployment", "tfship-serve")]
+    pod = gpu[changed[0]]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["image"] == "tfship:serve-gpu"
+    assert {"name": "TFSHIP_DEVICE", "value": "cuda"} in container["env"]
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod[
+        "tolerations"
+    ]
+    # The image the overlay names is one the Dockerfile builds, running on the GPU.
+    stages = parse_dockerfile()
+    assert "serve-gpu" in stages
+
+
 def _checkov() -> str:
     path = os.environ.get("CHECKOV") or shutil.which("checkov")
     if path is None:
@@ -291,7 +327,7 @@ def _checkov() -> str:
     return path
 
 
-@pytest.mark.parametrize("folder", ["k8s", "k8s/distributed", "k8s/monitoring"])
+@pytest.mark.parametrize("folder", ["k8s", "k8s/gpu", "k8s/distributed", "k8s/monitoring"])
 def test_security_linter_passes(folder: str, tmp_path: Path) -> None:
     """checkov's Kubernetes checks on the built manifests: all pass but the four that
     k8s/checkov.yaml skips, each with its reason."""
