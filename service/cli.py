@@ -21,6 +21,7 @@ from service.settings import (
 )
 
 CONFIG_FILE = Path(__file__).with_name("gunicorn.conf.py")
+GPU_HTTP_THREADS = 8
 
 
 def _help(doc: str) -> str:
@@ -86,7 +87,8 @@ def _on_device(settings: ServiceSettings, env: dict[str, str]) -> ServiceSetting
     Checked here, once, from what ONNX Runtime offers (the SavedModel runtime checks
     TensorFlow's GPUs in each worker: importing TensorFlow here would cost every worker its
     memory before the fork). On a GPU one worker is the default: each would hold its own
-    CUDA context and copy of every model on the same device.
+    CUDA context and copy of every model on the same device; that worker takes HTTP
+    requests on several threads so that batching (on by default there) can group them.
     """
     if settings.device == "cpu":
         return settings
@@ -99,12 +101,25 @@ def _on_device(settings: ServiceSettings, env: dict[str, str]) -> ServiceSetting
     )
     if chosen.warning:
         print(f"tfship serve: {chosen.warning}", file=sys.stderr)
-    workers = settings.workers
-    if chosen.device == "cuda" and not env.get(variable("workers")):
-        from_file = config_file_env(Path(env[CONFIG_VARIABLE])) if env.get(CONFIG_VARIABLE) else {}
-        if not from_file.get(variable("workers")):
-            workers = 1
-    return dataclasses.replace(settings, device=chosen.device, workers=workers)
+    if chosen.device == "cpu":
+        return dataclasses.replace(settings, device="cpu")
+    return gpu_settings(settings, env)
+
+
+def gpu_settings(settings: ServiceSettings, env: dict[str, str]) -> ServiceSettings:
+    """The GPU's defaults for what neither the environment nor the settings file sets."""
+    from_file = config_file_env(Path(env[CONFIG_VARIABLE])) if env.get(CONFIG_VARIABLE) else {}
+
+    def unset(name: str) -> bool:
+        return not env.get(variable(name)) and not from_file.get(variable(name))
+
+    # HTTP threads, so that the default batching (GPU_BATCHING) can group HTTP requests.
+    return dataclasses.replace(
+        settings,
+        device="cuda",
+        workers=1 if unset("workers") else settings.workers,
+        threads=GPU_HTTP_THREADS if unset("threads") else settings.threads,
+    )
 
 
 def run(args: argparse.Namespace) -> int:

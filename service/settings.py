@@ -185,8 +185,10 @@ class ServiceSettings:
         "cpu",
         parse=choice(*DEVICES),
         doc="`cpu`; `cuda`: ONNX Runtime's CUDA provider (and TensorFlow's GPU for "
-        "SavedModels), refused at start without a GPU, one worker unless `TFSHIP_WORKERS` "
-        "says otherwise; `auto`: the GPU when there is one, else the CPU with a warning",
+        "SavedModels), refused at start without a GPU; there the defaults become one worker, 8 "
+        "HTTP threads and [dynamic batching](#dynamic-batching) of up to 64 rows waiting 1 ms "
+        "for every model without its own; `auto`: the GPU when there is one, else the CPU "
+        "with a warning",
         choices=DEVICES,
         what="device that runs the models: cpu, cuda or auto",
     )

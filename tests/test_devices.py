@@ -134,3 +134,32 @@ def test_auto_serves_on_the_cpu_with_a_warning(
     row = {"instances": [[[[0.0]] * 8] * 8]}
     assert server.post("/v1/models/digits:predict", row).status == 200
     assert "--device auto: this machine shows no NVIDIA GPU" in server.log()
+
+
+def test_on_a_gpu_one_worker_several_http_threads_and_batching_are_the_defaults(
+    tmp_path: Path,
+) -> None:
+    from service.cli import GPU_HTTP_THREADS, gpu_settings
+    from service.models.model_config import (
+        GPU_BATCHING,
+        BatchingConfig,
+        load_model_config,
+    )
+    from service.models.model_config import discover as discover_models
+    from service.settings import ServiceSettings
+
+    (tmp_path / "digits" / "1").mkdir(parents=True)
+    env = {"TFSHIP_MODEL_DIR": str(tmp_path)}
+    on_gpu = gpu_settings(ServiceSettings.from_env(env), env)
+    assert (on_gpu.device, on_gpu.workers, on_gpu.threads) == ("cuda", 1, GPU_HTTP_THREADS)
+    assert [spec.batching for spec in discover_models(on_gpu)] == [GPU_BATCHING]
+    # What the operator set stays; a model's own batching replaces the default.
+    env |= {"TFSHIP_WORKERS": "3", "TFSHIP_THREADS": "2"}
+    kept = gpu_settings(ServiceSettings.from_env(env), env)
+    assert (kept.workers, kept.threads) == (3, 2)
+    config = tmp_path / "models.yaml"
+    config.write_text("models:\n  - name: digits\n    batching: {max_batch_size: 1}\n")
+    (spec,) = load_model_config(config, on_gpu)
+    assert spec.batching == BatchingConfig(max_batch_size=1)
+    # On the CPU nothing changes.
+    assert [spec.batching for spec in discover_models(ServiceSettings.from_env(env))] == [None]

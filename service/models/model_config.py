@@ -92,6 +92,16 @@ class ServedModelSpec:
     batching: BatchingConfig | None = None
 
 
+# On a GPU a model's cost barely grows with the rows of a call, so concurrent requests are
+# grouped by default there: up to 64 rows, waiting at most 1 ms for more. A model's own
+# `batching:` replaces this (`max_batch_size: 1` turns it off).
+GPU_BATCHING = BatchingConfig(max_batch_size=64, batch_timeout_micros=1000)
+
+
+def default_batching(settings: ServiceSettings) -> BatchingConfig | None:
+    return GPU_BATCHING if settings.device == "cuda" else None
+
+
 # Beyond these a typo is likelier than a wish: a 10 s batch timeout, a million-row batch.
 _MAX_BATCH_SIZE = 65536
 _MAX_TIMEOUT_MICROS = 1_000_000
@@ -160,7 +170,7 @@ def _check(config: ModelConfig, index: int, settings: ServiceSettings) -> Served
         policy,
         dict(config.labels),
         config.variant,
-        config.batching,
+        config.batching if config.batching is not None else default_batching(settings),
     )
 
 
@@ -189,7 +199,12 @@ def discover(settings: ServiceSettings) -> list[ServedModelSpec]:
     """Every model folder of the repository, newest version only (raises RepositoryError)."""
     return [
         ServedModelSpec(
-            name, settings.model_dir / name, settings.runtime_for(name), VersionPolicy(), {}
+            name,
+            settings.model_dir / name,
+            settings.runtime_for(name),
+            VersionPolicy(),
+            {},
+            batching=default_batching(settings),
         )
         for name, versions in list_models(settings.model_dir).items()
         if versions
