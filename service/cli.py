@@ -125,8 +125,8 @@ def gpu_settings(settings: ServiceSettings, env: dict[str, str]) -> ServiceSetti
 def run(args: argparse.Namespace) -> int:
     from tfship.devices import DeviceError
 
-    env = _environment(args)
     try:
+        env = _environment(args)
         settings = _on_device(ServiceSettings.from_env(env), env)
     except (SettingsError, DeviceError) as exc:
         print(f"tfship serve: {exc}", file=sys.stderr)
