@@ -379,3 +379,13 @@ print(json.dumps({"shape": list(regressed.shape),
     assert result == {"shape": [8], "max_diff": 0.0}
     signatures = examples_repo.metadata("diabetes")["tf_serving_signature_def"]
     assert signatures["regression"]["method_name"] == "tensorflow/serving/regress"
+
+
+def test_a_tabular_model_records_which_features_it_uses(examples_repo: ExamplesRepo) -> None:
+    meta = examples_repo.metadata("churn")
+    importance = meta["feature_importance"]
+    assert importance["metric"] == "accuracy" and importance["split"] == "test"
+    assert set(importance["features"]) == {i["name"] for i in meta["inputs"]}
+    drops = [v["mean_drop"] for v in importance["features"].values()]
+    assert drops == sorted(drops, reverse=True)
+    assert drops[0] > 0.02, "the model uses at least one feature"

@@ -116,6 +116,7 @@ def _run(
         return _wait_for_chief(cluster)
     with clock.stage("evaluate"):
         evaluation = stages.evaluate_keras(config, splits, built)
+        insight = stages.inspect(config, splits, built, fitted)
 
     model_root = model_dir / config.name
     for stale in remove_stale_temp_dirs(model_root):
@@ -145,6 +146,7 @@ def _run(
             exported=exported,
             described=described,
             decision=decision,
+            insight=insight,
         )
         if not decision.publish:
             outcome = "refused by the quality gate"

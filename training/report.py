@@ -75,6 +75,43 @@ def _table(headers: list[str], rows: list[list[Any]]) -> list[str]:
     return lines
 
 
+def _inside(summary: dict[str, Any]) -> list[str]:
+    """Per-layer weights and, for tabular models, which features the model uses."""
+    lines: list[str] = []
+    weights = summary.get("weights")
+    if weights:
+        lines += ["", "## Inside the model", "", "Weights per layer (trainable tensors):", ""]
+        lines += _table(
+            ["layer", "weight", "shape", "L2 norm", "mean abs", "std", "zeros", "near zero"],
+            [
+                [
+                    w["layer"],
+                    w["weight"],
+                    "x".join(str(d) for d in w["shape"]),
+                    w["l2_norm"],
+                    w["mean_abs"],
+                    w["std"],
+                    f"{w['zeros']:.1%}",
+                    f"{w['near_zero']:.1%}",
+                ]
+                for w in weights
+            ],
+        )
+    importance = summary.get("feature_importance")
+    if importance:
+        lines += [
+            "",
+            f"Permutation importance: test {importance['metric']} lost when one feature is "
+            f"shuffled ({importance['repeats']} shuffles each), most used first:",
+            "",
+        ]
+        lines += _table(
+            ["feature", "mean drop", "std"],
+            [[name, v["mean_drop"], v["std"]] for name, v in importance["features"].items()],
+        )
+    return lines
+
+
 def write_report(path: Path, summary: dict[str, Any], images: list[Path]) -> Path:
     """The Markdown report; ``summary`` is the run's record (metadata.json's fields)."""
     lines = [f"# Training run {summary['run_id']}: {summary['name']}", ""]
@@ -109,6 +146,9 @@ def write_report(path: Path, summary: dict[str, Any], images: list[Path]) -> Pat
             ]
         ],
     )
+    diagnosis = summary.get("fit_diagnosis")
+    if diagnosis:
+        lines += ["", f"**{diagnosis['verdict']}**: {diagnosis['summary']}."]
     lines += ["", "## Test metrics", ""]
     metrics = summary["metrics"]
     keys = sorted({k for m in metrics.values() for k, v in m.items() if isinstance(v, float)})
@@ -132,6 +172,7 @@ def write_report(path: Path, summary: dict[str, Any], images: list[Path]) -> Pat
             f"ONNX vs TensorFlow: max |diff| {parity['max_abs_diff']:.3g} over {parity['rows']} "
             f"test rows (tolerance {parity['tolerance']:g})",
         ]
+    lines += _inside(summary)
     gate = summary.get("quality_gate")
     if gate:
         lines += ["", "## Quality gate", "", gate["message"]]

@@ -140,6 +140,54 @@ def evaluate_keras(config: TrainConfig, splits: Splits, built: Built) -> dict[st
     return evaluation
 
 
+def inspect(config: TrainConfig, splits: Splits, built: Built, fitted: Any) -> dict[str, Any]:
+    """The fit's diagnosis, per-layer weight statistics and, for tabular models, permutation
+    importance on the test split: what the model learned and from what."""
+    from training import evaluate, fit, fit_diagnosis, model_insight
+    from training.config import LOWER_IS_BETTER
+
+    metric = config.gate_metric()
+    diagnosis = fit_diagnosis.diagnose(
+        fitted.history, config.fit.epochs, metric, config.gate.threshold, fitted.best_epoch
+    )
+    say(4, f"inspect: {diagnosis['verdict']}: {diagnosis['summary']}")
+    insight: dict[str, Any] = {
+        "fit_diagnosis": diagnosis,
+        "weights": model_insight.weight_statistics(built.net.layers),
+    }
+    tabular = all(v.ndim == 1 or (v.ndim == 2 and v.shape[1] == 1) for v in splits.x_test.values())
+    if tabular and len(splits.x_test) > 1:
+
+        def score(x: dict[str, np.ndarray]) -> float:
+            outputs = built.net.predict(fit.make_dataset(x, splits.y_test, 1024), verbose=0)
+            return float(
+                evaluate.task_metrics(config.task, outputs, splits.y_test, splits.class_names)[
+                    metric
+                ]
+            )
+
+        importance = model_insight.permutation_importance(
+            score,
+            splits.x_test,
+            higher_is_better=metric not in LOWER_IS_BETTER,
+            repeats=PERMUTATION_REPEATS,
+            seed=config.seed,
+        )
+        insight["feature_importance"] = {
+            "metric": metric,
+            "split": "test",
+            "repeats": PERMUTATION_REPEATS,
+            "features": importance,
+        }
+        top = ", ".join(f"{name} {v['mean_drop']:+.3f}" for name, v in list(importance.items())[:3])
+        say(4, f"inspect: {metric} drop when shuffled, most used first: {top}")
+    return insight
+
+
+# Shuffles per feature for permutation importance: enough for a mean and a spread.
+PERMUTATION_REPEATS = 3
+
+
 def export_and_check(config: TrainConfig, splits: Splits, built: Built, staging: Path) -> Exported:
     """SavedModel, warm-up requests and ONNX into ``staging``; ONNX must agree with
     TensorFlow on the whole test split."""
@@ -253,6 +301,7 @@ def version_metadata(
     exported: Exported,
     described: Described,
     decision: Any,
+    insight: dict[str, Any],
 ) -> VersionMetadata:
     """The version's metadata.json: the contract the server reads, and the run's record."""
     import keras
@@ -295,6 +344,7 @@ def version_metadata(
             "evaluation": {
                 k: v for k, v in described.saved_metrics.items() if not isinstance(v, float)
             },
+            **insight,
             "parity": {
                 "max_abs_diff": exported.max_diff,
                 "tolerance": config.export.parity_tolerance,
