@@ -11,8 +11,6 @@ import shutil
 import signal
 import subprocess
 import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,7 @@ import pytest
 from conftest import (
     GATE_OFF,
     ROOT,
+    ExamplesRepo,
     quiet_env,
     run_python_json,
     run_training,
@@ -30,30 +29,6 @@ from conftest import (
 from tfship.repository import list_versions
 
 CONFIGS = ROOT / "training" / "configs"
-EXAMPLES = ("breast_cancer", "diabetes", "churn", "shapes", "sine_waves")
-
-
-@dataclass(frozen=True)
-class ExamplesRepo:
-    path: Path
-    logs: dict[str, str]
-
-    def metadata(self, name: str, version: int = 1) -> dict[str, Any]:
-        return json.loads((self.path / name / str(version) / "metadata.json").read_text())
-
-
-@pytest.fixture(scope="session")
-def examples_repo(tmp_path_factory: pytest.TempPathFactory) -> ExamplesRepo:
-    repo = tmp_path_factory.mktemp("examples") / "models"
-    # Two at a time, one per core: each run is mostly one busy thread (TensorFlow's import,
-    # export, conversion), and each writes only its own model's and run's folders.
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        results = pool.map(lambda n: run_training(repo, config=CONFIGS / f"{n}.yaml"), EXAMPLES)
-        logs = {}
-        for name, result in zip(EXAMPLES, results, strict=True):
-            assert result.returncode == 0, f"{name} failed:\n{result.stderr[-4000:]}"
-            logs[name] = result.stderr
-    return ExamplesRepo(repo, logs)
 
 
 def test_every_example_publishes_past_its_own_gate(examples_repo: ExamplesRepo) -> None:

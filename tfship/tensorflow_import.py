@@ -11,6 +11,7 @@ lines are kept: there they mean something.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import sys
@@ -72,6 +73,15 @@ def native_stderr_filtered(drop: Callable[[str], bool]) -> Iterator[None]:
                 sys.stderr.flush()
 
 
+class _RetracingNoise(logging.Filter):
+    """tfship builds several models in one process on purpose (cross-validation folds,
+    permutation importance predicts), each tracing its predict function once; TensorFlow
+    counts those across models and warns of "retracing" with advice that does not apply."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
 def import_tensorflow(device: str) -> tuple[Any, DeviceChoice]:
     """TensorFlow, with its GPUs hidden unless ``device`` resolves to ``cuda``.
 
@@ -87,6 +97,7 @@ def import_tensorflow(device: str) -> tuple[Any, DeviceChoice]:
         # machine is caught with the rest.
         gpus = tf.config.list_physical_devices("GPU")
         built_with_cuda = tf.test.is_built_with_cuda()
+    tf.get_logger().addFilter(_RetracingNoise())
     # Refused out here: the refusal explains itself, the window's lines are noise to it.
     chosen = choose(device, built_with_cuda, len(gpus), "tensorflow")
     if chosen.device == "cpu" and gpus:

@@ -203,6 +203,14 @@ class TuneConfig:
 
 
 @dataclass(frozen=True)
+class CrossValidationConfig:
+    # k-fold cross-validation before the final fit: ``folds`` models, each trained on the
+    # train+val part less one fold and scored on that fold (stratified for classification);
+    # the test split stays out. 0 turns it off.
+    folds: int = 0
+
+
+@dataclass(frozen=True)
 class ExportConfig:
     onnx_opset: int = 17
     # ONNX Runtime vs TensorFlow on the whole test split; above this the run fails.
@@ -225,6 +233,7 @@ class TrainConfig:
     gate: GateConfig = field(default_factory=GateConfig)
     compress: CompressConfig = field(default_factory=CompressConfig)
     tune: TuneConfig = field(default_factory=TuneConfig)
+    cross_validation: CrossValidationConfig = field(default_factory=CrossValidationConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     # Where the config file was (data paths are relative to it); not part of the record.
     base_dir: str = field(default=".", compare=False)

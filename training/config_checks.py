@@ -14,6 +14,7 @@ SYNTHETIC_SETS = ("sine_waves",)
 CLASSIFICATION_METRICS = frozenset(
     {"accuracy", "precision_macro", "recall_macro", "f1_macro", "roc_auc", "loss"}
 )
+MAX_FOLDS = 20  # beyond this a typo is likelier than a wish: each fold is a whole fit
 REGRESSION_METRICS = frozenset({"mse", "rmse", "mae", "r2"})
 
 
@@ -108,6 +109,9 @@ def check_config(config: TrainConfig) -> None:
         raise ConfigError("gate.tolerance: must be 0 or more")
     _check_compress(config)
     _check_tune(config)
+    folds = config.cross_validation.folds
+    if folds and not 2 <= folds <= MAX_FOLDS:
+        raise ConfigError(f"cross_validation.folds: {folds}; 0 (off) or 2 to {MAX_FOLDS} folds")
 
 
 def _check_tune(config: TrainConfig) -> None:

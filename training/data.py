@@ -30,6 +30,9 @@ class Splits:
     dataset: Dataset  # what was loaded (kind, names, class names); its arrays are not used
     cleaning: dict[str, Any] = field(default_factory=dict)
     class_weight: dict[int, float] | None = None
+    # Rows of ``dataset`` (after the whole-row cleaning) in each split: cross-validation
+    # folds the train and val rows again.
+    rows: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def class_names(self) -> list[str]:
@@ -198,7 +201,11 @@ def split_dataset(dataset: Dataset, config: TrainConfig) -> Splits:
         stratify=None if stratify is None else stratify[rest],
         random_state=config.seed,
     )
-    # Copies: cleaning below writes into the train arrays.
+    return _splits_of(dataset, train, val, test)
+
+
+def _splits_of(dataset: Dataset, train: np.ndarray, val: np.ndarray, test: np.ndarray) -> Splits:
+    # Copies: cleaning after the split writes into the train arrays.
     return Splits(
         {k: v.copy() for k, v in _take(dataset.x, train).items()},
         dataset.y[train],
@@ -207,6 +214,7 @@ def split_dataset(dataset: Dataset, config: TrainConfig) -> Splits:
         _take(dataset.x, test),
         dataset.y[test],
         dataset,
+        rows={"train": train, "val": val, "test": test},
     )
 
 
@@ -243,7 +251,13 @@ def prepare_data(config: TrainConfig) -> Splits:
     dataset = load_dataset(config)
     report = clean_rows(dataset, config.cleaning)
     splits = split_dataset(dataset, config)
-    categorical = dataset.categorical
+    _clean_after_split(splits, config, report)
+    return splits
+
+
+def _clean_after_split(splits: Splits, config: TrainConfig, report: dict[str, Any]) -> None:
+    """Imputation, outlier clipping and balance, from and on the train split only."""
+    categorical = splits.dataset.categorical
     report["imputed"] = (
         _impute(splits, config.cleaning, categorical)
         if config.cleaning.missing not in ("error", "drop") and report["missing_values"]
@@ -258,4 +272,60 @@ def prepare_data(config: TrainConfig) -> Splits:
     if config.task == "classification":
         report["balance"] = _balance(splits, config.data.balance, config.seed)
     splits.cleaning = report
-    return splits
+
+
+def fold_splits(splits: Splits, config: TrainConfig, folds: int) -> list[Splits]:
+    """k-fold cross-validation over the train and val rows (the test rows stay out).
+
+    Fold k holds one k-th of them out as its "test" split; the rest is split into train
+    and val in the run's train:val proportion (val for early stopping), and cleaned after
+    the split exactly as the real run is, from the fold's own train rows: nothing of the
+    held-out rows leaks into imputation, clipping or oversampling. Stratified for
+    classification, shuffled with the run's seed.
+    """
+    from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
+
+    dataset = splits.dataset
+    pool = np.concatenate([splits.rows["train"], splits.rows["val"]])
+    labels = dataset.y[pool]
+    stratified = config.task == "classification"
+    if stratified:
+        counts = np.bincount(labels)
+        smallest = int(counts[counts > 0].min())
+        if smallest < folds:
+            raise DataError(
+                f"cross_validation.folds: {folds} folds need at least {folds} rows of every "
+                f"class in the train and val splits; the smallest class has {smallest}"
+            )
+        folder: Any = StratifiedKFold(folds, shuffle=True, random_state=config.seed)
+    else:
+        folder = KFold(folds, shuffle=True, random_state=config.seed)
+    fractions = config.data.split
+    val_share = fractions.val / (fractions.train + fractions.val)
+    result = []
+    for kept, held in folder.split(pool, labels if stratified else None):
+        train, val = train_test_split(
+            pool[kept],
+            test_size=val_share,
+            stratify=labels[kept] if stratified else None,
+            random_state=config.seed,
+        )
+        fold = _splits_of(dataset, train, val, pool[held])
+        _clean_after_split(fold, config, clean_rows_report(splits.cleaning))
+        result.append(fold)
+    return result
+
+
+def clean_rows_report(report: dict[str, Any]) -> dict[str, Any]:
+    """The whole-row part of a cleaning report (what happened before the split)."""
+    return {k: report[k] for k in _WHOLE_ROW_STEPS if k in report}
+
+
+_WHOLE_ROW_STEPS = (
+    "rows_loaded",
+    "missing_label_dropped",
+    "duplicates_dropped",
+    "missing_values",
+    "missing_rows_dropped",
+    "rows_kept",
+)

@@ -27,7 +27,7 @@ from tfship.repository import (
 from tfship.version_metadata import VersionMetadata
 from training import stages
 from training.config import TrainConfig
-from training.errors import GateRefused, TrainingError
+from training.errors import ConfigError, GateRefused, TrainingError
 from training.stages import say
 
 
@@ -107,6 +107,18 @@ def _run(
     with clock.stage("data"):
         splits = stages.load_data(config)
     run = open_run(run_dir, config)
+    cross_validation = None
+    if config.cross_validation.folds:
+        if cluster is not None:
+            raise ConfigError(
+                "cross_validation: runs on one machine; drop it for a multi-worker run"
+            )
+        from training.cross_validation import cross_validate
+
+        with clock.stage("cross_validation"):
+            cross_validation = cross_validate(config, splits, run)
+        # The final model starts from the same random state as a run without folds.
+        _setup_tensorflow(config)
     with clock.stage("model"), strategy.scope():
         built = stages.build(config, splits)
     with clock.stage("fit"):
@@ -146,7 +158,7 @@ def _run(
             exported=exported,
             described=described,
             decision=decision,
-            insight=insight,
+            insight=insight | ({"cross_validation": cross_validation} if cross_validation else {}),
         )
         if not decision.publish:
             outcome = "refused by the quality gate"

@@ -172,6 +172,22 @@ def write_report(path: Path, summary: dict[str, Any], images: list[Path]) -> Pat
             f"ONNX vs TensorFlow: max |diff| {parity['max_abs_diff']:.3g} over {parity['rows']} "
             f"test rows (tolerance {parity['tolerance']:g})",
         ]
+    cv = summary.get("cross_validation")
+    if cv:
+        kind = "stratified " if cv["stratified"] else ""
+        lines += ["", "## Cross-validation", ""]
+        lines += [
+            f"{cv['folds']}-fold {kind}cross-validation on the train and val rows (test rows "
+            f"left out), one model per fold scored on its held-out fold:",
+            "",
+        ]
+        lines += _table(
+            ["metric", "mean", "std", *(f"fold {i}" for i in range(1, cv["folds"] + 1))],
+            [
+                [name, v["mean"], v["std"], *(fold.get(name, "") for fold in cv["per_fold"])]
+                for name, v in cv["metrics"].items()
+            ],
+        )
     lines += _inside(summary)
     gate = summary.get("quality_gate")
     if gate:

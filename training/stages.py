@@ -81,11 +81,13 @@ def load_data(config: TrainConfig) -> Splits:
     return splits
 
 
-def build(config: TrainConfig, splits: Splits) -> Built:
+def build(config: TrainConfig, splits: Splits, announce: bool = True) -> Built:
     from training import model
 
     net, specs, preprocessing = model.build_model(config, splits)
     built = Built(net, specs, preprocessing, model.output_name(config.task))
+    if not announce:
+        return built
     say(
         2,
         f"model: {config.model.architecture}, {net.count_params():,} parameters, inputs "
