@@ -57,7 +57,7 @@ def test_missing_the_gate_even_on_training_data_is_underfitting() -> None:
     history["val_accuracy"] = [0.5, 0.55, 0.6, 0.6, 0.6, 0.6, 0.6]
     result = diagnose(history, max_epochs=60, metric="accuracy", threshold=0.9)
     assert result["verdict"] == "underfitting"
-    assert "short of the gate's 0.9" in result["summary"]
+    assert "reaches the gate's 0.9" in result["summary"]
 
 
 def test_a_flat_minimum_with_close_curves_is_a_good_fit() -> None:

@@ -203,6 +203,17 @@ class TuneConfig:
 
 
 @dataclass(frozen=True)
+class InitFromConfig:
+    # Fine-tuning: start from a published version's weights (training/init_from.py).
+    model: str = ""  # "": train from scratch
+    version: int = 0  # 0: the newest
+    # Layers kept fixed ("all_but_head": every loaded layer but the output) for the first
+    # unfreeze_after epochs; 0 keeps them fixed for the whole fit.
+    freeze: list[str] = field(default_factory=list)
+    unfreeze_after: int = 0
+
+
+@dataclass(frozen=True)
 class CrossValidationConfig:
     # k-fold cross-validation before the final fit: ``folds`` models, each trained on the
     # train+val part less one fold and scored on that fold (stratified for classification);
@@ -234,6 +245,7 @@ class TrainConfig:
     compress: CompressConfig = field(default_factory=CompressConfig)
     tune: TuneConfig = field(default_factory=TuneConfig)
     cross_validation: CrossValidationConfig = field(default_factory=CrossValidationConfig)
+    init_from: InitFromConfig = field(default_factory=InitFromConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     # Where the config file was (data paths are relative to it); not part of the record.
     base_dir: str = field(default=".", compare=False)

@@ -109,6 +109,13 @@ def check_config(config: TrainConfig) -> None:
         raise ConfigError("gate.tolerance: must be 0 or more")
     _check_compress(config)
     _check_tune(config)
+    init = config.init_from
+    if (init.freeze or init.unfreeze_after or init.version) and not init.model:
+        raise ConfigError("init_from: name the model to start from (init_from.model)")
+    if init.version < 0 or init.unfreeze_after < 0:
+        raise ConfigError("init_from: version and unfreeze_after must be >= 0")
+    if init.unfreeze_after and not init.freeze:
+        raise ConfigError("init_from.unfreeze_after: only with init_from.freeze")
     folds = config.cross_validation.folds
     if folds and not 2 <= folds <= MAX_FOLDS:
         raise ConfigError(f"cross_validation.folds: {folds}; 0 (off) or 2 to {MAX_FOLDS} folds")

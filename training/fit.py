@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import keras
@@ -89,6 +89,11 @@ def read_history(path: Any) -> dict[str, list[float]]:
     return history
 
 
+# The learning rate's factor once frozen layers thaw (Keras' transfer-learning guide uses a
+# "very low" rate for this phase).
+THAW_RATE = 0.1
+
+
 def fit_model(
     model: keras.Model,
     splits: Splits,
@@ -96,10 +101,18 @@ def fit_model(
     run: RunFolder,
     verbose: int = 2,
     strategy: Any = None,
+    frozen: list[str] | None = None,
 ) -> FitResult:
-    """Compile and train ``model`` (built in ``strategy``'s scope when there is one)."""
+    """Compile and train ``model`` (built in ``strategy``'s scope when there is one).
+
+    ``frozen``: layers kept fixed for the first ``init_from.unfreeze_after`` epochs (all of
+    them when 0): a fine-tuning run trains its new head first, then everything.
+    """
     fit = config.fit
     steps_per_epoch = math.ceil(len(splits.y_train) / fit.batch_size)
+    frozen = frozen or []
+    for name in frozen:
+        model.get_layer(name).trainable = False
     compile_model(model, config, steps_per_epoch)
     monitor = fit.early_stopping.monitor
     run.checkpoint.parent.mkdir(parents=True, exist_ok=True)
@@ -150,20 +163,45 @@ def fit_model(
 
         fit_multi_worker(model, splits, config, callbacks, strategy, verbose)
     else:
-        model.fit(
-            make_dataset(splits.x_train, splits.y_train, fit.batch_size, shuffle_seed=config.seed),
-            validation_data=make_dataset(splits.x_val, splits.y_val, fit.batch_size),
-            epochs=fit.epochs,
-            class_weight=splits.class_weight,
-            callbacks=callbacks,
-            shuffle=False,  # the dataset shuffles itself, with the run's seed
-            verbose=verbose,  # 2: one line per epoch, progress without a redrawn bar in logs
-        )
+        train = make_dataset(splits.x_train, splits.y_train, fit.batch_size, config.seed)
+        val = make_dataset(splits.x_val, splits.y_val, fit.batch_size)
+
+        def run_fit(first: int, last: int, these: list[keras.callbacks.Callback]) -> None:
+            model.fit(
+                train,
+                validation_data=val,
+                initial_epoch=first,
+                epochs=last,
+                class_weight=splits.class_weight,
+                callbacks=these,
+                shuffle=False,  # the dataset shuffles itself, with the run's seed
+                verbose=verbose,  # 2: one line per epoch, no redrawn bar in logs
+            )
+
+        thaw = config.init_from.unfreeze_after
+        first = 0
+        if frozen and 0 < thaw < fit.epochs and not resumed_from:
+            # The head alone first, logged like any epoch; early stopping and the backup
+            # watch the whole-model phase. A run resumed from its backup is past this.
+            logger = [c for c in callbacks if isinstance(c, keras.callbacks.CSVLogger)]
+            run_fit(0, thaw, logger)
+            first = thaw
+        if frozen and 0 < thaw < fit.epochs:
+            for name in frozen:
+                model.get_layer(name).trainable = True
+            # A trainable change needs a new compile; the loaded layers then move slowly,
+            # so as not to wreck what they learned before the new head has settled.
+            slower = replace(config, fit=replace(fit, learning_rate=fit.learning_rate * THAW_RATE))
+            compile_model(model, slower, steps_per_epoch)
+        run_fit(first, fit.epochs, callbacks)
     history = read_history(run.history_csv)
     monitored = history.get(monitor, [])
+    # Early stopping restores the best epoch of the phase it watched (after a thaw).
+    watched = config.init_from.unfreeze_after if frozen else 0
+    watched = watched if 0 < watched < len(monitored) else 0
     if monitored:
         pick = max if "acc" in monitor or monitor.endswith("r2") else min
-        best = monitored.index(pick(monitored)) + 1
+        best = watched + monitored[watched:].index(pick(monitored[watched:])) + 1
     else:
         best = len(next(iter(history.values()), []))
     epochs = len(next(iter(history.values()), []))

@@ -8,9 +8,10 @@ The rules, in the order they are tried (the thresholds are recorded with the ver
   validation metric by more than ``METRIC_GAP`` (a gap the best weights keep).
 - **under-trained**: the fit used every epoch it was allowed and the validation loss was
   still at its best in the last ``STILL_IMPROVING_EPOCHS`` epochs: more epochs would help.
-- **underfitting**: the quality gate has a threshold and the model does not reach it even
-  on its training data at its best epoch: the model is too small or trained too little to
-  fit what it is given, and more data would not help.
+- **underfitting**: the quality gate has a threshold and the model reaches it on neither
+  its training nor its validation data at its best epoch (Keras' training metric is taken
+  with dropout and augmentation on, so it alone can sit below the validation one): the
+  model is too small or trained too little to fit what it is given.
 - **good fit** otherwise.
 
 Pure: lists of floats in, a dict out (metadata.json's ``fit_diagnosis``).
@@ -81,6 +82,14 @@ def diagnose(
         "loss_gap_at_best": _rounded(val_loss[best - 1] - loss[best - 1]),
         "kept_epoch": kept_epoch or best,
     }
+    if threshold is not None and f"val_{metric}" in history:
+        # How fast the model got good enough: what fine-tuning is for.
+        reached = [
+            i + 1
+            for i, value in enumerate(history[f"val_{metric}"])
+            if (value >= threshold if _higher_is_better(metric) else value <= threshold)
+        ]
+        numbers["first_epoch_reaching_threshold"] = reached[0] if reached else None
     if gap is not None:
         numbers |= {
             "metric": metric,
@@ -95,8 +104,12 @@ def diagnose(
         "still_improving_epochs": STILL_IMPROVING_EPOCHS,
         "threshold": threshold,
     }
+    best_of_both = None
+    if train_metric is not None and val_metric is not None:
+        pick = max if _higher_is_better(metric) else min
+        best_of_both = pick(train_metric, val_metric)
     verdict, summary = _judge(
-        numbers, rising, rise, train_fell, gap, metric, threshold, train_metric
+        numbers, rising, rise, train_fell, gap, metric, threshold, best_of_both
     )
     return {"verdict": verdict, "summary": summary, "numbers": numbers, "rules": rules}
 
@@ -129,12 +142,13 @@ def _judge(
             "under-trained; more epochs (fit.epochs) would likely help"
         )
     if threshold is not None and train_metric is not None:
+        # train_metric here: the better of training and validation at the best epoch.
         short = train_metric < threshold if _higher_is_better(metric) else train_metric > threshold
         if short:
             return "underfitting", (
-                f"even on the training data {metric} is {train_metric:.4f} at the best epoch, "
-                f"short of the gate's {threshold:g}: underfitting (a larger model or more "
-                "epochs; more data would not help)"
+                f"neither training nor validation {metric} reaches the gate's {threshold:g} "
+                f"at the best epoch (at most {train_metric:.4f}): underfitting (a larger "
+                "model or more epochs; more data would not help)"
             )
     return "good fit", (
         f"validation loss reached its minimum at epoch {best} of {epochs} and ended "

@@ -119,10 +119,16 @@ def _run(
             cross_validation = cross_validate(config, splits, run)
         # The final model starts from the same random state as a run without folds.
         _setup_tensorflow(config)
+    lineage = None
     with clock.stage("model"), strategy.scope():
         built = stages.build(config, splits)
+        if config.init_from.model:
+            if cluster is not None:
+                raise ConfigError("init_from: runs on one machine; drop it for multi-worker")
+            lineage = stages.initialize_from(config, built, model_dir)
+    frozen = lineage["frozen_layers"] if lineage else None
     with clock.stage("fit"):
-        fitted, built = stages.train(config, splits, built, run, strategy, cluster)
+        fitted, built = stages.train(config, splits, built, run, strategy, cluster, frozen)
     if cluster is not None and not cluster.is_chief:
         finish_run(run_dir, config)
         return _wait_for_chief(cluster)
@@ -158,7 +164,9 @@ def _run(
             exported=exported,
             described=described,
             decision=decision,
-            insight=insight | ({"cross_validation": cross_validation} if cross_validation else {}),
+            insight=insight
+            | ({"cross_validation": cross_validation} if cross_validation else {})
+            | ({"init_from": lineage} if lineage else {}),
         )
         if not decision.publish:
             outcome = "refused by the quality gate"

@@ -146,6 +146,25 @@ def write_report(path: Path, summary: dict[str, Any], images: list[Path]) -> Pat
             ]
         ],
     )
+    lineage = summary.get("init_from")
+    if lineage:
+        lines += [
+            "",
+            f"Fine-tuned from **{lineage['model']} version {lineage['version']}** "
+            f"(`{lineage['path']}`): weights loaded into {', '.join(lineage['loaded_layers'])}"
+            + (
+                "; replaced (new shape): "
+                + ", ".join(r["layer"] for r in lineage["replaced_layers"])
+                if lineage["replaced_layers"]
+                else ""
+            )
+            + (
+                f"; frozen: {', '.join(lineage['frozen_layers'])}"
+                if lineage["frozen_layers"]
+                else ""
+            )
+            + ".",
+        ]
     diagnosis = summary.get("fit_diagnosis")
     if diagnosis:
         lines += ["", f"**{diagnosis['verdict']}**: {diagnosis['summary']}."]

@@ -97,8 +97,34 @@ def build(config: TrainConfig, splits: Splits, announce: bool = True) -> Built:
     return built
 
 
+def initialize_from(config: TrainConfig, built: Built, model_dir: Path) -> dict[str, Any]:
+    """Fine-tuning: the published version's weights into the built model (init_from)."""
+    from training import init_from
+
+    source = init_from.load_source(config, model_dir)
+    lineage = init_from.apply(built.net, source, built.output, config.init_from.freeze)
+    frozen = lineage["frozen_layers"]
+    thaw = config.init_from.unfreeze_after
+    say(
+        2,
+        f"model: weights of {source.name} version {source.version} in "
+        f"{', '.join(lineage['loaded_layers'])}"
+        + (f"; head replaced: {', '.join(r['layer'] for r in lineage['replaced_layers'])}"
+           if lineage["replaced_layers"] else "")
+        + (f"; frozen {'for ' + str(thaw) + ' epochs' if thaw else 'throughout'}: "
+           f"{', '.join(frozen)}" if frozen else ""),
+    )  # fmt: skip
+    return lineage
+
+
 def train(
-    config: TrainConfig, splits: Splits, built: Built, run: Any, strategy: Any, cluster: Any
+    config: TrainConfig,
+    splits: Splits,
+    built: Built,
+    run: Any,
+    strategy: Any,
+    cluster: Any,
+    frozen: list[str] | None = None,
 ) -> tuple[Any, Built]:
     """Fit; the fit result and the model to export (a float32 single-device copy when the
     fit ran in mixed precision or on several replicas)."""
@@ -116,7 +142,7 @@ def train(
         f"{distribute.describe(strategy, cluster)}; logs in {run.root}",
     )
     with strategy.scope():
-        fitted = fit.fit_model(built.net, splits, config, run, strategy=strategy)
+        fitted = fit.fit_model(built.net, splits, config, run, strategy=strategy, frozen=frozen)
     if not (config.fit.mixed_precision or strategy.num_replicas_in_sync > 1):
         return fitted, built
     # Serving gets a plain float32 model with the trained weights: mixed precision is for
