@@ -214,6 +214,20 @@ class InitFromConfig:
 
 
 @dataclass(frozen=True)
+class TeacherConfig:
+    model: str = ""  # "": no distillation
+    version: int = 0  # 0: the newest
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    # Knowledge distillation from a published classifier (training/distill.py).
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    temperature: float = 4.0
+    alpha: float = 0.3  # the weight of the labels' loss; 1 - alpha is the teacher's
+
+
+@dataclass(frozen=True)
 class CrossValidationConfig:
     # k-fold cross-validation before the final fit: ``folds`` models, each trained on the
     # train+val part less one fold and scored on that fold (stratified for classification);
@@ -246,6 +260,7 @@ class TrainConfig:
     tune: TuneConfig = field(default_factory=TuneConfig)
     cross_validation: CrossValidationConfig = field(default_factory=CrossValidationConfig)
     init_from: InitFromConfig = field(default_factory=InitFromConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     # Where the config file was (data paths are relative to it); not part of the record.
     base_dir: str = field(default=".", compare=False)

@@ -116,6 +116,12 @@ def check_config(config: TrainConfig) -> None:
         raise ConfigError("init_from: version and unfreeze_after must be >= 0")
     if init.unfreeze_after and not init.freeze:
         raise ConfigError("init_from.unfreeze_after: only with init_from.freeze")
+    distill = config.distill
+    if distill.teacher.model:
+        if config.task != "classification":
+            raise ConfigError("distill: classification only (the teacher's soft targets)")
+        if not distill.temperature > 0 or not 0 <= distill.alpha <= 1:
+            raise ConfigError("distill: temperature must be positive and alpha in [0, 1]")
     folds = config.cross_validation.folds
     if folds and not 2 <= folds <= MAX_FOLDS:
         raise ConfigError(f"cross_validation.folds: {folds}; 0 (off) or 2 to {MAX_FOLDS} folds")

@@ -33,6 +33,9 @@ class Splits:
     # Rows of ``dataset`` (after the whole-row cleaning) in each split: cross-validation
     # folds the train and val rows again.
     rows: dict[str, np.ndarray] = field(default_factory=dict)
+    # Distillation: the teacher's probabilities for the train and val rows.
+    teacher_train: np.ndarray | None = None
+    teacher_val: np.ndarray | None = None
 
     @property
     def class_names(self) -> list[str]:

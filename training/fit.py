@@ -52,8 +52,15 @@ def _optimizer(config: FitConfig, steps_per_epoch: int) -> keras.optimizers.Opti
     return keras.optimizers.RMSprop(rate)
 
 
-def compile_model(model: keras.Model, config: TrainConfig, steps_per_epoch: int) -> None:
-    if config.task == "classification":
+def compile_model(
+    model: keras.Model, config: TrainConfig, steps_per_epoch: int, distilled: bool = False
+) -> None:
+    if distilled:
+        from training import distill
+
+        loss: Any = distill.loss(config.distill.temperature, config.distill.alpha)
+        metrics: list[Any] = [distill.accuracy]
+    elif config.task == "classification":
         loss, metrics = "sparse_categorical_crossentropy", ["accuracy"]
     else:
         loss = "mse"
@@ -113,7 +120,8 @@ def fit_model(
     frozen = frozen or []
     for name in frozen:
         model.get_layer(name).trainable = False
-    compile_model(model, config, steps_per_epoch)
+    distilled = splits.teacher_train is not None
+    compile_model(model, config, steps_per_epoch, distilled)
     monitor = fit.early_stopping.monitor
     run.checkpoint.parent.mkdir(parents=True, exist_ok=True)
     pruning = config.compress.pruning
@@ -163,8 +171,15 @@ def fit_model(
 
         fit_multi_worker(model, splits, config, callbacks, strategy, verbose)
     else:
-        train = make_dataset(splits.x_train, splits.y_train, fit.batch_size, config.seed)
-        val = make_dataset(splits.x_val, splits.y_val, fit.batch_size)
+        y_train, y_val = splits.y_train, splits.y_val
+        if distilled:
+            from training import distill
+
+            assert splits.teacher_val is not None
+            y_train = distill.targets(y_train, splits.teacher_train)
+            y_val = distill.targets(y_val, splits.teacher_val)
+        train = make_dataset(splits.x_train, y_train, fit.batch_size, config.seed)
+        val = make_dataset(splits.x_val, y_val, fit.batch_size)
 
         def run_fit(first: int, last: int, these: list[keras.callbacks.Callback]) -> None:
             model.fit(
@@ -192,7 +207,7 @@ def fit_model(
             # A trainable change needs a new compile; the loaded layers then move slowly,
             # so as not to wreck what they learned before the new head has settled.
             slower = replace(config, fit=replace(fit, learning_rate=fit.learning_rate * THAW_RATE))
-            compile_model(model, slower, steps_per_epoch)
+            compile_model(model, slower, steps_per_epoch, distilled)
         run_fit(first, fit.epochs, callbacks)
     history = read_history(run.history_csv)
     monitored = history.get(monitor, [])

@@ -107,6 +107,11 @@ def _run(
     with clock.stage("data"):
         splits = stages.load_data(config)
     run = open_run(run_dir, config)
+    teacher = None
+    if config.distill.teacher.model:
+        if cluster is not None:
+            raise ConfigError("distill: runs on one machine; drop it for multi-worker")
+        teacher = stages.teach(config, splits, model_dir)
     cross_validation = None
     if config.cross_validation.folds:
         if cluster is not None:
@@ -166,7 +171,12 @@ def _run(
             decision=decision,
             insight=insight
             | ({"cross_validation": cross_validation} if cross_validation else {})
-            | ({"init_from": lineage} if lineage else {}),
+            | ({"init_from": lineage} if lineage else {})
+            | (
+                {"distillation": stages.distillation_record(config, teacher, built, described)}
+                if teacher
+                else {}
+            ),
         )
         if not decision.publish:
             outcome = "refused by the quality gate"

@@ -165,6 +165,18 @@ def write_report(path: Path, summary: dict[str, Any], images: list[Path]) -> Pat
             )
             + ".",
         ]
+    distilled = summary.get("distillation")
+    if distilled:
+        teacher = distilled["teacher"]
+        lines += [
+            "",
+            f"Distilled from **{teacher['model']} version {teacher['version']}** "
+            f"({teacher['parameters']:,} parameters; this student "
+            f"{distilled['student_parameters']:,}, {distilled['parameter_ratio']:.1%}), "
+            f"temperature {distilled['temperature']:g}, alpha {distilled['alpha']:g}: test "
+            f"{distilled['metric']} {distilled['student_test']:.4f} against the teacher's "
+            f"{distilled['teacher_test']:.4f} on the same rows.",
+        ]
     diagnosis = summary.get("fit_diagnosis")
     if diagnosis:
         lines += ["", f"**{diagnosis['verdict']}**: {diagnosis['summary']}."]

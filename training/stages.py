@@ -117,6 +117,46 @@ def initialize_from(config: TrainConfig, built: Built, model_dir: Path) -> dict[
     return lineage
 
 
+def teach(config: TrainConfig, splits: Splits, model_dir: Path) -> dict[str, Any]:
+    """Distillation: the teacher's soft targets for train and val, and its own test metric
+    on this run's test split (what the student is measured against)."""
+    from training import distill, evaluate
+
+    teacher = distill.load_teacher(config, model_dir)
+    splits.teacher_train = teacher.predict(splits.x_train)
+    splits.teacher_val = teacher.predict(splits.x_val)
+    scores = evaluate.headline(
+        evaluate.task_metrics(
+            config.task, teacher.predict(splits.x_test), splits.y_test, splits.class_names
+        )
+    )
+    metric = config.gate_metric()
+    say(
+        2,
+        f"distill: teacher {teacher.name} version {teacher.version} "
+        f"({teacher.parameters:,} parameters), test {metric} {scores[metric]:.4f}; "
+        f"temperature {config.distill.temperature:g}, alpha {config.distill.alpha:g}",
+    )
+    return {**teacher.record(), "test_metrics": scores}
+
+
+def distillation_record(
+    config: TrainConfig, teacher: dict[str, Any], built: Built, described: Described
+) -> dict[str, Any]:
+    metric = config.gate_metric()
+    student = built.net.count_params()
+    return {
+        "teacher": teacher,
+        "temperature": config.distill.temperature,
+        "alpha": config.distill.alpha,
+        "student_parameters": student,
+        "parameter_ratio": round(student / teacher["parameters"], 4),
+        "metric": metric,
+        "student_test": described.metrics["onnx"][metric],
+        "teacher_test": teacher["test_metrics"][metric],
+    }
+
+
 def train(
     config: TrainConfig,
     splits: Splits,
