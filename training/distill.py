@@ -22,9 +22,9 @@ from typing import Any
 import keras
 import numpy as np
 
-from tfship.repository import RepositoryError, list_versions, read_metadata
 from training.config import TrainConfig
 from training.errors import ConfigError
+from training.published import find_published
 
 
 @dataclass(frozen=True)
@@ -50,25 +50,11 @@ def load_teacher(config: TrainConfig, model_dir: Path) -> Teacher:
     import tensorflow as tf
 
     wanted = config.distill.teacher
-    versions = list_versions(model_dir / wanted.model)
-    if not versions:
-        raise ConfigError(
-            f"distill.teacher.model: no published version of {wanted.model!r} in {model_dir}"
-        )
-    version = wanted.version or versions[-1]
-    if version not in versions:
-        raise ConfigError(
-            f"distill.teacher.version: {wanted.model!r} has no version {version} "
-            f"(it has {', '.join(map(str, versions))})"
-        )
-    folder = model_dir / wanted.model / str(version)
-    try:
-        metadata = read_metadata(folder)
-    except RepositoryError as exc:
-        raise ConfigError(f"distill.teacher: {exc}") from None
+    found = find_published(model_dir, wanted.model, wanted.version, "distill.teacher")
+    metadata = found.metadata
     if metadata.task != "classification":
         raise ConfigError(f"distill.teacher: {wanted.model} is not a classifier")
-    loaded = tf.saved_model.load(str(folder))
+    loaded = tf.saved_model.load(str(found.folder))
     serve = loaded.signatures[metadata.signature_name]
     output = metadata.outputs[0].name
     names = [t.name for t in metadata.inputs]
@@ -87,12 +73,7 @@ def load_teacher(config: TrainConfig, model_dir: Path) -> Teacher:
         return np.concatenate(parts).astype(np.float32)
 
     parameters = int(sum(np.prod(v.shape) for v in loaded.trainable_variables))
-    checksums = {
-        f"{artifact}/{file}": digest
-        for artifact, entry in metadata.artifacts.items()
-        for file, digest in entry.get("files", {}).items()
-    }
-    return Teacher(wanted.model, version, folder, parameters, checksums, predict)
+    return Teacher(found.name, found.version, found.folder, parameters, found.checksums(), predict)
 
 
 def targets(labels: np.ndarray, soft: np.ndarray) -> np.ndarray:

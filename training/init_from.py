@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from tfship.repository import RepositoryError, list_versions, read_metadata
 from training.config import TrainConfig
 from training.errors import ConfigError
+from training.published import find_published
 
 ALL_BUT_HEAD = "all_but_head"
 
@@ -39,30 +39,10 @@ def load_source(config: TrainConfig, model_dir: Path) -> Source:
     import tensorflow as tf
 
     wanted = config.init_from
-    versions = list_versions(model_dir / wanted.model)
-    if not versions:
-        raise ConfigError(
-            f"init_from.model: no published version of {wanted.model!r} in {model_dir}"
-        )
-    version = wanted.version or versions[-1]
-    if version not in versions:
-        raise ConfigError(
-            f"init_from.version: {wanted.model!r} has no version {version} in {model_dir} "
-            f"(it has {', '.join(map(str, versions))})"
-        )
-    folder = model_dir / wanted.model / str(version)
-    try:
-        metadata = read_metadata(folder)
-    except RepositoryError as exc:
-        raise ConfigError(f"init_from: {exc}") from None
-    loaded = tf.saved_model.load(str(folder))
+    found = find_published(model_dir, wanted.model, wanted.version, "init_from")
+    loaded = tf.saved_model.load(str(found.folder))
     weights = {v.name.rsplit(":", 1)[0]: v.numpy() for v in loaded.variables}
-    checksums = {
-        f"{artifact}/{file}": digest
-        for artifact, entry in metadata.artifacts.items()
-        for file, digest in entry.get("files", {}).items()
-    }
-    return Source(wanted.model, version, folder, weights, checksums)
+    return Source(found.name, found.version, found.folder, weights, found.checksums())
 
 
 def apply(net: Any, source: Source, head: str, freeze: list[str]) -> dict[str, Any]:
