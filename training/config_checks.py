@@ -123,6 +123,12 @@ def check_config(config: TrainConfig) -> None:
         if not distill.temperature > 0 or not 0 <= distill.alpha <= 1:
             raise ConfigError("distill: temperature must be positive and alpha in [0, 1]")
     folds = config.cross_validation.folds
+    if folds and (init.model or distill.teacher.model):
+        # The folds would train plain models from scratch: not what the final run does.
+        raise ConfigError(
+            "cross_validation: not with init_from or distill yet (the folds would train "
+            "from scratch without the teacher)"
+        )
     if folds and not 2 <= folds <= MAX_FOLDS:
         raise ConfigError(f"cross_validation.folds: {folds}; 0 (off) or 2 to {MAX_FOLDS} folds")
 
