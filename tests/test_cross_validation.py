@@ -95,3 +95,9 @@ def test_a_run_with_folds_records_them_and_publishes_the_same_model(
     assert meta["metrics"]["onnx"]["accuracy"] == pytest.approx(
         plain["metrics"]["onnx"]["accuracy"], abs=1e-9
     )
+
+
+def test_folds_beside_fine_tuning_or_distillation_are_refused() -> None:
+    for config in ("digits-finetune.yaml", "digits-distilled.yaml"):
+        with pytest.raises(ConfigError, match="not with init_from or distill"):
+            load_config(ROOT / "training" / "configs" / config, ["cross_validation.folds=3"])
