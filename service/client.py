@@ -1,5 +1,9 @@
 """``tfship predict``: send a JSON file or a .npy array to a running server, print the answer.
 
+By default a table for people: per row the predicted class and its score (``--top-k K``:
+the K best), asked of the server with tfship's ``top_k`` extension; a model that is no
+classifier (the server refuses ``top_k``) gets its values instead. Scores are rounded to
+four decimals there; ``--json`` prints the server's answer as it came, full precision.
 Standard library + numpy only, so it runs anywhere the package is installed.
 """
 
@@ -84,14 +88,77 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="send 'inputs' (columnar) instead of 'instances' (rows)",
     )
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds (default 30)")
+    parser.add_argument(
+        "--top-k",
+        type=int,
+        metavar="K",
+        help="the K best classes and scores per row (default: the predicted class)",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print the server's JSON answer, full precision"
+    )
+
+
+def _class_rows(answer: dict[str, Any]) -> list[tuple[list[Any], list[float]]]:
+    """(classes, scores) per row, from a top_k answer in the row or the columnar format."""
+    if "predictions" in answer:
+        return [(row["classes"], row["scores"]) for row in answer["predictions"]]
+    outputs = answer["outputs"]
+    return list(zip(outputs["classes"], outputs["scores"], strict=True))
+
+
+def _print_table(header: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+def class_table(answer: dict[str, Any], k: int) -> None:
+    rows = []
+    for index, (classes, scores) in enumerate(_class_rows(answer)):
+        for rank, (label, score) in enumerate(zip(classes, scores, strict=True), start=1):
+            cells = [str(index)] + ([str(rank)] if k > 1 else [])
+            rows.append([*cells, str(label), f"{score:.4f}"])
+    _print_table(["ROW", *(["RANK"] if k > 1 else []), "CLASS", "SCORE"], rows)
+
+
+def value_table(answer: dict[str, Any]) -> None:
+    """A regression (or any other) model's answer: its values per row, rounded."""
+    values = answer.get("predictions", answer.get("outputs"))
+    if isinstance(values, dict):  # columnar, several outputs: the first one
+        values = next(iter(values.values()))
+    rows = []
+    for index, row in enumerate(values):
+        flat = np.asarray(row, dtype=np.float64).reshape(-1)
+        rows.append([str(index), ", ".join(f"{v:.4g}" for v in flat)])
+    _print_table(["ROW", "VALUE"], rows)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.top_k is not None and args.top_k < 1:
+        print("tfship predict: --top-k must be at least 1", file=sys.stderr)
+        return 2
     try:
         body = load_request(args.file, args.columnar)
-        answer = predict(args.url, args.model, body, args.version, args.timeout)
+        if args.json:
+            asked = body if args.top_k is None else {**body, "top_k": args.top_k}
+            print(
+                json.dumps(
+                    predict(args.url, args.model, asked, args.version, args.timeout), indent=1
+                )
+            )
+            return 0
+        k = args.top_k or 1
+        try:
+            answer = predict(args.url, args.model, {**body, "top_k": k}, args.version, args.timeout)
+        except ClientError as exc:
+            if "top_k" not in str(exc) or args.top_k is not None:
+                raise
+            # Not a classifier (or not tfship): its plain answer, as values.
+            value_table(predict(args.url, args.model, body, args.version, args.timeout))
+            return 0
+        class_table(answer, k)
     except ClientError as exc:
         print(f"tfship predict: {exc}", file=sys.stderr)
         return 1
-    print(json.dumps(answer, indent=1))
     return 0

@@ -6,9 +6,11 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from conftest import ROOT, Server, TrainedRepo, quiet_env, run_tfship
+import pytest
+from conftest import ROOT, ExamplesRepo, Server, TrainedRepo, quiet_env, run_tfship
 
 
 def tfship(*args: str) -> subprocess.CompletedProcess[str]:
@@ -62,8 +64,9 @@ def test_predict_sends_npy_and_json_files(
     (tmp_path / "body.json").write_text(json.dumps({"inputs": x[8:9].tolist()}))
 
     npy = tfship(
-        "predict", str(tmp_path / "rows.npy"), "--model", "digits", "--url", onnx_server.url
-    )
+        "predict", str(tmp_path / "rows.npy"), "--model", "digits", "--url", onnx_server.url,
+        "--json",
+    )  # fmt: skip
     assert npy.returncode == 0, npy.stderr
     np.testing.assert_array_equal(
         np.asarray(json.loads(npy.stdout)["predictions"], dtype=np.float32), expected[:5]
@@ -77,16 +80,79 @@ def test_predict_sends_npy_and_json_files(
         "1",
         "--url",
         onnx_server.url,
+        "--json",
     )
     np.testing.assert_array_equal(
         np.asarray(json.loads(rows.stdout)["predictions"], dtype=np.float32), expected[5:8]
     )
     body = tfship(
-        "predict", str(tmp_path / "body.json"), "--model", "digits", "--url", onnx_server.url
-    )
+        "predict", str(tmp_path / "body.json"), "--model", "digits", "--url", onnx_server.url,
+        "--json",
+    )  # fmt: skip
     np.testing.assert_array_equal(
         np.asarray(json.loads(body.stdout)["outputs"], dtype=np.float32), expected[8:9]
     )
+
+
+def _table(text: str) -> list[list[str]]:
+    lines = text.strip().splitlines()
+    return [line.split() for line in lines[1:]] if lines else []
+
+
+def test_predict_prints_classes_and_rounded_scores_by_default(
+    onnx_server: Server, trained_repo: TrainedRepo, tmp_path: Path, digits: tuple
+) -> None:
+    x, labels = digits[0][:4], digits[1][:4]
+    expected = trained_repo.onnx_probabilities(x)
+    np.save(tmp_path / "rows.npy", x)
+    one = tfship(
+        "predict", str(tmp_path / "rows.npy"), "--model", "digits", "--url", onnx_server.url
+    )
+    assert one.returncode == 0, one.stderr
+    assert one.stdout.splitlines()[0].split() == ["ROW", "CLASS", "SCORE"]
+    rows = _table(one.stdout)
+    assert [int(r[1]) for r in rows] == expected.argmax(axis=1).tolist() == labels.tolist()
+    assert [r[2] for r in rows] == [f"{p:.4f}" for p in expected.max(axis=1)]
+    three = tfship(
+        "predict", str(tmp_path / "rows.npy"), "--model", "digits", "--url", onnx_server.url,
+        "--top-k", "3",
+    )  # fmt: skip
+    assert three.stdout.splitlines()[0].split() == ["ROW", "RANK", "CLASS", "SCORE"]
+    ranked = _table(three.stdout)
+    assert len(ranked) == 12 and [r[1] for r in ranked[:3]] == ["1", "2", "3"]
+    first_row = [int(r[2]) for r in ranked[:3]]
+    assert first_row == np.argsort(-expected[0], kind="stable")[:3].tolist()
+    full = tfship(
+        "predict", str(tmp_path / "rows.npy"), "--model", "digits", "--url", onnx_server.url,
+        "--top-k", "2", "--json",
+    )  # fmt: skip
+    scores = json.loads(full.stdout)["predictions"][0]["scores"]
+    assert scores[0] == pytest.approx(float(expected[0].max()), rel=1e-6)
+    assert (
+        tfship(
+            "predict", str(tmp_path / "rows.npy"), "--model", "digits", "--top-k", "0"
+        ).returncode
+        == 2
+    )
+
+
+def test_predict_prints_values_for_a_regression_model(
+    examples_repo: ExamplesRepo, start_server: Any, tmp_path: Path
+) -> None:
+    server = start_server(examples_repo.path, "--workers", "1")
+    server.wait_ready()
+    rows = np.linspace(-0.05, 0.05, 20, dtype=np.float32).reshape(2, 10)
+    (tmp_path / "rows.json").write_text(json.dumps(rows.tolist()))
+    raw = tfship(
+        "predict", str(tmp_path / "rows.json"), "--model", "diabetes", "--url", server.url, "--json"
+    )
+    values = np.asarray(json.loads(raw.stdout)["predictions"]).reshape(-1)
+    table = tfship(
+        "predict", str(tmp_path / "rows.json"), "--model", "diabetes", "--url", server.url
+    )
+    assert table.returncode == 0, table.stderr
+    assert table.stdout.splitlines()[0].split() == ["ROW", "VALUE"]
+    assert [r[1] for r in _table(table.stdout)] == [f"{v:.4g}" for v in values]
 
 
 def test_predict_reports_server_and_file_errors(onnx_server: Server, tmp_path: Path) -> None:
