@@ -254,10 +254,12 @@ def _write_report(
 ) -> None:
     from training import report
 
-    images = report.plot_history(history, run.plots)
+    title = f"{config.name}, run {run.run_id}"
+    best = metadata["training"].get("best_epoch", 0)
+    images = report.plot_history(history, run.plots, title, best)
     matrix = metadata["evaluation"].get("confusion_matrix")
     if matrix:
-        images.append(report.plot_confusion(matrix, metadata["class_names"], run.plots))
+        images.append(report.plot_confusion(matrix, metadata["class_names"], run.plots, title))
     summary = {
         **metadata,
         "run_id": run.run_id,
@@ -267,3 +269,4 @@ def _write_report(
         "training": {**metadata["training"], "fit_seconds": stage_seconds.get("fit")},
     }
     report.write_report(run.report, summary, images)
+    report.write_html(run.report.with_suffix(".html"), run.report, summary["name"])

@@ -1,4 +1,5 @@
-"""The run report: PNG plots and one Markdown file beside the run's logs.
+"""The run report: PNG plots, report.md beside the run's logs, and report.html (the same,
+one self-contained file).
 
 The report is written whatever the outcome (published, or refused by the quality gate), so
 a run can always be explained from its folder alone.
@@ -8,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 
 def _pyplot() -> Any:
@@ -19,21 +22,38 @@ def _pyplot() -> Any:
     return plt
 
 
-def plot_history(history: dict[str, list[float]], folder: Path) -> list[Path]:
-    """One PNG per metric: train vs validation over epochs."""
+def plot_history(
+    history: dict[str, list[float]], folder: Path, title: str = "", best_epoch: int = 0
+) -> list[Path]:
+    """One PNG per metric: train vs validation over epochs, the gap between them shaded and
+    the epoch whose weights were kept marked. ``title``: the model and run, on every plot."""
     plt = _pyplot()
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for key in sorted(k for k in history if not k.startswith("val_") and k != "learning_rate"):
-        fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
-        epochs = range(1, len(history[key]) + 1)
-        ax.plot(epochs, history[key], label=f"train {key}")
-        if f"val_{key}" in history:
-            ax.plot(epochs, history[f"val_{key}"], label=f"validation {key}")
+        fig, ax = plt.subplots(figsize=(6.4, 4), dpi=100)
+        epochs = list(range(1, len(history[key]) + 1))
+        ax.plot(epochs, history[key], label=f"train {key}", color="tab:blue")
+        validation = history.get(f"val_{key}")
+        if validation and len(validation) == len(epochs):
+            ax.plot(epochs, validation, label=f"validation {key}", color="tab:orange")
+            ax.fill_between(
+                epochs, history[key], validation, color="tab:orange", alpha=0.12,
+                label="train-validation gap",
+            )  # fmt: skip
+        if 0 < best_epoch <= len(epochs):
+            ax.axvline(best_epoch, color="tab:green", linestyle="--", linewidth=1)
+            marked = validation if validation else history[key]
+            ax.plot([best_epoch], [marked[best_epoch - 1]], "o", color="tab:green")
+            ax.annotate(
+                f"epoch {best_epoch}: weights kept",
+                (best_epoch, marked[best_epoch - 1]),
+                textcoords="offset points", xytext=(6, 8), color="tab:green", fontsize=8,
+            )  # fmt: skip
         ax.set_xlabel("epoch")
         ax.set_ylabel(key)
-        ax.set_title(f"{key} per epoch")
-        ax.legend()
+        ax.set_title(f"{title}: {key} per epoch" if title else f"{key} per epoch", fontsize=10)
+        ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
         path = folder / f"{key}.png"
         fig.tight_layout()
@@ -43,22 +63,46 @@ def plot_history(history: dict[str, list[float]], folder: Path) -> list[Path]:
     return written
 
 
-def plot_confusion(matrix: list[list[int]], class_names: list[str], folder: Path) -> Path:
+def confusion_colours(matrix: list[list[int]]) -> Any:
+    """RGB per cell: the diagonal in blue, errors in red, each by its share of the row (the
+    true class), and any error at least a clear pink, so a single miss stands out."""
+    import matplotlib
+
+    counts = np.asarray(matrix, dtype=np.float64)
+    totals = counts.sum(axis=1, keepdims=True)
+    share = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+    blues, reds = matplotlib.colormaps["Blues"], matplotlib.colormaps["Reds"]
+    colours = np.ones((*counts.shape, 3))
+    for i, j in np.ndindex(counts.shape):
+        if i == j:
+            colours[i, j] = blues(0.15 + 0.85 * share[i, j])[:3]
+        elif counts[i, j] > 0:
+            colours[i, j] = reds(0.35 + 0.65 * share[i, j])[:3]
+    return colours
+
+
+def plot_confusion(
+    matrix: list[list[int]], class_names: list[str], folder: Path, title: str = ""
+) -> Path:
     plt = _pyplot()
     folder.mkdir(parents=True, exist_ok=True)
-    size = max(4.0, 0.5 * len(class_names) + 2)
+    size = max(4.5, 0.5 * len(class_names) + 2)
     fig, ax = plt.subplots(figsize=(size, size), dpi=100)
-    ax.imshow(matrix, cmap="Blues")
-    ax.set_xticks(range(len(class_names)), class_names, rotation=45, ha="right")
+    colours = confusion_colours(matrix)
+    ax.imshow(colours)
+    ax.set_xticks(range(len(class_names)), class_names)
     ax.set_yticks(range(len(class_names)), class_names)
     ax.set_xlabel("predicted")
     ax.set_ylabel("actual")
-    ax.set_title("confusion matrix (test split)")
-    top = max(max(row) for row in matrix) or 1
+    heading = "confusion matrix (test split; colour: share of the actual class)"
+    ax.set_title(f"{title}\n{heading}" if title else heading, fontsize=9)
     for i, row in enumerate(matrix):
         for j, count in enumerate(row):
-            colour = "white" if count > top / 2 else "black"
-            ax.text(j, i, str(count), ha="center", va="center", color=colour, fontsize=8)
+            dark = float(np.mean(colours[i, j])) < 0.5
+            ax.text(
+                j, i, str(count), ha="center", va="center", fontsize=8,
+                color="white" if dark else "black", fontweight="bold" if i != j and count else None,
+            )  # fmt: skip
     path = folder / "confusion_matrix.png"
     fig.tight_layout()
     fig.savefig(path)
@@ -72,6 +116,27 @@ def _table(headers: list[str], rows: list[list[Any]]) -> list[str]:
 
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return lines
+
+
+def _balance_table(balance: dict[str, Any]) -> list[str]:
+    before = balance.get("train_counts_before", [])
+    after = balance.get("train_counts_after")
+    weights = balance.get("class_weight", {})
+    headers = ["class index", "rows"]
+    rows: list[list[Any]] = []
+    for index, count in enumerate(before):
+        row: list[Any] = [index, count]
+        if after is not None:
+            row.append(after[index] if index < len(after) else "")
+        rows.append(row)
+    if after is not None:
+        headers.append("rows after oversampling")
+    lines = [f"Mode: {balance.get('mode', 'none')}", ""]
+    lines += _table(headers, rows) if rows else []
+    if weights:
+        lines += ["", "Class weights:", ""]
+        lines += _table(["class", "weight"], [[k, v] for k, v in weights.items()])
     return lines
 
 
@@ -132,7 +197,8 @@ def write_report(path: Path, summary: dict[str, Any], images: list[Path]) -> Pat
             ],
         )
         if "balance" in cleaning:
-            lines += ["", f"Balance: `{cleaning['balance']}`"]
+            lines += ["", "Class balance of the train split:", ""]
+            lines += _balance_table(cleaning["balance"])
     training = summary["training"]
     lines += ["", "## Fit", ""]
     lines += _table(
@@ -231,4 +297,12 @@ def write_report(path: Path, summary: dict[str, Any], images: list[Path]) -> Pat
         lines += ["", "## Plots", ""]
         lines += [f"![{p.stem}]({p.relative_to(path.parent).as_posix()})" for p in images]
     path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def write_html(path: Path, markdown: Path, name: str) -> Path:
+    """report.html beside report.md: the same report, one file, every image inline."""
+    from training.report_html import render
+
+    path.write_text(render(markdown.read_text(), markdown.parent, f"tfship run report: {name}"))
     return path
