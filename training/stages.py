@@ -413,6 +413,7 @@ def version_metadata(
                 k: v for k, v in described.saved_metrics.items() if not isinstance(v, float)
             },
             **insight,
+            "baseline_profile": _baseline(config, splits, exported),
             "parity": {
                 "max_abs_diff": exported.max_diff,
                 "tolerance": config.export.parity_tolerance,
@@ -430,6 +431,15 @@ def version_metadata(
             },
         },
     )
+
+
+def _baseline(config: TrainConfig, splits: Splits, exported: Exported) -> dict[str, Any]:
+    from training import baseline_profile
+
+    raw = splits.dataset.x
+    train_rows = splits.rows.get("train")
+    x = {k: v[train_rows] for k, v in raw.items()} if train_rows is not None else splits.x_train
+    return baseline_profile.profile(x, config.task, exported.onnx_out, splits.class_names)
 
 
 def write_triton_files(model_root: Path, metadata: VersionMetadata) -> list[Path]:
