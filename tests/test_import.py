@@ -64,7 +64,8 @@ def imported(sources: dict[str, Path], tmp_path_factory: pytest.TempPathFactory)
     repo = tmp_path_factory.mktemp("imported") / "repo"
     runs = [
         ("keras", "classifier", "--labels", str(sources["labels"]), "--calibration",
-         str(sources["rows"]), "--quantize", "int8", "--quantize", "fp16"),
+         str(sources["rows"]), "--quantize", "int8", "--quantize", "fp16",
+         "--profile-data", str(sources["rows"])),
         ("savedmodel", "exported", "--quantize", "fp16"),
         ("onnx", "scale", "--version", "7"),
     ]  # fmt: skip
@@ -141,6 +142,19 @@ def test_each_source_becomes_a_full_verified_version(imported: Path, sources: di
         assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]
 
 
+def test_profile_data_gives_an_imported_model_a_baseline(imported: Path, sources: dict) -> None:
+    record = read_metadata(imported / "classifier" / "1").record
+    baseline = record["baseline_profile"]
+    assert baseline["split"] == "profile data" and baseline["rows"] == 64
+    assert list(baseline["inputs"]["features"]["features"]) == ["[0]", "[1]", "[2]", "[3]"]
+    with np.load(sources["rows"]) as rows:
+        expected = np.bincount(keras_probabilities(rows["features"]).argmax(1), minlength=3) / 64
+    shares = baseline["predictions"]["shares"]
+    assert list(shares) == LABELS and list(shares.values()) == pytest.approx(expected.tolist())
+    # Without --profile-data an import has none: nothing to compare traffic with.
+    assert "baseline_profile" not in read_metadata(imported / "exported" / "1").record
+
+
 def test_imported_versions_serve_the_source_models_answers(imported_server: Server) -> None:
     ready = imported_server.get("/readyz").json()["models"]
     assert {name: m["versions"][0]["verified"] for name, m in ready.items()} == {
@@ -194,6 +208,8 @@ def test_bad_inputs_exit_non_zero_naming_file_and_reason(
         ((str(torn),), 1, "torn.onnx does not load in ONNX Runtime"),
         ((onnx, "--labels", str(three_labels)), 2, "--labels gives 3 classes"),
         ((onnx, "--calibration", str(wrong_rows)), 2, "has shape [4, 3], the model takes [-1, 2]"),
+        ((onnx, "--profile-data", str(wrong_rows)), 2, "--profile-data: 'x' has shape [4, 3]"),
+        ((onnx, "--profile-data", str(tmp_path / "no.npz")), 2, "--profile-data"),
         ((onnx, "--name", "../up"), 2, "--name '../up'"),
         ((onnx, "--version", "0"), 2, "--version 0: versions are positive"),
         ((onnx, "--quantize", "int4"), 2, "--quantize int4: one of int8, int8_dynamic"),

@@ -90,26 +90,37 @@ def input_profile(values: np.ndarray) -> dict[str, Any]:
     return {"features": {"intensity": intensities(values)}}
 
 
-def predictions_profile(task: str, outputs: np.ndarray, class_names: list[str]) -> dict[str, Any]:
+def predictions_profile(
+    task: str, outputs: np.ndarray, class_names: list[str], split: str = "test"
+) -> dict[str, Any]:
+    if task == "unknown":  # an imported model without class names: its first output's values
+        return {"split": split, **numeric(np.asarray(outputs).reshape(-1))}
     if task == "classification":
         predicted = np.asarray(outputs).argmax(axis=1)
         counts = np.bincount(predicted, minlength=len(class_names) or outputs.shape[1])
         names = class_names or [str(i) for i in range(len(counts))]
         return {
             "kind": "classes",
-            "split": "test",
+            "split": split,
             "shares": dict(zip(names, _shares(counts), strict=True)),
         }
-    return {"split": "test", **numeric(np.asarray(outputs).reshape(-1))}
+    return {"split": split, **numeric(np.asarray(outputs).reshape(-1))}
 
 
 def profile(
-    x_train: dict[str, np.ndarray], task: str, test_outputs: np.ndarray, class_names: list[str]
+    x: dict[str, np.ndarray],
+    task: str,
+    outputs: np.ndarray,
+    class_names: list[str],
+    split: str = "train",
+    predictions_split: str = "test",
 ) -> dict[str, Any]:
+    """``x``: the rows the inputs are profiled on; ``outputs``: the model's answers on the
+    rows the predictions are profiled on (a training run: train and test splits)."""
     return {
         "format": FORMAT,
-        "split": "train",
-        "rows": len(next(iter(x_train.values()))),
-        "inputs": {name: input_profile(values) for name, values in x_train.items()},
-        "predictions": predictions_profile(task, test_outputs, class_names),
+        "split": split,
+        "rows": len(next(iter(x.values()))),
+        "inputs": {name: input_profile(values) for name, values in x.items()},
+        "predictions": predictions_profile(task, outputs, class_names, predictions_split),
     }

@@ -182,6 +182,13 @@ def add_import_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: generated rows)",
     )
     parser.add_argument(
+        "--profile-data",
+        type=Path,
+        metavar="FILE.npz",
+        help="rows like the traffic to expect, one array per input name: metadata.json gets "
+        "a baseline_profile (per-feature bins, the predicted classes) to compare traffic with",
+    )
+    parser.add_argument(
         "--labels",
         type=Path,
         metavar="FILE",
@@ -236,6 +243,7 @@ def run_import(args: argparse.Namespace) -> int:
         model_dir=args.model_dir,
         version=args.version,
         calibration=args.calibration,
+        profile_data=args.profile_data,
         labels_file=args.labels,
         output_name=args.output_name,
         onnx=not args.no_onnx,

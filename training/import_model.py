@@ -50,7 +50,11 @@ def check_request(request: ImportRequest) -> str:
         )
     if request.version is not None and request.version < 1:
         raise ImportRefused(f"--version {request.version}: versions are positive integers")
-    for flag, path in (("--calibration", request.calibration), ("--labels", request.labels_file)):
+    for flag, path in (
+        ("--calibration", request.calibration),
+        ("--profile-data", request.profile_data),
+        ("--labels", request.labels_file),
+    ):
         if path is not None and not path.is_file():
             raise ImportRefused(f"{flag} {path} does not exist or is not a file")
     kind = source_kind(request.source)
@@ -88,7 +92,9 @@ def import_model(request: ImportRequest) -> VersionRef:
             _quantize(request, staging, staged, rows, class_names)
         say(5, "checksums, metadata.json, publish")
         _describe_artifacts(staging, staged)
-        metadata = _metadata(request, staged, class_names, kind)
+        metadata = _metadata(
+            request, staged, class_names, kind, _profile(request, staging, staged, class_names)
+        )
         created = datetime.now(UTC).isoformat(timespec="seconds")
 
         published: list[VersionMetadata] = []
@@ -229,8 +235,37 @@ def _source_hashes(source: Path) -> dict[str, str]:
     return digest_files(source, files_under(source, SAVED_MODEL_PARTS))
 
 
+def _profile(
+    request: ImportRequest, staging: Path, staged: Staged, class_names: list[str]
+) -> dict[str, Any] | None:
+    """The baseline profile of the --profile-data rows, with the model's own answers on them
+    (ONNX when there is one, else the SavedModel)."""
+    if request.profile_data is None:
+        return None
+    from training import baseline_profile, export
+    from training.import_rows import read_rows
+
+    rows = read_rows(request.profile_data, "--profile-data", staged.inputs)
+    output = staged.outputs[0].name
+    onnx = staging / "model.onnx"
+    answers = (
+        export.predict_onnx(onnx, rows, output)
+        if onnx.exists()
+        else export.predict_saved_model(staging, rows, output)
+    )
+    task = "classification" if class_names else "unknown"
+    say(5, f"baseline profile of {count_rows(rows)} rows from {request.profile_data}")
+    return baseline_profile.profile(
+        rows, task, answers, class_names, "profile data", "profile data"
+    )
+
+
 def _metadata(
-    request: ImportRequest, staged: Staged, class_names: list[str], kind: str
+    request: ImportRequest,
+    staged: Staged,
+    class_names: list[str],
+    kind: str,
+    profile: dict[str, Any] | None,
 ) -> VersionMetadata:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -254,6 +289,8 @@ def _metadata(
             **{p: version_of(p) for p in ("tensorflow", "keras", "tf2onnx", "onnxruntime")},
         },
     }
+    if profile is not None:
+        record["baseline_profile"] = profile
     if staged.parity is not None:
         record["parity"] = staged.parity
     if staged.variants:

@@ -25,6 +25,8 @@ class ImportRequest:
     version: int | None = None
     # .npz of rows keyed by input name (and ``labels``): parity, warm-up, calibration.
     calibration: Path | None = None
+    # .npz of rows keyed by input name, as traffic will look: the baseline profile.
+    profile_data: Path | None = None
     labels_file: Path | None = None  # class names, one per line (Triton's labels file)
     output_name: str = "output_0"  # Keras's own export names its output so
     onnx: bool = True

@@ -1,7 +1,10 @@
-"""Rows for an import's parity check, warm-up requests and int8 calibration: the
-``--calibration`` file checked against the model's signature, or rows generated from it."""
+"""Rows for an import's parity check, warm-up requests and int8 calibration (the
+``--calibration`` file checked against the model's signature, or rows generated from it),
+and its ``--profile-data`` rows for the baseline profile."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 
@@ -21,18 +24,21 @@ def sample_rows(request: ImportRequest, inputs: list[TensorInfo]) -> dict[str, n
     """The --calibration rows (checked against the signature), or generated ones."""
     if request.calibration is None:
         return generated_rows(inputs, request.seed)
+    return read_rows(request.calibration, "--calibration", inputs)
+
+
+def read_rows(path: Path, flag: str, inputs: list[TensorInfo]) -> dict[str, np.ndarray]:
+    """An .npz of rows, one array per model input, checked against the signature."""
     try:
-        with np.load(request.calibration, allow_pickle=False) as data:
+        with np.load(path, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}
     except (OSError, ValueError) as exc:
-        raise ImportRefused(
-            f"--calibration {request.calibration}: not a readable .npz: {exc}"
-        ) from None
+        raise ImportRefused(f"{flag} {path}: not a readable .npz: {exc}") from None
     rows = {}
     for spec in inputs:
         if spec.name not in arrays:
             raise ImportRefused(
-                f"--calibration {request.calibration} has no array '{spec.name}' (it has: "
+                f"{flag} {path} has no array '{spec.name}' (it has: "
                 f"{', '.join(sorted(arrays)) or 'none'}); one per model input"
             )
         values = arrays[spec.name]
@@ -41,12 +47,12 @@ def sample_rows(request: ImportRequest, inputs: list[TensorInfo]) -> dict[str, n
         )
         if not fits:
             raise ImportRefused(
-                f"--calibration: '{spec.name}' has shape {list(values.shape)}, the model "
+                f"{flag}: '{spec.name}' has shape {list(values.shape)}, the model "
                 f"takes {list(spec.shape)}"
             )
         rows[spec.name] = values.astype(spec.dtype if spec.dtype != "object" else str)
     if len({len(v) for v in rows.values()}) != 1 or not count_rows(rows):
-        raise ImportRefused(f"--calibration {request.calibration}: every input needs the same rows")
+        raise ImportRefused(f"{flag} {path}: every input needs the same rows")
     return rows
 
 
