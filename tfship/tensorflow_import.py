@@ -18,6 +18,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import cache
 from typing import Any
 
 from tfship.devices import DeviceChoice, DeviceError, choose, nvidia_gpus
@@ -82,13 +83,11 @@ class _RetracingNoise(logging.Filter):
         return "triggered tf.function retracing" not in record.getMessage()
 
 
-def import_tensorflow(device: str) -> tuple[Any, DeviceChoice]:
-    """TensorFlow, with its GPUs hidden unless ``device`` resolves to ``cuda``.
-
-    Must run before TensorFlow's first op (device visibility is fixed then). Raises
-    DeviceError for ``cuda`` without a usable GPU.
-    """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+@cache
+def _load() -> tuple[Any, list[Any], bool]:
+    """TensorFlow, its GPUs and whether it was built with CUDA: once per process (the
+    SavedModel runtime asks at every version load; the import and the capture of fd 2 need
+    happen only the first time)."""
     gpu_present = nvidia_gpus() > 0
     with native_stderr_filtered(lambda line: is_noise(line, gpu_present)):
         import tensorflow as tf
@@ -98,6 +97,17 @@ def import_tensorflow(device: str) -> tuple[Any, DeviceChoice]:
         gpus = tf.config.list_physical_devices("GPU")
         built_with_cuda = tf.test.is_built_with_cuda()
     tf.get_logger().addFilter(_RetracingNoise())
+    return tf, gpus, built_with_cuda
+
+
+def import_tensorflow(device: str) -> tuple[Any, DeviceChoice]:
+    """TensorFlow, with its GPUs hidden unless ``device`` resolves to ``cuda``.
+
+    Must run before TensorFlow's first op (device visibility is fixed then). Raises
+    DeviceError for ``cuda`` without a usable GPU.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    tf, gpus, built_with_cuda = _load()
     # Refused out here: the refusal explains itself, the window's lines are noise to it.
     chosen = choose(device, built_with_cuda, len(gpus), "tensorflow")
     if chosen.device == "cpu" and gpus:
