@@ -93,8 +93,6 @@ def input_profile(values: np.ndarray) -> dict[str, Any]:
 def predictions_profile(
     task: str, outputs: np.ndarray, class_names: list[str], split: str = "test"
 ) -> dict[str, Any]:
-    if task == "unknown":  # an imported model without class names: its first output's values
-        return {"split": split, **numeric(np.asarray(outputs).reshape(-1))}
     if task == "classification":
         predicted = np.asarray(outputs).argmax(axis=1)
         counts = np.bincount(predicted, minlength=len(class_names) or outputs.shape[1])
@@ -104,6 +102,7 @@ def predictions_profile(
             "split": split,
             "shares": dict(zip(names, _shares(counts), strict=True)),
         }
+    # Regression, or an imported model without class names: its first output's values.
     return {"split": split, **numeric(np.asarray(outputs).reshape(-1))}
 
 

@@ -22,17 +22,16 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from training.config import LOWER_IS_BETTER
+
 RISE_EPOCHS = 3
 RISE_FRACTION = 0.05
 METRIC_GAP = 0.05
 STILL_IMPROVING_EPOCHS = 2
 
-# Metrics where higher is better; the others (losses, errors) are lower-is-better.
-_HIGHER_IS_BETTER = ("accuracy", "auc", "r2", "f1", "precision", "recall")
-
 
 def _higher_is_better(metric: str) -> bool:
-    return any(word in metric for word in _HIGHER_IS_BETTER)
+    return metric not in LOWER_IS_BETTER
 
 
 def _at(values: list[float], epoch: int) -> float | None:

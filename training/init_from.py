@@ -86,8 +86,3 @@ def apply(net: Any, source: Source, head: str, freeze: list[str]) -> dict[str, A
         "fresh_layers": fresh,
         "frozen_layers": frozen,
     }
-
-
-def set_frozen(net: Any, names: list[str], frozen: bool) -> None:
-    for name in names:
-        net.get_layer(name).trainable = not frozen
