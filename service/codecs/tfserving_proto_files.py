@@ -174,13 +174,13 @@ TENSORFLOW = ProtoFile(
 )
 
 _ERROR_CODES = [
-            ("OK", 0), ("CANCELLED", 1), ("UNKNOWN", 2), ("INVALID_ARGUMENT", 3),
-            ("DEADLINE_EXCEEDED", 4), ("NOT_FOUND", 5), ("ALREADY_EXISTS", 6),
-            ("PERMISSION_DENIED", 7), ("UNAUTHENTICATED", 16), ("RESOURCE_EXHAUSTED", 8),
-            ("FAILED_PRECONDITION", 9), ("ABORTED", 10), ("OUT_OF_RANGE", 11),
-            ("UNIMPLEMENTED", 12), ("INTERNAL", 13), ("UNAVAILABLE", 14), ("DATA_LOSS", 15),
-            ("DO_NOT_USE_RESERVED_FOR_FUTURE_EXPANSION_USE_DEFAULT_IN_SWITCH_INSTEAD_", 20),
-        ]  # fmt: skip
+    ("OK", 0), ("CANCELLED", 1), ("UNKNOWN", 2), ("INVALID_ARGUMENT", 3),
+    ("DEADLINE_EXCEEDED", 4), ("NOT_FOUND", 5), ("ALREADY_EXISTS", 6),
+    ("PERMISSION_DENIED", 7), ("UNAUTHENTICATED", 16), ("RESOURCE_EXHAUSTED", 8),
+    ("FAILED_PRECONDITION", 9), ("ABORTED", 10), ("OUT_OF_RANGE", 11),
+    ("UNIMPLEMENTED", 12), ("INTERNAL", 13), ("UNAVAILABLE", 14), ("DATA_LOSS", 15),
+    ("DO_NOT_USE_RESERVED_FOR_FUTURE_EXPANSION_USE_DEFAULT_IN_SWITCH_INSTEAD_", 20),
+]  # fmt: skip
 
 TENSORFLOW_ERROR = ProtoFile(
     name="tfship/tensorflow_error.proto",
@@ -190,9 +190,9 @@ TENSORFLOW_ERROR = ProtoFile(
 )
 
 _VERSION_STATES = [
-            ("UNKNOWN", 0), ("START", 10), ("LOADING", 20), ("AVAILABLE", 30),
-            ("UNLOADING", 40), ("END", 50),
-        ]  # fmt: skip
+    ("UNKNOWN", 0), ("START", 10), ("LOADING", 20), ("AVAILABLE", 30),
+    ("UNLOADING", 40), ("END", 50),
+]  # fmt: skip
 
 _TF = ".tensorflow."
 TF_SERVING = ProtoFile(
@@ -328,8 +328,8 @@ TF_SERVING = ProtoFile(
 )
 
 _SERVING_STATUSES = [
-            ("UNKNOWN", 0), ("SERVING", 1), ("NOT_SERVING", 2), ("SERVICE_UNKNOWN", 3),
-        ]  # fmt: skip
+    ("UNKNOWN", 0), ("SERVING", 1), ("NOT_SERVING", 2), ("SERVICE_UNKNOWN", 3),
+]  # fmt: skip
 
 HEALTH = ProtoFile(
     name="tfship/grpc_health.proto",

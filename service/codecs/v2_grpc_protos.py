@@ -19,7 +19,13 @@ from typing import Any
 
 from google.protobuf import descriptor_pool
 
-from service.codecs.proto_declarations import Field, ProtoFile, build_pool, message_class
+from service.codecs.proto_declarations import (
+    Field,
+    ProtoFile,
+    build_pool,
+    message_class,
+    service_classes,
+)
 
 PACKAGE = "inference"
 SERVICE = f"{PACKAGE}.GRPCInferenceService"
@@ -215,4 +221,4 @@ def message(name: str) -> Any:
 
 def service_methods() -> dict[str, tuple[Any, Any]]:
     """Method -> (request class, response class) of the served RPCs."""
-    return {m: (message(request), message(response)) for m, (request, response) in METHODS.items()}
+    return service_classes(_pool(), SERVICE)
