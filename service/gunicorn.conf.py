@@ -9,6 +9,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from service.drift.tracker import drift_file
 from service.http_server import connection_counts
 from service.models.worker_readiness import WORKERS_DIR_VARIABLE, ready_file, versions_file
 from service.settings import ServiceSettings
@@ -106,6 +107,8 @@ def child_exit(server, worker):
     folder = Path(os.environ[WORKERS_DIR_VARIABLE])
     ready_file(folder, worker.pid).unlink(missing_ok=True)
     versions_file(folder, worker.pid).unlink(missing_ok=True)
+    # Its drift window leaves the server's with it (service/drift/tracker.py).
+    drift_file(folder, worker.pid).unlink(missing_ok=True)
 
 
 def on_exit(server):

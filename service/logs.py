@@ -47,7 +47,7 @@ def _entry(
     return entry
 
 
-def _current_request_id() -> str | None:
+def current_request_id() -> str | None:
     if has_request_context() and "request_id" in g:
         return g.request_id
     return CURRENT_REQUEST_ID.get()
@@ -61,7 +61,7 @@ class JsonFormatter(logging.Formatter):
             record.name,
             record.process,
             record.getMessage(),
-            _current_request_id(),
+            current_request_id(),
         )
         entry.update(getattr(record, "fields", {}))
         if record.exc_info:

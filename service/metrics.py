@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from prometheus_client import (
@@ -21,6 +22,9 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import GaugeMetricFamily
+
+from service.drift.scores import TOP_FEATURES, VersionScores
 
 # Label for requests that name no served model: keeps label values bounded whatever
 # names clients send.
@@ -63,6 +67,13 @@ HTTP_REFUSAL_REASONS = (
     "too_large",
 )
 
+CAPTURED = Counter(
+    "tfship_captured_requests",
+    "Requests sampled for capture (TFSHIP_CAPTURE_DIR), by result: written, dropped (the "
+    "writer's queue was full: the request was answered, its record not kept), failed (the "
+    "file could not be written).",
+    ["result"],
+)
 
 MODEL_LOADS = Counter(
     "tfship_model_loads",
@@ -270,6 +281,63 @@ def observe_queue(protocol: str, seconds: float) -> None:
     QUEUE_SECONDS.labels(protocol).observe(max(0.0, seconds))
 
 
+# Drift scores (service/drift/): computed when scraped from the windows of all workers,
+# so they are families built per scrape rather than metrics written per request.
+DRIFT_FAMILIES = {
+    "tfship_input_drift_score": (
+        "Population stability index of an input over the latest requests against the "
+        "training baseline: the mean of its features' (0 stable; above 0.25 a major shift).",
+        ["model", "version", "input"],
+    ),
+    "tfship_feature_drift_score": (
+        "Population stability index of one feature of an input against the training "
+        f"baseline; the {TOP_FEATURES} highest per input.",
+        ["model", "version", "input", "feature"],
+    ),
+    "tfship_prediction_drift_score": (
+        "Population stability index of the predicted classes (or predicted values) over "
+        "the latest requests against the test split's.",
+        ["model", "version"],
+    ),
+    "tfship_drift_window_rows": (
+        "Rows in the window the drift scores are computed over (at most TFSHIP_DRIFT_WINDOW).",
+        ["model", "version"],
+    ),
+}
+
+
+def drift_families(scores: Iterable[VersionScores]) -> list[GaugeMetricFamily]:
+    families = {
+        name: GaugeMetricFamily(name, text, labels=labels)
+        for name, (text, labels) in DRIFT_FAMILIES.items()
+    }
+    for version_scores in scores:
+        model, version = version_scores.model, str(version_scores.version)
+        families["tfship_drift_window_rows"].add_metric([model, version], version_scores.rows)
+        if version_scores.predictions is not None:
+            families["tfship_prediction_drift_score"].add_metric(
+                [model, version], version_scores.predictions
+            )
+        for name, value in version_scores.inputs.items():
+            families["tfship_input_drift_score"].add_metric([model, version, name], value)
+            top = sorted(
+                (f for f in version_scores.features if f.input == name), key=lambda f: -f.score
+            )[:TOP_FEATURES]
+            for feature in top:
+                families["tfship_feature_drift_score"].add_metric(
+                    [model, version, name, feature.feature], feature.score
+                )
+    return list(families.values())
+
+
+class _Families:
+    def __init__(self, families: list[Any]) -> None:
+        self.families = families
+
+    def collect(self) -> list[Any]:
+        return self.families
+
+
 def collect(names: frozenset[str]) -> list[Any]:
     """The metric families named, summed over workers in multi-process mode."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -283,13 +351,21 @@ def collect(names: frozenset[str]) -> list[Any]:
     return [family for family in families if family.name in names]
 
 
-def exposition() -> tuple[bytes, str]:
-    """The text format for ``/metrics``: summed over workers in multi-process mode."""
+def exposition(drift: Iterable[VersionScores] = ()) -> tuple[bytes, str]:
+    """The text format for ``/metrics``: summed over workers in multi-process mode, with
+    the drift scores given (computed by the caller over every worker's window)."""
     update_process_metrics()  # the answering worker's figures are exact, not 5 s old
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess
 
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+        body = generate_latest(registry)
+    else:
+        body = generate_latest(REGISTRY)
+    scores = list(drift)
+    if scores:
+        extra = CollectorRegistry(auto_describe=False)
+        extra.register(_Families(drift_families(scores)))
+        body += generate_latest(extra)
+    return body, CONTENT_TYPE_LATEST

@@ -51,7 +51,7 @@ def integer(low: int, high: int) -> Parse:
     return parse
 
 
-def number(allow_zero: bool = False) -> Parse:
+def number(allow_zero: bool = False, maximum: float | None = None) -> Parse:
     def parse(raw: str, key: str) -> float:
         try:
             value = float(raw)
@@ -61,6 +61,8 @@ def number(allow_zero: bool = False) -> Parse:
             raise SettingsError(
                 f"{key}: must be {'zero or more' if allow_zero else 'positive'}, got {raw}"
             )
+        if maximum is not None and value > maximum:
+            raise SettingsError(f"{key}: must be at most {maximum:g}, got {raw}")
         return value
 
     return parse

@@ -297,6 +297,52 @@ class ServiceSettings:
         flag_type=int,
         what="onnxruntime/TensorFlow threads per worker",
     )
+    drift_window: int = setting(
+        1000,
+        parse=integer(0, 10**7),
+        doc="`1000`: rows per model version the [drift scores](#drift) are computed over (the "
+        "latest, across workers); `0` turns drift off",
+        flag_type=int,
+        what="rows of the latest requests drift scores are computed over (0: off)",
+    )
+    drift_sample_rate: float = setting(
+        500.0,
+        parse=number(),
+        doc="`500`: rows a second per version and worker counted into the drift window at "
+        "most; above it requests are sampled, so drift's cost per request falls as traffic "
+        "grows",
+        flag_type=float,
+        what="most rows a second per version and worker counted for drift",
+    )
+    capture_dir: Path | None = setting(
+        None,
+        parse=path,
+        doc="none: no capture. A folder for [captured requests](#request-capture) as JSON lines",
+        show=_show_optional,
+        what="folder to write sampled requests and answers to (JSON lines)",
+    )
+    capture_sample: float = setting(
+        1.0,
+        parse=number(maximum=1.0),
+        doc="`1`: the share of answered inference requests captured when `TFSHIP_CAPTURE_DIR` "
+        "is set (`0.05`: one in twenty)",
+        flag_type=float,
+        what="share of requests captured (0 < FRACTION <= 1)",
+    )
+    capture_max_bytes: int = setting(
+        64 * 1024 * 1024,
+        parse=integer(4096, 2**40),
+        doc="`67108864` (64 MiB): a capture file is closed and a new one begun at this size",
+        flag_type=int,
+        what="size at which a capture file is rotated",
+    )
+    capture_files: int = setting(
+        10,
+        parse=integer(1, 100_000),
+        doc="`10`: closed capture files kept; the oldest are deleted beyond it",
+        flag_type=int,
+        what="closed capture files kept (oldest deleted)",
+    )
 
     def runtime_for(self, model: str) -> str:
         return self.model_runtimes.get(model, self.runtime)

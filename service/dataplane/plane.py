@@ -24,11 +24,13 @@ import numpy as np
 
 from service import logs
 from service.auth import ApiKeys
+from service.capture.writer import CaptureWriter
 from service.codecs.tensor_checks import DeclaredLimits
 from service.dataplane import tasks
 from service.dataplane.call import Call
 from service.dataplane.queue_time import queue_seconds
 from service.dataplane.statistics import VersionStatistics, read_statistics
+from service.drift.tracker import DriftTracker
 from service.errors import InvalidArgument, NotFound
 from service.metrics import observe_queue, observe_request
 from service.models.model_view import ModelView, ServedViews, VersionStatus
@@ -55,6 +57,23 @@ class DataPlane:
         self.limits = DeclaredLimits(settings.max_rows, settings.max_body_bytes)
         if board is not None:
             registry.add_listener(lambda: board.publish(registry.readiness()[0]))
+        self.drift = DriftTracker.from_env(settings.drift_window, settings.drift_sample_rate)
+        if self.drift.on:
+            registry.add_listener(
+                lambda: self.drift.track(
+                    view for views in registry.served_views() for view in views.versions.values()
+                )
+            )
+        self.capture = (
+            CaptureWriter(
+                settings.capture_dir,
+                settings.capture_sample,
+                settings.capture_max_bytes,
+                settings.capture_files,
+            )
+            if settings.capture_dir is not None
+            else None
+        )
 
     # --- the envelope ---
 
@@ -237,7 +256,12 @@ class DataPlane:
         """Output arrays by name (all the signature's, or those asked for)."""
         if not self.allow_non_finite:
             _refuse_non_finite(inputs)
-        return model.run(inputs, outputs)
+        answer = model.run(inputs, outputs)
+        if model.drift_profile is not None and self.drift.on:
+            self.drift.observe(model, inputs, answer)
+        if self.capture is not None:
+            self.capture.offer(model.name, model.version, logs.current_request_id(), inputs, answer)
+        return answer
 
     def classify(self, model: ModelView, inputs: dict[str, Any], k: int = 0) -> tasks.Classes:
         """Per row: (class, score) for every class in class order, or the ``k`` best."""

@@ -70,6 +70,9 @@ class ModelView:
     # Views of the artifact's other signatures that the runtime runs as themselves (a
     # SavedModel's, by signature_name), aliases of the served one excepted.
     others: Mapping[str, ModelView] = field(default_factory=dict, repr=False, compare=False)
+    # metadata's baseline_profile (what the training data looked like), for drift scores of
+    # the served signature; None without one, and for the other signatures.
+    drift_profile: Mapping[str, Any] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def build(
@@ -95,12 +98,18 @@ class ModelView:
             verified,
             defs,
             run,
+            drift_profile=_profile_of(metadata),
         )
         same = served.aliases.get("predict", frozenset())
         others = {
             # Another function: its own inputs and outputs, no task or class names.
             other: dataclasses.replace(
-                view, signature=sig, task="unknown", class_names=(), run=other_run
+                view,
+                signature=sig,
+                task="unknown",
+                class_names=(),
+                run=other_run,
+                drift_profile=None,
             )
             for other, (sig, other_run) in (other_signatures or {}).items()
             if other not in same
@@ -118,6 +127,11 @@ class ModelView:
         if isinstance(requested, str) and requested in self.others:
             return self.others[requested]
         return self
+
+
+def _profile_of(metadata: VersionMetadata) -> Mapping[str, Any] | None:
+    profile = metadata.record.get("baseline_profile")
+    return profile if isinstance(profile, Mapping) else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,5 +45,25 @@ def openapi() -> Response:
 @blueprint.get("/metrics")
 @blueprint.get("/monitoring/prometheus/metrics")  # TF Serving's path, for its scrape configs
 def metrics() -> Response:
-    body, content_type = exposition()
+    body, content_type = exposition(plane().drift.scores())
     return Response(body, content_type=content_type)
+
+
+@blueprint.get("/monitoring/drift")
+def drift() -> Response:
+    """Every served version's drift scores with all features (``tfship models --drift``);
+    only models the call's API key may use."""
+    from service.drift.scores import THRESHOLD
+
+    dataplane = plane()
+    client = g.call.client
+    versions = [
+        s.to_json() for s in dataplane.drift.scores() if client is None or client.may_use(s.model)
+    ]
+    body = {
+        "method": "psi",
+        "threshold": THRESHOLD,
+        "window": dataplane.settings.drift_window,
+        "versions": versions,
+    }
+    return Response(orjson.dumps(body), mimetype="application/json")

@@ -1,0 +1,1 @@
+"""Request capture: sampled requests and their answers written as JSON lines."""
