@@ -35,6 +35,13 @@ def _check_data(config: TrainConfig) -> None:
             )
     elif not data.path:
         raise ConfigError(f"data.path: required for source {data.source!r}")
+    if data.source == "capture" and not data.labels:
+        raise ConfigError(
+            "data.labels: source 'capture' needs a CSV of labels (columns request_id and "
+            f"{data.label!r}, optionally row)"
+        )
+    if data.source != "capture" and (data.labels or data.model):
+        raise ConfigError("data.labels / data.model: only for source 'capture'")
     if data.source != "csv" and (data.categorical or data.features is not None):
         raise ConfigError("data.features / data.categorical: only for source 'csv'")
     if len(data.image_size) != 2 or any(n < 1 for n in data.image_size):

@@ -44,7 +44,7 @@ class Dataset:
         return len(self.y)
 
 
-def _encode_labels(raw: np.ndarray, task: str, where: str) -> tuple[np.ndarray, list[str]]:
+def encode_labels(raw: np.ndarray, task: str, where: str) -> tuple[np.ndarray, list[str]]:
     if task == "regression":
         try:
             return np.asarray(raw, dtype=np.float32), []
@@ -69,7 +69,7 @@ def _default_input(kind: Kind, config: TrainConfig) -> str:
     return {"image": "pixels", "sequence": "sequence"}.get(kind, "features")
 
 
-def _array_dataset(
+def array_dataset(
     x: np.ndarray,
     y_raw: np.ndarray,
     config: TrainConfig,
@@ -87,7 +87,7 @@ def _array_dataset(
             f"features have shape {x.shape}; expected rows (2-D), sequences (3-D: rows, "
             "steps, channels) or images (4-D: rows, height, width, channels)"
         )
-    y, class_names = _encode_labels(y_raw, config.task, "labels")
+    y, class_names = encode_labels(y_raw, config.task, "labels")
     names = feature_names or ([f"f{i}" for i in range(x.shape[1])] if kind == "tabular" else [])
     name = _default_input(kind, config)
     return Dataset({name: x.astype(np.float32)}, y, kind, class_names, description, names)
@@ -105,7 +105,7 @@ def load_sklearn(config: TrainConfig) -> Dataset:
     else:
         x = bunch.data
         description = f"scikit-learn bundled {name} ({x.shape[1]} numeric features)"
-    dataset = _array_dataset(
+    dataset = array_dataset(
         np.asarray(x),
         bunch.target,
         config,
@@ -137,7 +137,7 @@ def sine_waves(seed: int, rows: int = 600, steps: int = 40) -> tuple[np.ndarray,
 
 def load_synthetic(config: TrainConfig) -> Dataset:
     x, y = sine_waves(config.seed)
-    dataset = _array_dataset(x, y, config, "generated sine waves (40 steps, 3 frequencies)")
+    dataset = array_dataset(x, y, config, "generated sine waves (40 steps, 3 frequencies)")
     dataset.class_names = ["slow", "medium", "fast"]
     return dataset
 
@@ -180,7 +180,7 @@ def load_npz(config: TrainConfig) -> Dataset:
         raise DataError(f"{path}: 'x' has {len(x)} rows but 'y' has {len(y)}")
     if x.dtype.kind not in "iuf":
         raise DataError(f"{path}: 'x' must be numeric, got dtype {x.dtype}")
-    return _array_dataset(x, y, config, f"NPZ file {path.name} ({len(x)} rows)")
+    return array_dataset(x, y, config, f"NPZ file {path.name} ({len(x)} rows)")
 
 
 def load_images(config: TrainConfig) -> Dataset:
@@ -212,7 +212,7 @@ def load_images(config: TrainConfig) -> Dataset:
     x = np.stack(images)
     if x.ndim == 3:
         x = x[..., np.newaxis]
-    dataset = _array_dataset(
+    dataset = array_dataset(
         x,
         np.asarray(labels),
         config,
@@ -281,7 +281,7 @@ def load_csv(config: TrainConfig) -> Dataset:
     frame = frame[~missing_label]
     if frame.empty:
         raise DataError(f"{path}: every row's label is missing")
-    y, class_names = _encode_labels(
+    y, class_names = encode_labels(
         frame[data.label].to_numpy(), config.task, f"{path}: label column {data.label!r}"
     )
     x: dict[str, np.ndarray] = {}
@@ -305,7 +305,10 @@ def load_csv(config: TrainConfig) -> Dataset:
 
 
 def load_dataset(config: TrainConfig) -> Dataset:
+    from training.capture_source import load_capture  # it builds on this module
+
     loader = {
+        "capture": load_capture,
         "sklearn": load_sklearn,
         "synthetic": load_synthetic,
         "npz": load_npz,
