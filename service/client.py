@@ -46,15 +46,21 @@ def load_request(path: Path, columnar: bool) -> dict[str, Any]:
     return {key: body}
 
 
-def predict(
-    url: str, model: str, body: dict[str, Any], version: int | None = None, timeout: float = 30.0
+def _call(
+    url: str,
+    path: str,
+    body: dict[str, Any] | None = None,
+    api_key: str | None = None,
+    timeout: float = 30.0,
 ) -> dict[str, Any]:
-    path = f"/v1/models/{model}" + (f"/versions/{version}" if version else "") + ":predict"
+    headers = {"Content-Type": "application/json"} if body is not None else {}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
     request = urllib.request.Request(
         url.rstrip("/") + path,
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
+        data=json.dumps(body).encode() if body is not None else None,
+        headers=headers,
+        method="POST" if body is not None else "GET",
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
@@ -66,6 +72,65 @@ def predict(
         raise ClientError(f"server answered {exc.code}: {detail}") from None
     except urllib.error.URLError as exc:
         raise ClientError(f"cannot reach {url}: {exc.reason}") from None
+
+
+def predict(
+    url: str,
+    model: str,
+    body: dict[str, Any],
+    version: int | None = None,
+    timeout: float = 30.0,
+    api_key: str | None = None,
+) -> dict[str, Any]:
+    path = f"/v1/models/{model}" + (f"/versions/{version}" if version else "") + ":predict"
+    return _call(url, path, body, api_key, timeout)
+
+
+def drift(url: str, api_key: str | None = None, timeout: float = 30.0) -> dict[str, Any]:
+    """The server's drift scores, every feature (``GET /monitoring/drift``)."""
+    return _call(url, "/monitoring/drift", None, api_key, timeout)
+
+
+def _shift(score: float, threshold: float) -> str:
+    if score > threshold:
+        return "major"
+    return "moderate" if score > 0.1 else ""
+
+
+def drift_table(report: dict[str, Any]) -> None:
+    """One line per version's predictions and per feature, highest first within an input."""
+    threshold = float(report.get("threshold", 0.25))
+    rows = []
+    for entry in report.get("versions", []):
+        head = [str(entry["model"]), str(entry["version"]), str(entry["window_rows"])]
+        if not entry["window_rows"]:
+            rows.append([*head, "-", "-", "-", "no requests yet"])
+            continue
+        predictions = entry.get("predictions")
+        if predictions is not None:
+            rows.append(
+                [*head, "(predictions)", "-", f"{predictions:.3f}", _shift(predictions, threshold)]
+            )
+        for name, described in entry["inputs"].items():
+            for feature in described["features"]:
+                notes = [_shift(feature["score"], threshold)]
+                if feature.get("unseen_share"):
+                    notes.append(f"unseen {feature['unseen_share']:.1%}")
+                if feature.get("missing_share"):
+                    notes.append(f"missing {feature['missing_share']:.1%}")
+                rows.append(
+                    [*head, name, feature["feature"], f"{feature['score']:.3f}",
+                     ", ".join(n for n in notes if n)]
+                )  # fmt: skip
+    if not rows:
+        print("no model version with a baseline profile is served")
+        return
+    _print_table(["MODEL", "VERSION", "WINDOW", "INPUT", "FEATURE", "PSI", "SHIFT"], rows)
+    print(
+        f"\nPSI of the latest {report.get('window')} rows per version against the training "
+        f"baseline; above {threshold:g} is a major shift, 0.1-{threshold:g} moderate. Few rows "
+        "in the window make every score noisy."
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -88,6 +153,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="send 'inputs' (columnar) instead of 'instances' (rows)",
     )
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds (default 30)")
+    api_key_argument(parser)
     parser.add_argument(
         "--top-k",
         type=int,
@@ -96,6 +162,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--json", action="store_true", help="print the server's JSON answer, full precision"
+    )
+
+
+def api_key_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get("TFSHIP_API_KEY"),
+        help="API key for a server with keys on (env TFSHIP_API_KEY)",
     )
 
 
@@ -138,24 +212,28 @@ def run(args: argparse.Namespace) -> int:
     if args.top_k is not None and args.top_k < 1:
         print("tfship predict: --top-k must be at least 1", file=sys.stderr)
         return 2
+    key = args.api_key
     try:
         body = load_request(args.file, args.columnar)
         if args.json:
             asked = body if args.top_k is None else {**body, "top_k": args.top_k}
             print(
                 json.dumps(
-                    predict(args.url, args.model, asked, args.version, args.timeout), indent=1
+                    predict(args.url, args.model, asked, args.version, args.timeout, key),
+                    indent=1,
                 )
             )
             return 0
         k = args.top_k or 1
         try:
-            answer = predict(args.url, args.model, {**body, "top_k": k}, args.version, args.timeout)
+            answer = predict(
+                args.url, args.model, {**body, "top_k": k}, args.version, args.timeout, key
+            )
         except ClientError as exc:
             if "top_k" not in str(exc) or args.top_k is not None:
                 raise
             # Not a classifier (or not tfship): its plain answer, as values.
-            value_table(predict(args.url, args.model, body, args.version, args.timeout))
+            value_table(predict(args.url, args.model, body, args.version, args.timeout, key))
             return 0
         class_table(answer, k)
     except ClientError as exc:

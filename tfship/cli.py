@@ -27,6 +27,32 @@ def _models_arguments(parser: argparse.ArgumentParser) -> None:
         "--verify", action="store_true", help="check every artifact's sha256 against metadata.json"
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument(
+        "--drift",
+        metavar="URL",
+        help="instead of the repository, a running server's drift scores per feature "
+        "(e.g. http://127.0.0.1:8501)",
+    )
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get("TFSHIP_API_KEY"),
+        help="with --drift: API key for a server with keys on (env TFSHIP_API_KEY)",
+    )
+
+
+def _run_drift(args: argparse.Namespace) -> int:
+    from service.client import ClientError, drift, drift_table
+
+    try:
+        report = drift(args.drift, args.api_key)
+    except ClientError as exc:
+        print(f"tfship models --drift: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(report, indent=1))
+    else:
+        drift_table(report)
+    return 0
 
 
 def _models_rows(args: argparse.Namespace) -> list[dict[str, object]]:
@@ -109,6 +135,8 @@ def _table_line(row: dict[str, object], verify: bool) -> list[str]:
 def _run_models(args: argparse.Namespace) -> int:
     from tfship.repository import RepositoryError
 
+    if args.drift:
+        return _run_drift(args)
     try:
         rows = _models_rows(args)
     except RepositoryError as exc:
