@@ -9,9 +9,13 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from service.drift.tracker import drift_file
 from service.http_server import connection_counts
-from service.models.worker_readiness import WORKERS_DIR_VARIABLE, ready_file, versions_file
+from service.models.worker_readiness import (
+    WORKERS_DIR_VARIABLE,
+    drift_file,
+    ready_file,
+    versions_file,
+)
 from service.settings import ServiceSettings
 
 _settings = ServiceSettings.from_env()

@@ -12,10 +12,11 @@ import pytest
 
 from service.drift.reference import Reference
 from service.drift.scores import THRESHOLD, psi, score, window
-from service.drift.tracker import DriftTracker, drift_file
+from service.drift.tracker import DriftTracker
 from service.drift.window import SlidingCounts
 from service.models.model_view import ModelView
 from service.models.runtimes.base import Signature, TensorSpec
+from service.models.worker_readiness import drift_file
 from tfship.version_metadata import VersionMetadata
 from training.baseline_profile import profile
 
@@ -179,4 +180,25 @@ def test_a_version_without_a_baseline_is_not_scored() -> None:
     )
     assert bare.drift_profile is None
     tracker.track([bare])
+    assert tracker.scores() == []
+
+
+def test_an_unreadable_baseline_costs_its_scores_not_its_requests(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    broken = {
+        "format": 1,
+        "inputs": {"pixels": {"features": {"intensity": {"kind": "intensity", "channels": [
+            {"edges": [0.0, 1.0], "shares": [0.5, 0.5]}  # one edge short
+        ]}}}},
+    }  # fmt: skip
+    tracker = DriftTracker(1000, 1e9)
+    view = _view(broken)
+    with caplog.at_level("WARNING", logger="tfship.drift"):
+        tracker.track([view])
+    assert "its baseline_profile cannot be read" in caplog.text
+    tracker.observe(view, {"pixels": np.zeros((1, 2, 2, 1), np.float32)}, {})
+    assert tracker.scores() == []
+    newer = {**_price_profile(), "format": 2}
+    tracker.track([_view(newer, "future")])
     assert tracker.scores() == []

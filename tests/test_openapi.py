@@ -143,6 +143,7 @@ V2 = {
     ("method", "path", "body", "status"),
     [
         ("get", "/readyz", None, 200),
+        ("get", "/monitoring/drift", None, 200),
         ("get", "/v1/models/digits", None, 200),
         ("get", "/v1/models/digits/versions/1", None, 200),
         ("get", "/v1/models/ghost", None, 404),

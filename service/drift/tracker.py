@@ -30,16 +30,11 @@ from service.drift.reference import ProfileError, Reference
 from service.drift.scores import Layout, VersionScores, score, window
 from service.drift.window import Block, SlidingCounts
 from service.models.model_view import ModelView
-from service.models.worker_readiness import WORKERS_DIR_VARIABLE
+from service.models.worker_readiness import WORKERS_DIR_VARIABLE, drift_file, drift_files
 
 log = logging.getLogger("tfship.drift")
 
 PUBLISH_SECONDS = 1.0
-_PREFIX = "drift-"
-
-
-def drift_file(folder: Path, pid: int) -> Path:
-    return folder / f"{_PREFIX}{pid}.json"
 
 
 @dataclass
@@ -76,10 +71,9 @@ class DriftTracker:
         self, view: ModelView, inputs: Mapping[str, Any], outputs: Mapping[str, Any]
     ) -> None:
         """Count a request's rows into its version's window (sampled)."""
-        try:
-            monitor = self._monitors[(view.name, view.version)]
-        except KeyError:
-            monitor = self._start(view)
+        # Windows are made by track() when a version starts serving; a request racing its
+        # version's unload finds none and is not counted.
+        monitor = self._monitors.get((view.name, view.version))
         if monitor is None:
             return
         try:
@@ -92,8 +86,11 @@ class DriftTracker:
     def _sample(
         self, monitor: _Monitor, inputs: Mapping[str, Any], outputs: Mapping[str, Any]
     ) -> None:
+        # Unlocked: two threads of a worker racing here can count a row or two past the rate,
+        # which costs less than a lock on every request would.
         now = time.monotonic()
-        tokens = min(self.sample_rate, monitor.tokens + (now - monitor.refilled) * self.sample_rate)
+        capacity = max(self.sample_rate, 1.0)  # one second's worth, and at least one row
+        tokens = min(capacity, monitor.tokens + (now - monitor.refilled) * self.sample_rate)
         monitor.refilled = now
         if tokens < 1.0:
             monitor.tokens = tokens
@@ -121,7 +118,8 @@ class DriftTracker:
         if rows <= room:
             monitor.counts.add(rows, monitor.reference.slots(inputs, prediction))
             return
-        # Split at block boundaries (rare: a request larger than a block's room).
+        # Split at block boundaries (a request larger than the open block's room), so each
+        # block holds rows of one stretch of time.
         done = 0
         while done < rows:
             take = min(max(monitor.counts.room(), 1), rows - done)
@@ -130,11 +128,11 @@ class DriftTracker:
             monitor.counts.add(take, monitor.reference.slots(part, predicted))
             done += take
 
-    def _start(self, view: ModelView) -> _Monitor | None:
+    def _start(self, view: ModelView) -> None:
         with self._lock:
             key = (view.name, view.version)
             if key in self._monitors:
-                return self._monitors[key]
+                return
             monitor = None
             profile = view.drift_profile
             if profile is not None:
@@ -158,7 +156,6 @@ class DriftTracker:
                     )
             self._monitors[key] = monitor
             self._ensure_publisher()
-            return monitor
 
     def track(self, served: Iterable[ModelView]) -> None:
         """Windows for exactly the versions served now: new ones start empty (so /metrics
@@ -221,7 +218,7 @@ class DriftTracker:
             return []
         found = []
         own = drift_file(self.folder, os.getpid())
-        for path in self.folder.glob(f"{_PREFIX}*.json"):
+        for path in drift_files(self.folder):
             if path == own:
                 continue
             try:

@@ -20,6 +20,7 @@ from typing import Any
 WORKERS_DIR_VARIABLE = "TFSHIP_WORKERS_DIR"
 _PREFIX = "ready-"
 _VERSIONS_PREFIX = "versions-"
+_DRIFT_PREFIX = "drift-"
 
 
 def ready_file(folder: Path, pid: int) -> Path:
@@ -29,6 +30,15 @@ def ready_file(folder: Path, pid: int) -> Path:
 def versions_file(folder: Path, pid: int) -> Path:
     """What the worker serves (service/models/version_agreement.py): JSON, replaced whole."""
     return folder / f"{_VERSIONS_PREFIX}{pid}.json"
+
+
+def drift_file(folder: Path, pid: int) -> Path:
+    """The worker's drift windows (service/drift/tracker.py): JSON, replaced whole."""
+    return folder / f"{_DRIFT_PREFIX}{pid}.json"
+
+
+def drift_files(folder: Path) -> list[Path]:
+    return sorted(folder.glob(f"{_DRIFT_PREFIX}*.json"))
 
 
 def _alive(pid: int) -> bool:

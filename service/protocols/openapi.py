@@ -96,6 +96,14 @@ def _build_paths() -> dict[str, Any]:
         },
         "/metrics": _METRICS,
         "/monitoring/prometheus/metrics": _METRICS,
+        "/monitoring/drift": {
+            "get": {
+                "summary": "Drift of every served version against its training baseline: the "
+                "population stability index of each input, feature and the predictions over "
+                "the latest requests (the models the API key may use)",
+                "responses": {"200": _json(_ref("DriftReport"), "the scores")},
+            }
+        },
         "/openapi.json": {
             "get": {
                 "summary": "This description",

@@ -101,6 +101,57 @@ SCHEMAS: dict[str, Any] = {
             {"required": ["outputs"], "properties": {"outputs": NUMBERS}},
         ],
     },
+    "DriftReport": {
+        "type": "object",
+        "required": ["method", "threshold", "window", "versions"],
+        "properties": {
+            "method": {"const": "psi"},
+            "threshold": {"type": "number"},
+            "window": {"type": "integer", "minimum": 0, "description": "TFSHIP_DRIFT_WINDOW"},
+            "versions": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["model", "version", "window_rows", "inputs", "predictions"],
+                    "properties": {
+                        "model": {"type": "string"},
+                        "version": {"type": "integer"},
+                        "window_rows": {"type": "integer", "minimum": 0},
+                        "predictions": {"type": ["number", "null"]},
+                        "inputs": {
+                            "type": "object",
+                            "additionalProperties": {
+                                "type": "object",
+                                "required": ["score", "features"],
+                                "properties": {
+                                    "score": {"type": "number"},
+                                    "features": {
+                                        "type": "array",
+                                        "items": {
+                                            "type": "object",
+                                            "required": [
+                                                "feature",
+                                                "score",
+                                                "values",
+                                                "missing_share",
+                                            ],
+                                            "properties": {
+                                                "feature": {"type": "string"},
+                                                "score": {"type": "number"},
+                                                "values": {"type": "integer", "minimum": 0},
+                                                "missing_share": {"type": "number"},
+                                                "unseen_share": {"type": "number"},
+                                            },
+                                        },
+                                    },
+                                },
+                            },
+                        },
+                    },
+                },
+            },
+        },
+    },
     "Readiness": {
         "type": "object",
         "required": ["ready", "models"],
