@@ -22,8 +22,11 @@ Needs wrk (Debian: apt-get install wrk). Everything listens on 127.0.0.1.
    two costs apart; for digits (c''') tfship with API keys on (a keys file of 20 keys, the
    client's the last) and (c'''') tfship on a foreign repository: the same digits
    model.onnx alone, in Triton's layout (``digits/0001/model.onnx``, no metadata.json),
-   served unverified. (e) Where ``make bench-envs`` installed them (each in its own
-   environment, pinned in benchmarks/envs/): KServe's Python server
+   served unverified; and for digits tfship with drift off (``--drift-window 0``) and
+   counting every row (``--drift-sample-rate 1000000000``), against tfship as started,
+   whose drift scores count at most 500 rows a second per worker. (e) Where
+   ``make bench-envs`` installed them (each in its own environment, pinned in
+   benchmarks/envs/): KServe's Python server
    (benchmarks/kserve_app.py, its V1 protocol: the same row-format bodies) and MLServer
    (benchmarks/mlserver_app.py, V2 JSON bodies), with ``--workers`` processes each and one
    onnxruntime thread per session, for digits and mlp784.
@@ -224,6 +227,8 @@ SERVERS = (
     "mlserver",
     "keyed",
     "foreign",
+    "drift-off",
+    "drift-all-rows",
     "threaded",
     "batched",
 )
@@ -246,6 +251,8 @@ def _measured(server: str, model: str, connections: int, rows: int, kind: str) -
         return model == "cnn28" and rows == 1
     if server in ("keyed", "foreign"):  # API keys, foreign layout: single rows under load
         return model == "digits" and rows == 1 and connections > 1
+    if server in ("drift-off", "drift-all-rows"):  # drift's cost: digits, TF Serving JSON
+        return model == "digits" and kind == "json"
     return True
 
 
@@ -427,6 +434,22 @@ def _print_table(
         own = find(p, "tfship")
         if own:
             print(f"  {p.model} c={p.connections:<3} {_ratios(p, own)}")
+    drift = [
+        p for p in points if p.server == "tfship" and p.body == "json" and find(p, "drift-off")
+    ]
+    if drift:
+        print(
+            "\ndrift: on (the default, at most 500 rows/s per worker counted) and counting "
+            "every row, against off (--drift-window 0); cpu: server CPU per request"
+        )
+    for p in drift:
+        off = find(p, "drift-off")
+        every = find(p, "drift-all-rows")
+        assert off is not None
+        line = f"  {p.model} c={p.connections:<3} rows={p.rows:<3} on: {_ratios(p, off)}"
+        if every:
+            line += f"; every row: {_ratios(every, off)}"
+        print(line)
     print("\nstart-up: launch to first 200 from /readyz; RSS per worker")
     for name, values in startup.items():
         workers = ", ".join(f"{v:.0f}" for v in values["worker_rss_mib"])
@@ -440,6 +463,7 @@ def _ratios(p: Point, off: Point) -> str:
     return (
         f"req/s x{p.requests_per_s / off.requests_per_s:.2f}, "
         f"p50 x{p.p50_ms / off.p50_ms:.2f}, p99 x{p.p99_ms / off.p99_ms:.2f}"
+        + (f", cpu x{p.cpu_ms / off.cpu_ms:.3f}" if off.cpu_ms else "")
     )
 
 

@@ -183,6 +183,9 @@ def start_servers(
         servers["keyed"] = tfship("keyed", "--api-keys-file", str(keys))
     if foreign is not None:
         servers["foreign"] = tfship("foreign", model_dir=foreign)
+    if keyed:  # digits is served: drift's cost, off and counting every row
+        servers["drift-off"] = tfship("drift-off", "--drift-window", "0")
+        servers["drift-all-rows"] = tfship("drift-all-rows", "--drift-sample-rate", "1000000000")
     return servers
 
 

@@ -10,6 +10,12 @@ worker's file when it exits. Outside gunicorn one process is the server.
 Sampling: at most ``sample_rate`` rows a second per version and worker are counted (a
 token bucket holding one second's worth), so at high traffic the cost per request falls
 instead of growing; rows of a larger request are taken evenly spaced.
+
+Counting is deferred: the request thread only copies the sampled rows onto a queue (a few
+microseconds); the worker's drift thread bins everything queued every ``COUNT_SECONDS`` in
+one vectorized pass per version. Binning one row at a time on the request path measured 6 %
+of a 1-row digits request's server CPU at the default rate, 14 % counting every row (numpy
+calls on a handful of values, cache-cold between requests); batched, a row costs far less.
 """
 
 from __future__ import annotations
@@ -18,8 +24,9 @@ import logging
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +42,7 @@ from service.models.worker_readiness import WORKERS_DIR_VARIABLE, drift_file, dr
 log = logging.getLogger("tfship.drift")
 
 PUBLISH_SECONDS = 1.0
+COUNT_SECONDS = 0.25
 
 
 @dataclass
@@ -45,6 +53,11 @@ class _Monitor:
     tokens: float
     refilled: float
     prediction_output: str
+    # Sampled rows not yet counted: (rows, inputs, prediction); appended by request
+    # threads, drained by the drift thread (deque operations are atomic).
+    pending: deque[tuple[int, dict[str, np.ndarray], np.ndarray | None]] = field(
+        default_factory=deque
+    )
 
 
 class DriftTracker:
@@ -54,7 +67,7 @@ class DriftTracker:
         self.folder = folder
         self._monitors: dict[tuple[str, int], _Monitor | None] = {}
         self._lock = threading.Lock()
-        self._publisher: threading.Thread | None = None
+        self._thread: threading.Thread | None = None
 
     @classmethod
     def from_env(cls, rows: int, sample_rate: float) -> DriftTracker:
@@ -100,12 +113,35 @@ class DriftTracker:
         taken = min(rows, int(tokens))
         monitor.tokens = tokens - taken
         prediction = outputs.get(monitor.prediction_output)
+        step = 1
         if taken < rows:  # evenly spaced rows
             step = -(-rows // taken)
-            inputs = {k: np.asarray(v)[::step] for k, v in inputs.items()}
-            prediction = None if prediction is None else np.asarray(prediction)[::step]
             taken = -(-rows // step)
-        self._count(monitor, inputs, prediction, taken)
+        # Copies: a request's arrays may view its body buffer, reused after the answer.
+        picked = {k: np.array(np.asarray(v)[::step]) for k, v in inputs.items()}
+        kept = None if prediction is None else np.array(np.asarray(prediction)[::step])
+        monitor.pending.append((taken, picked, kept))
+
+    def _drain(self, monitor: _Monitor) -> None:
+        """Count every queued row: one binning pass per block's worth."""
+        batches = []
+        while monitor.pending:
+            batches.append(monitor.pending.popleft())
+        if not batches:
+            return
+        rows = sum(b[0] for b in batches)
+        names = batches[0][1].keys()
+        try:
+            inputs = {k: np.concatenate([b[1][k] for b in batches]) for k in names}
+            predictions = [b[2] for b in batches]
+            prediction = (
+                None if any(p is None for p in predictions) else np.concatenate(predictions)
+            )
+        except (KeyError, ValueError):  # rows of other shapes (a signature's -1 dims)
+            for batch in batches:
+                self._count(monitor, batch[1], batch[2], batch[0])
+            return
+        self._count(monitor, inputs, prediction, rows)
 
     def _count(
         self,
@@ -114,19 +150,26 @@ class DriftTracker:
         prediction: Any,
         rows: int,
     ) -> None:
-        room = monitor.counts.room()
-        if rows <= room:
-            monitor.counts.add(rows, monitor.reference.slots(inputs, prediction))
-            return
-        # Split at block boundaries (a request larger than the open block's room), so each
-        # block holds rows of one stretch of time.
+        # Split at block boundaries, so each block holds rows of one stretch of time.
         done = 0
         while done < rows:
             take = min(max(monitor.counts.room(), 1), rows - done)
-            part = {k: np.asarray(v)[done : done + take] for k, v in inputs.items()}
-            predicted = None if prediction is None else np.asarray(prediction)[done : done + take]
+            part = {k: v[done : done + take] for k, v in inputs.items()}
+            predicted = None if prediction is None else prediction[done : done + take]
             monitor.counts.add(take, monitor.reference.slots(part, predicted))
             done += take
+
+    def drain(self) -> None:
+        """Count what every version has queued (the drift thread; scores before scoring)."""
+        with self._lock:
+            monitors = [(k, m) for k, m in self._monitors.items() if m is not None]
+        for key, monitor in monitors:
+            try:
+                self._drain(monitor)
+            except Exception:  # a bug here must cost the scores, never the server
+                log.exception("drift: model %s version %d left unscored", *key)
+                with self._lock:
+                    self._monitors[key] = None
 
     def _start(self, view: ModelView) -> None:
         with self._lock:
@@ -155,7 +198,7 @@ class DriftTracker:
                         exc,
                     )
             self._monitors[key] = monitor
-            self._ensure_publisher()
+            self._ensure_thread()
 
     def track(self, served: Iterable[ModelView]) -> None:
         """Windows for exactly the versions served now: new ones start empty (so /metrics
@@ -175,17 +218,24 @@ class DriftTracker:
             monitors = [(k, m) for k, m in self._monitors.items() if m is not None]
         return [(name, version, m.layout, m.counts.blocks()) for (name, version), m in monitors]
 
-    def _ensure_publisher(self) -> None:
-        if self.folder is None or self._publisher is not None:
+    def _ensure_thread(self) -> None:
+        if self._thread is not None:
             return
-        self._publisher = threading.Thread(target=self._publish_loop, name="drift", daemon=True)
-        self._publisher.start()
+        self._thread = threading.Thread(target=self._run, name="drift", daemon=True)
+        self._thread.start()
 
-    def _publish_loop(self) -> None:
-        path = drift_file(self.folder, os.getpid())  # type: ignore[arg-type]
+    def _run(self) -> None:
+        """Count the queued rows every COUNT_SECONDS; under gunicorn, publish this worker's
+        windows once a second when they changed."""
+        path = drift_file(self.folder, os.getpid()) if self.folder is not None else None
         written: dict[tuple[str, int], int] = {}
+        published = time.monotonic()
         while True:
-            time.sleep(PUBLISH_SECONDS)
+            time.sleep(COUNT_SECONDS)
+            self.drain()
+            if path is None or time.monotonic() - published < PUBLISH_SECONDS:
+                continue
+            published = time.monotonic()
             with self._lock:
                 state = {k: m.counts.additions for k, m in self._monitors.items() if m is not None}
             if state == written:
@@ -197,6 +247,7 @@ class DriftTracker:
                 log.warning("drift: cannot write %s: %s", path, exc)
 
     def publish(self, path: Path) -> None:
+        self.drain()
         versions = [
             {
                 "model": name,
@@ -241,6 +292,7 @@ class DriftTracker:
         """Every served version's scores over the server's window (all workers)."""
         if not self.on:
             return []
+        self.drain()  # this worker's latest rows, not up to COUNT_SECONDS old
         own = self._own()
         merged: dict[tuple[str, int], tuple[Layout, list[Block]]] = {
             (name, version): (layout, list(blocks)) for name, version, layout, blocks in own
