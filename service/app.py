@@ -36,6 +36,10 @@ _PART_OF_ENDPOINT = {
     "v2_rest.ready": "health",
     "ops.metrics": "metrics",
     "ops.openapi": "openapi",
+    # The console's page and assets hold no data (what it shows comes from its API, under
+    # keys): a browser loads them without a key, then asks for one.
+    "console.shell": "open",
+    "console.asset": "open",
 }
 # (protocol, api) metric labels of each API endpoint; the before_request hook sets them.
 _API_OF_ENDPOINT = {
@@ -68,6 +72,10 @@ def create_app(settings: ServiceSettings | None = None, *, load_models: bool = T
     app.register_blueprint(ops_rest.blueprint)
     app.register_blueprint(tfserving_rest.blueprint)
     app.register_blueprint(v2_rest.blueprint)
+    if settings.ui:
+        from service.console import views as console
+
+        app.register_blueprint(console.blueprint)
 
     def allowed(path: str) -> list[str]:
         return allowed_methods(app, path)
@@ -90,13 +98,9 @@ def create_app(settings: ServiceSettings | None = None, *, load_models: bool = T
         protocol, api = _API_OF_ENDPOINT.get(endpoint, (None, None))
         call = state.call = plane.begin(protocol, api, req.headers.get(logs.REQUEST_ID_HEADER, ""))
         state.request_id = call.request_id  # for every log line written meanwhile
-        if endpoint:
-            plane.authenticate(
-                call,
-                req.headers,
-                (req.view_args or {}).get("name"),
-                _PART_OF_ENDPOINT.get(endpoint, "api"),
-            )
+        part = _PART_OF_ENDPOINT.get(endpoint, "api") if endpoint else "open"
+        if part != "open":
+            plane.authenticate(call, req.headers, (req.view_args or {}).get("name"), part)
         if api is not None and req.method == "POST":
             check_request(req, accepted_types(api), settings.max_body_bytes)
 

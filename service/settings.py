@@ -297,6 +297,16 @@ class ServiceSettings:
         flag_type=int,
         what="onnxruntime/TensorFlow threads per worker",
     )
+    ui: bool = setting(
+        True,
+        parse=on_off,
+        doc="`on`: the browser console at `/ui/` (its data under the same API keys as the "
+        "models it shows); `off`",
+        show=lambda on: "on" if on else "off",
+        choices=("on", "off"),
+        file_type=bool,
+        what="the browser console at /ui/",
+    )
     drift_window: int = setting(
         1000,
         parse=integer(0, 10**7),

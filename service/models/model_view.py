@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from service.models.runtimes.base import Signature, TensorSpec
+from service.models.version_facts import version_facts
 from tfship.version_metadata import VersionMetadata
 
 Predict = Callable[[dict[str, Any], list[str] | None], dict[str, Any]]
@@ -73,6 +74,8 @@ class ModelView:
     # metadata's baseline_profile (what the training data looked like), for drift scores of
     # the served signature; None without one, and for the other signatures.
     drift_profile: Mapping[str, Any] | None = field(default=None, repr=False, compare=False)
+    # What the browser console shows of the version (service/models/version_facts.py).
+    facts: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def build(
@@ -99,6 +102,7 @@ class ModelView:
             defs,
             run,
             drift_profile=_profile_of(metadata),
+            facts=version_facts(metadata),
         )
         same = served.aliases.get("predict", frozenset())
         others = {

@@ -1,0 +1,1 @@
+"""The browser console at ``/ui/``: static pages from the package and the JSON they read."""
