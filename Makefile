@@ -64,7 +64,11 @@ demo: install
 	@$(BIN)/tfship models --model-dir $(MODEL_DIR)
 	@echo
 	@echo "Starting the server: REST on http://$(HOST):$(PORT), gRPC on $(HOST):$(GRPC_PORT) (Ctrl-C stops it)."
-	@echo "Once it logs 'model digits version N AVAILABLE', try from another terminal:"
+	@echo "Once it logs 'model digits version N AVAILABLE', open the console and draw a digit:"
+	@echo
+	@echo "  http://$(HOST):$(PORT)/ui/#/try/digits"
+	@echo
+	@echo "or try from another terminal:"
 	@echo
 	@echo "  curl -s -d @training/examples/digits_request.json http://$(HOST):$(PORT)/v1/models/digits:predict"
 	@echo
