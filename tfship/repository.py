@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from tfship.processes import pid_alive
 from tfship.version_metadata import MetadataError, VersionMetadata
 
 METADATA_FILE = "metadata.json"
@@ -324,16 +325,6 @@ def publish(
     raise RepositoryError(f"could not choose a free version number under {model_root}")
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def remove_stale_temp_dirs(model_root: Path) -> list[Path]:
     """Delete staging folders left by publishers that died; returns what was removed."""
     removed: list[Path] = []
@@ -350,7 +341,7 @@ def remove_stale_temp_dirs(model_root: Path) -> list[Path]:
         except ValueError:
             continue
         if owner_host == host:
-            stale = pid != os.getpid() and not _pid_alive(pid)
+            stale = pid != os.getpid() and not pid_alive(pid)
         else:
             stale = time.time() - entry.stat().st_mtime > _FOREIGN_TEMP_MAX_AGE_S
         if stale:

@@ -33,6 +33,7 @@ import numpy as np
 import orjson
 
 from service.metrics import CAPTURED
+from tfship.processes import pid_alive
 
 log = logging.getLogger("tfship.capture")
 
@@ -168,7 +169,7 @@ class CaptureWriter:
             pid = _pid_of(path)
             if pid is not None:
                 newest[pid] = path
-        open_now = {path for pid, path in newest.items() if _alive(pid)}
+        open_now = {path for pid, path in newest.items() if pid_alive(pid)}
         closed = [f for f in files if f not in open_now]
         for old in closed[: max(0, len(closed) - self.keep)]:
             old.unlink(missing_ok=True)
@@ -183,13 +184,3 @@ class CaptureWriter:
 def _pid_of(path: Path) -> int | None:
     tail = path.name.removesuffix(SUFFIX).rsplit("-", 1)[-1]
     return int(tail) if tail.isdigit() else None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -16,6 +16,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from tfship.processes import pid_alive
+
 # Set by gunicorn.conf.py's on_starting for the workers it forks; not a user setting.
 WORKERS_DIR_VARIABLE = "TFSHIP_WORKERS_DIR"
 _PREFIX = "ready-"
@@ -41,14 +43,6 @@ def drift_files(folder: Path) -> list[Path]:
     return sorted(folder.glob(f"{_DRIFT_PREFIX}*.json"))
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, someone else's: cannot be ours, but not dead either
-        return True
-    return True
 
 
 class WorkerBoard:
@@ -91,7 +85,7 @@ class WorkerBoard:
             if not name.startswith(_PREFIX) or not name[len(_PREFIX) :].isdigit():
                 continue
             pid = int(name[len(_PREFIX) :])
-            if pid != own and _alive(pid):
+            if pid != own and pid_alive(pid):
                 pids.append(pid)
         return pids
 
