@@ -66,7 +66,9 @@ def test_alert_rules_pass_promtool(monitoring: list[dict[str, Any]], tmp_path: P
         [_tool("promtool"), "check", "rules", str(rules)], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 5 rules found" in result.stdout
+    count = len(find(monitoring, "PrometheusRule")["spec"]["groups"][0]["rules"])
+    assert count == 7  # errors, latency, load failures, no model, down, input and prediction drift
+    assert f"SUCCESS: {count} rules found" in result.stdout
 
 
 def test_each_alert_fires_on_its_symptom(monitoring: list[dict[str, Any]], tmp_path: Path) -> None:
