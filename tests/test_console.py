@@ -20,7 +20,6 @@ from conftest import ExamplesRepo, Server, TrainedRepo, http
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 KEY = "console-test-key-0123456789abcdef"
-OTHERS = ("churn", "diabetes", "marked")
 # Class names that are markup: the console must show them as text, never run them.
 HOSTILE = ["<script>window.pwned=1</script>", "<img src=x onerror=window.pwned=2>"]
 
@@ -64,9 +63,9 @@ def server(repo: Path, start_server: Any, tmp_path_factory: pytest.TempPathFacto
     config.write_text(
         "models:\n"
         f"  - {{name: digits, base_path: {repo / 'digits'}, version_policy: {{latest: 2}}}}\n"
-        + "".join(
-            f"  - {{name: {n}, base_path: {repo / n}}}\n" for n in ("churn", "diabetes", "marked")
-        )
+        + "".join(f"  - {{name: {n}, base_path: {repo / n}}}\n" for n in ("churn", "diabetes"))
+        # marked serves its int8 variant (model.int8.onnx): the models page names it.
+        + f"  - {{name: marked, base_path: {repo / 'marked'}, variant: int8}}\n"
     )
     started = start_server(
         repo, "--workers", "2", "--api-keys-file", str(keys), "--poll-seconds", "0.5",
@@ -147,6 +146,7 @@ def test_the_page_asks_for_a_key_and_lists_every_model(
     for name in ("churn", "diabetes", "digits", "marked"):
         assert name in text
     assert "AVAILABLE" in text and "accuracy 0.9" in text and "int8" in text
+    assert "serving v1 (variant int8)" in text  # marked serves model.int8.onnx
     browser.save_screenshot(str(tmp_path / "models.png"))
 
 

@@ -169,7 +169,8 @@ class CaptureWriter:
             pid = _pid_of(path)
             if pid is not None:
                 newest[pid] = path
-        open_now = {path for pid, path in newest.items() if pid_alive(pid)}
+        # This worker has just closed its file; another live worker's newest is open.
+        open_now = {path for pid, path in newest.items() if pid != os.getpid() and pid_alive(pid)}
         closed = [f for f in files if f not in open_now]
         for old in closed[: max(0, len(closed) - self.keep)]:
             old.unlink(missing_ok=True)

@@ -80,9 +80,12 @@ def models() -> Response:
     labels, and for served versions their runtime and gated test metric."""
     dataplane = plane()
     views = {v.name: v for v in dataplane.served_views(g.call)}
+    described = dataplane.ready(this_worker=True)[1].get("models", {})
     found: dict[str, dict[str, Any]] = {}
     for name, status in dataplane.repository(g.call):
         entry = found.setdefault(name, {"name": name, "versions": []})
+        # The artifact a model config chose (model.int8.onnx), or none: the float model.
+        entry["variant"] = described.get(name, {}).get("variant")
         served = views.get(name)
         entry["serving"] = served.default.version if served and served.default else None
         entry["labels"] = (

@@ -150,14 +150,11 @@ class DriftTracker:
         prediction: Any,
         rows: int,
     ) -> None:
-        # Split at block boundaries, so each block holds rows of one stretch of time.
-        done = 0
-        while done < rows:
-            take = min(max(monitor.counts.room(), 1), rows - done)
-            part = {k: v[done : done + take] for k, v in inputs.items()}
-            predicted = None if prediction is None else prediction[done : done + take]
-            monitor.counts.add(take, monitor.reference.slots(part, predicted))
-            done += take
+        # One pass for all rows; the window splits them at its block boundaries, so each
+        # block holds rows of one stretch of time.
+        slots, row_of = monitor.reference.slots_and_rows(inputs, prediction, rows)
+        assert row_of is not None
+        monitor.counts.add_rows(rows, slots, row_of)
 
     def drain(self) -> None:
         """Count what every version has queued (the drift thread; scores before scoring)."""

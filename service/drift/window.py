@@ -51,6 +51,29 @@ class SlidingCounts:
             self.additions += 1
             self._count(rows, slots, now)
 
+    def add_rows(self, rows: int, slots: np.ndarray, row_of: np.ndarray) -> None:
+        """Count ``rows`` consecutive rows (``row_of``: each slot's row), filling the open
+        block and as many new ones as they need, with one bincount."""
+        now = time.time()
+        with self._lock:
+            self.additions += 1
+            room = self.block_rows - self._open.rows
+            block_of_row = np.zeros(rows, dtype=np.int64)
+            if rows > room:
+                block_of_row[room:] = 1 + (np.arange(rows - room) // self.block_rows)
+            blocks = int(block_of_row[-1]) + 1 if rows else 0
+            counts = np.bincount(
+                block_of_row[row_of] * self.size + slots, minlength=blocks * self.size
+            ).reshape(blocks, self.size)
+            rows_in = np.bincount(block_of_row, minlength=blocks)
+            for block in range(blocks):
+                self._open.counts += counts[block]
+                self._open.rows += int(rows_in[block])
+                self._open.updated = now
+                if self._open.rows >= self.block_rows:
+                    self._full.append(self._open)
+                    self._open = Block(0.0, 0, np.zeros(self.size, dtype=np.int64))
+
     def _count(self, rows: int, slots: np.ndarray, now: float) -> None:
         block = self._open
         block.counts += np.bincount(slots, minlength=self.size)

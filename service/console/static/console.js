@@ -146,6 +146,7 @@ function renderModels(body) {
         h("h2", {}, model.name),
         h("p", { class: "muted" },
           model.serving ? `serving v${model.serving}` : "no version serving",
+          model.variant ? ` (variant ${model.variant})` : "",
           labels.length ? ` · labels: ${labels.join(", ")}` : "",
           model.serving ? " · " : "",
           model.serving ? h("a", { href: `#/try/${encodeURIComponent(model.name)}` }, "Try it") : null),
