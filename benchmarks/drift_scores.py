@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from service.drift.reference import Reference  # noqa: E402
-from service.drift.scores import THRESHOLD, psi  # noqa: E402
+from service.drift.scores import THRESHOLD, score  # noqa: E402
 
 Rows = dict[str, np.ndarray]
 SIZES = (100, 1000, 5000)
@@ -97,14 +97,9 @@ def _scores(
         }
         answer = session.run([output], feed)[0]
         counts = np.bincount(reference.slots(window, answer), minlength=reference.size)
-        per_input: dict[str, list[float]] = {}
-        for name, _, start, stop, _ in layout.features:
-            value = psi(layout.expected[start:stop], counts[start:stop])
-            if name:
-                per_input.setdefault(name, []).append(value)
-            else:
-                predictions[w] = value
-        inputs[w] = max(float(np.mean(v)) for v in per_input.values())
+        scored = score("", 0, layout, size, counts)
+        inputs[w] = max(scored.inputs.values())
+        predictions[w] = scored.predictions or 0.0
     return inputs, predictions
 
 

@@ -320,10 +320,7 @@ def drift_families(scores: Iterable[VersionScores]) -> list[GaugeMetricFamily]:
             )
         for name, value in version_scores.inputs.items():
             families["tfship_input_drift_score"].add_metric([model, version, name], value)
-            top = sorted(
-                (f for f in version_scores.features if f.input == name), key=lambda f: -f.score
-            )[:TOP_FEATURES]
-            for feature in top:
+            for feature in version_scores.features_of(name)[:TOP_FEATURES]:
                 families["tfship_feature_drift_score"].add_metric(
                     [model, version, name, feature.feature], feature.score
                 )

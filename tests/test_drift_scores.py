@@ -95,15 +95,15 @@ def test_shifted_values_and_unseen_categories_score_above_the_threshold() -> Non
 def test_the_window_keeps_only_the_latest_rows() -> None:
     counts = SlidingCounts(size=2, rows=500)  # blocks of 10 rows
     for _ in range(20):  # 200 rows of slot 0
-        counts.add(10, np.zeros(10, dtype=np.int64))
+        counts.add(10, np.zeros(10, dtype=np.int64), np.arange(10))
     for _ in range(10):  # then 100 rows of slot 1
-        counts.add(10, np.ones(10, dtype=np.int64))
+        counts.add(10, np.ones(10, dtype=np.int64), np.arange(10))
     rows, total = window(counts.blocks(), 100)
     assert rows == 100 and total is not None and total.tolist() == [0, 100]
     rows, total = window(counts.blocks(), 50)
     assert rows == 50 and total.tolist() == [0, 50]
     for _ in range(50):  # a whole window more of slot 1: the slot 0 rows are dropped
-        counts.add(10, np.ones(10, dtype=np.int64))
+        counts.add(10, np.ones(10, dtype=np.int64), np.arange(10))
     rows, total = window(counts.blocks(), 10_000)
     assert rows == 500 and total.tolist() == [0, 500]
 

@@ -66,6 +66,10 @@ class VersionScores:
     inputs: dict[str, float] = field(default_factory=dict)
     predictions: float | None = None
 
+    def features_of(self, input_name: str) -> list[FeatureScore]:
+        """One input's features, highest score first."""
+        return sorted((f for f in self.features if f.input == input_name), key=lambda f: -f.score)
+
     def to_json(self) -> dict:
         return {
             "model": self.model,
@@ -86,8 +90,7 @@ class VersionScores:
                                 else {}
                             ),
                         }
-                        for f in sorted(self.features, key=lambda f: -f.score)
-                        if f.input == name
+                        for f in self.features_of(name)
                     ],
                 }
                 for name, score in self.inputs.items()

@@ -123,7 +123,7 @@ class DriftTracker:
         monitor.pending.append((taken, picked, kept))
 
     def _drain(self, monitor: _Monitor) -> None:
-        """Count every queued row: one binning pass per block's worth."""
+        """Count every queued row in one binning pass (per batch when their shapes differ)."""
         batches = []
         while monitor.pending:
             batches.append(monitor.pending.popleft())
@@ -154,7 +154,7 @@ class DriftTracker:
         # block holds rows of one stretch of time.
         slots, row_of = monitor.reference.slots_and_rows(inputs, prediction, rows)
         assert row_of is not None
-        monitor.counts.add_rows(rows, slots, row_of)
+        monitor.counts.add(rows, slots, row_of)
 
     def drain(self) -> None:
         """Count what every version has queued (the drift thread; scores before scoring)."""

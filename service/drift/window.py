@@ -39,19 +39,7 @@ class SlidingCounts:
         # Bumped by every add: what a worker last published is compared against it.
         self.additions = 0
 
-    def room(self) -> int:
-        """Rows the open block still takes: callers split larger requests at it, so each
-        block holds the rows of one stretch of time."""
-        return self.block_rows - self._open.rows
-
-    def add(self, rows: int, slots: np.ndarray) -> None:
-        """Count ``rows`` rows whose values fell into ``slots``."""
-        now = time.time()
-        with self._lock:
-            self.additions += 1
-            self._count(rows, slots, now)
-
-    def add_rows(self, rows: int, slots: np.ndarray, row_of: np.ndarray) -> None:
+    def add(self, rows: int, slots: np.ndarray, row_of: np.ndarray) -> None:
         """Count ``rows`` consecutive rows (``row_of``: each slot's row), filling the open
         block and as many new ones as they need, with one bincount."""
         now = time.time()
@@ -73,15 +61,6 @@ class SlidingCounts:
                 if self._open.rows >= self.block_rows:
                     self._full.append(self._open)
                     self._open = Block(0.0, 0, np.zeros(self.size, dtype=np.int64))
-
-    def _count(self, rows: int, slots: np.ndarray, now: float) -> None:
-        block = self._open
-        block.counts += np.bincount(slots, minlength=self.size)
-        block.rows += rows
-        block.updated = now
-        if block.rows >= self.block_rows:
-            self._full.append(block)
-            self._open = Block(0.0, 0, np.zeros(self.size, dtype=np.int64))
 
     def blocks(self) -> list[Block]:
         """A copy of every block with rows, newest first."""
