@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from tfship.cli_options import api_key_argument
+
 
 class ClientError(Exception):
     pass
@@ -162,14 +164,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--json", action="store_true", help="print the server's JSON answer, full precision"
-    )
-
-
-def api_key_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--api-key",
-        default=os.environ.get("TFSHIP_API_KEY"),
-        help="API key for a server with keys on (env TFSHIP_API_KEY)",
     )
 
 

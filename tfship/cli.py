@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from tfship import __version__
+from tfship.cli_options import api_key_argument
 
 
 def _models_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,11 +34,7 @@ def _models_arguments(parser: argparse.ArgumentParser) -> None:
         help="instead of the repository, a running server's drift scores per feature "
         "(e.g. http://127.0.0.1:8501)",
     )
-    parser.add_argument(
-        "--api-key",
-        default=os.environ.get("TFSHIP_API_KEY"),
-        help="with --drift: API key for a server with keys on (env TFSHIP_API_KEY)",
-    )
+    api_key_argument(parser, "with --drift: ")
 
 
 def _run_drift(args: argparse.Namespace) -> int:
