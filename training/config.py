@@ -59,6 +59,16 @@ class DataConfig:
     # classification only: none, class_weight (balanced weights in the loss) or
     # oversample (repeat minority rows of the train split; val and test stay as they are).
     balance: Literal["none", "class_weight", "oversample"] = "none"
+    # csv: read the files (path may be a glob) from disk with tf.data on every epoch instead
+    # of loading them; splits by a keyed hash of each row's text (training/stream_csv.py).
+    streaming: bool = False
+    # streaming: rows of each split held in memory, a uniform sample by row hash: val for
+    # early stopping, test for evaluation and the export checks, train for calibration and
+    # the drift profile. Training reads the whole train split from disk.
+    sample_rows: int = 50_000
+    # streaming: training batches are cut from windows of this many rows shuffled as a
+    # whole (files are also read in a new order every epoch).
+    shuffle_window: int = 65_536
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,8 @@ run on every parsed config before any work."""
 
 from __future__ import annotations
 
+import glob
+
 from training.config import TrainConfig
 from training.errors import ConfigError
 
@@ -49,6 +51,58 @@ def _check_data(config: TrainConfig) -> None:
     if config.task == "regression" and data.balance != "none":
         raise ConfigError("data.balance: class balancing is for classification only")
     data.split.check("data.split")
+    if data.streaming:
+        _check_streaming(config)
+    elif data.source == "csv" and glob.has_magic(data.path):
+        raise ConfigError(
+            f"data.path: {data.path!r} is a glob; several files are read with data.streaming: true"
+        )
+
+
+def _check_streaming(config: TrainConfig) -> None:
+    """Refuse, by name, what cannot run on rows seen one batch at a time."""
+    data, cleaning = config.data, config.cleaning
+    if data.source != "csv":
+        raise ConfigError(f"data.streaming: only for source 'csv', not {data.source!r}")
+    if config.model.architecture != "mlp":
+        raise ConfigError("model.architecture: streamed CSV columns train an mlp")
+    if cleaning.missing in ("median", "most_frequent"):
+        raise ConfigError(
+            f"cleaning.missing: {cleaning.missing} needs every train value of a column at "
+            "once; with data.streaming use error, drop or mean (categorical columns then get "
+            "their most frequent value, counted in the streaming pass)"
+        )
+    if cleaning.outliers != "none":
+        raise ConfigError(
+            f"cleaning.outliers: {cleaning.outliers} clipping changes the statistics the "
+            "scaler is adapted on, so it needs a pass over the train split before the "
+            "streaming pass; with data.streaming set outliers: none"
+        )
+    if cleaning.duplicates == "drop":
+        raise ConfigError(
+            "cleaning.duplicates: drop needs every row seen at once; with data.streaming set "
+            "duplicates: keep (identical rows hash into the same split, so a repeated row "
+            "never reaches val or test from train)"
+        )
+    if data.balance == "oversample":
+        raise ConfigError(
+            "data.balance: oversample repeats train rows held in memory; with data.streaming "
+            "use class_weight"
+        )
+    if config.cross_validation.folds:
+        raise ConfigError(
+            "cross_validation: the folds re-split the train rows in memory; drop it with "
+            "data.streaming"
+        )
+    if config.distill.teacher.model:
+        raise ConfigError(
+            "distill: the teacher's soft targets are held per train row in memory; drop it "
+            "with data.streaming"
+        )
+    if data.sample_rows < 100:
+        raise ConfigError(f"data.sample_rows: must be at least 100, got {data.sample_rows}")
+    if data.shuffle_window < 1:
+        raise ConfigError(f"data.shuffle_window: must be at least 1, got {data.shuffle_window}")
 
 
 def _check_model(config: TrainConfig) -> None:

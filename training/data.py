@@ -36,6 +36,9 @@ class Splits:
     # Distillation: the teacher's probabilities for the train and val rows.
     teacher_train: np.ndarray | None = None
     teacher_val: np.ndarray | None = None
+    # data.streaming: the x/y arrays are samples; training reads the files by this
+    # (stream_scan.StreamPlan), and sizes() are the whole splits'.
+    stream: Any = None
 
     @property
     def class_names(self) -> list[str]:
@@ -46,6 +49,8 @@ class Splits:
         return self.dataset.description
 
     def sizes(self) -> dict[str, int]:
+        if self.stream is not None:
+            return dict(self.stream.rows)
         return {"train": len(self.y_train), "val": len(self.y_val), "test": len(self.y_test)}
 
 
@@ -250,7 +255,11 @@ def _balance(splits: Splits, mode: str, seed: int) -> dict[str, Any]:
     return report
 
 
-def prepare_data(config: TrainConfig) -> Splits:
+def prepare_data(config: TrainConfig, say: Any = None) -> Splits:
+    if config.data.streaming:
+        from training.stream_scan import scan
+
+        return scan(config, say)
     dataset = load_dataset(config)
     report = clean_rows(dataset, config.cleaning)
     splits = split_dataset(dataset, config)

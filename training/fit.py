@@ -116,7 +116,7 @@ def fit_model(
     them when 0): a fine-tuning run trains its new head first, then everything.
     """
     fit = config.fit
-    steps_per_epoch = math.ceil(len(splits.y_train) / fit.batch_size)
+    steps_per_epoch = math.ceil(splits.sizes()["train"] / fit.batch_size)
     frozen = frozen or []
     for name in frozen:
         model.get_layer(name).trainable = False
@@ -178,7 +178,11 @@ def fit_model(
             assert splits.teacher_val is not None
             y_train = distill.targets(y_train, splits.teacher_train)
             y_val = distill.targets(y_val, splits.teacher_val)
-        train = make_dataset(splits.x_train, y_train, fit.batch_size, config.seed)
+        if splits.stream is not None:
+            # The whole train split from disk, every epoch (x_train is only its sample).
+            train = splits.stream.train_batches(fit.batch_size, config.seed)
+        else:
+            train = make_dataset(splits.x_train, y_train, fit.batch_size, config.seed)
         val = make_dataset(splits.x_val, y_val, fit.batch_size)
 
         def run_fit(first: int, last: int, these: list[keras.callbacks.Callback]) -> None:

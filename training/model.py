@@ -39,27 +39,39 @@ def input_specs(splits: Splits) -> list[InputSpec]:
     ]
 
 
+def _statistics(train: np.ndarray, axis: int | None) -> dict[str, np.ndarray]:
+    reduce = tuple(range(train.ndim)) if axis is None else tuple(range(train.ndim - 1))
+    return {
+        "mean": train.mean(axis=reduce, dtype=np.float64),
+        "variance": train.var(axis=reduce, dtype=np.float64),
+        "min": train.min(axis=reduce),
+        "max": train.max(axis=reduce),
+    }
+
+
 def _scaler(
-    config: PreprocessingConfig, train: np.ndarray, axis: int | None, name: str
+    config: PreprocessingConfig,
+    stats: dict[str, np.ndarray],
+    axis: int | None,
+    name: str,
+    adapted_on: str = "train split",
 ) -> tuple[keras.layers.Layer | None, dict[str, Any]]:
-    """A scaling layer with its statistics fixed from ``train``, and its description."""
+    """A scaling layer with its statistics fixed from the train split's, and its description."""
     if config.scaling == "rescaling":
         layer = keras.layers.Rescaling(config.rescale, offset=config.offset, name=name)
         return layer, {"layer": "Rescaling", "scale": config.rescale, "offset": config.offset}
     if config.scaling == "none":
         return None, {"layer": None}
-    reduce = tuple(range(train.ndim)) if axis is None else tuple(range(train.ndim - 1))
     if config.scaling == "normalization":
-        mean = train.mean(axis=reduce, dtype=np.float64)
-        variance = train.var(axis=reduce, dtype=np.float64)
+        mean, variance = stats["mean"], stats["variance"]
     else:  # minmax: (x - min) / (max - min) is a normalization with these constants
-        low, high = train.min(axis=reduce), train.max(axis=reduce)
+        low, high = stats["min"], stats["max"]
         span = np.where(high > low, high - low, 1.0)
         mean, variance = low, np.square(span)
     layer = keras.layers.Normalization(
         axis=axis, mean=np.asarray(mean), variance=np.asarray(variance), name=name
     )
-    info: dict[str, Any] = {"layer": "Normalization", "adapted_on": "train split"}
+    info: dict[str, Any] = {"layer": "Normalization", "adapted_on": adapted_on}
     if config.scaling == "minmax":
         info.update(kind="minmax", min=np.ravel(mean).tolist(), max=np.ravel(mean + span).tolist())
     elif axis is None:
@@ -143,14 +155,23 @@ def build_model(
             stacked = keras.layers.Concatenate(name="numeric")(
                 [keras.layers.Reshape((1,), name=f"{n}_column")(inputs[n]) for n in numeric]
             )
-            train = np.stack([splits.x_train[n] for n in numeric], axis=1)
-            scaler, info = _scaler(pre, train, -1, "scale")
+            if splits.stream is not None:
+                # The whole train split's, from the streaming pass (x_train is a sample).
+                stats = splits.stream.statistics(numeric)
+                adapted_on = f"train split, streamed ({splits.stream.rows['train']:,} rows)"
+            else:
+                stats = _statistics(np.stack([splits.x_train[n] for n in numeric], axis=1), -1)
+                adapted_on = "train split"
+            scaler, info = _scaler(pre, stats, -1, "scale", adapted_on)
             parts.append(scaler(stacked) if scaler else stacked)
             described.append({**info, "inputs": numeric})
         for spec in specs:
             if spec.dtype != "string":
                 continue
-            vocabulary = sorted({str(v) for v in splits.x_train[spec.name]})
+            if splits.stream is not None:
+                vocabulary = splits.stream.vocabulary[spec.name]
+            else:
+                vocabulary = sorted({str(v) for v in splits.x_train[spec.name]})
             lookup = keras.layers.StringLookup(
                 vocabulary=vocabulary, output_mode="one_hot", name=f"{spec.name}_lookup"
             )
@@ -168,7 +189,8 @@ def build_model(
         ((name, train),) = splits.x_train.items()
         axis = None if splits.dataset.kind == "image" and not pre.per_feature else -1
         # Digits' layer keeps its historical name; metadata readers look for "Normalization".
-        scaler, info = _scaler(pre, train, axis, "normalize" if axis is None else "scale")
+        name_of_layer = "normalize" if axis is None else "scale"
+        scaler, info = _scaler(pre, _statistics(train, axis), axis, name_of_layer)
         h = scaler(inputs[name]) if scaler else inputs[name]
         described.append(info)
         if splits.dataset.kind == "image" and pre.augmentation.any():

@@ -58,6 +58,48 @@ def evaluate_local(model: keras.Model, x: Arrays, y: np.ndarray, task: str) -> d
     return _metrics(task, np.concatenate(outputs), y, float(np.concatenate(losses).mean()))
 
 
+def _in_memory(
+    splits: Splits, config: TrainConfig, global_batch: int, options: tf.data.Options
+) -> tuple[tf.data.Dataset, int]:
+    weights = np.ones(len(splits.y_train), dtype=np.float32)
+    if splits.class_weight:
+        weights = np.array([splits.class_weight[int(c)] for c in splits.y_train], np.float32)
+    data = tf.data.Dataset.from_tensor_slices(
+        (model_input(splits.x_train), splits.y_train, weights)
+    )
+    # Every worker has the whole split, shuffled alike with the seed, and takes its share of
+    # each global batch; whole batches only, so all workers run the same number of steps.
+    data = data.cache().shuffle(len(splits.y_train), seed=config.seed)
+    data = data.batch(global_batch, drop_remainder=True).repeat().prefetch(tf.data.AUTOTUNE)
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return data, len(splits.y_train) // global_batch
+
+
+def _streamed(
+    splits: Splits,
+    config: TrainConfig,
+    global_batch: int,
+    strategy: Any,
+    options: tf.data.Options,
+) -> tuple[tf.data.Dataset, int]:
+    """The train split from disk, sharded by file when there are files enough for every
+    worker, else by batch (every worker parses everything and keeps its share). The stream
+    repeats and each epoch is a fixed number of steps, the same on every worker, from the
+    scan's row count, so no worker runs out of batches while another waits on it."""
+    plan = splits.stream
+    weights = splits.class_weight or {i: 1.0 for i in range(len(plan.class_names))}
+    data = plan.train_batches(
+        global_batch, config.seed, class_weight=weights, repeat=True, drop_remainder=True
+    )
+    if plan.layout.regression:
+        data = data.map(lambda x, y: (x, y, tf.ones_like(y)))
+    policy = tf.data.experimental.AutoShardPolicy
+    workers = strategy.cluster_resolver.cluster_spec().num_tasks("worker")
+    by_file = len(plan.layout.files) >= workers
+    options.experimental_distribute.auto_shard_policy = policy.FILE if by_file else policy.DATA
+    return data, max(1, plan.rows["train"] // global_batch)
+
+
 def fit_multi_worker(
     model: keras.Model,
     splits: Splits,
@@ -71,20 +113,12 @@ def fit_multi_worker(
     global_batch = fit.batch_size
     if global_batch % strategy.num_replicas_in_sync:
         global_batch += strategy.num_replicas_in_sync - global_batch % strategy.num_replicas_in_sync
-    weights = np.ones(len(splits.y_train), dtype=np.float32)
-    if splits.class_weight:
-        weights = np.array([splits.class_weight[int(c)] for c in splits.y_train], np.float32)
-    data = tf.data.Dataset.from_tensor_slices(
-        (model_input(splits.x_train), splits.y_train, weights)
-    )
-    # Every worker has the whole split, shuffled alike with the seed, and takes its share of
-    # each global batch; whole batches only, so all workers run the same number of steps.
-    data = data.cache().shuffle(len(splits.y_train), seed=config.seed)
-    data = data.batch(global_batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
     options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    if splits.stream is not None:
+        data, steps = _streamed(splits, config, global_batch, strategy, options)
+    else:
+        data, steps = _in_memory(splits, config, global_batch, options)
     distributed = strategy.experimental_distribute_dataset(data.with_options(options))
-    steps = len(splits.y_train) // global_batch
     loss_object = _loss_object(task)
     optimizer = model.optimizer
 
@@ -112,11 +146,13 @@ def fit_multi_worker(
     # BackupAndRestore sets this when it restored a backup, as model.fit reads it.
     first = int(getattr(model, "_initial_epoch", 0) or 0)
     logs: dict[str, float] = {}
+    batches = iter(distributed)  # repeats: each epoch takes its ``steps`` batches
     for epoch in range(first, fit.epochs):
         started = time.monotonic()
         callback_list.on_epoch_begin(epoch)
         losses = []
-        for index, batch in enumerate(distributed):
+        for index in range(steps):
+            batch = next(batches)
             callback_list.on_train_batch_begin(index)
             loss = float(train_step(batch))
             losses.append(loss)

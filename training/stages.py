@@ -71,13 +71,20 @@ def load_data(config: TrainConfig) -> Splits:
     from training import data
 
     say(1, f"data: loading {config.data.source} {config.data.path or config.data.dataset}")
-    splits = data.prepare_data(config)
+    splits = data.prepare_data(config, lambda message: say(1, message))
     cleaning = splits.cleaning
     say(
         1,
         f"data: {splits.description}; {cleaning['rows_kept']} of {cleaning['rows_loaded']} "
         f"rows kept; split {splits.sizes()} (seed {config.seed})",
     )
+    if splits.stream is not None:
+        plan = splits.stream
+        say(
+            1,
+            f"data: scanned in {plan.scan_seconds:.1f} s; held in memory: samples of "
+            f"{plan.sampled} rows (data.sample_rows); training reads the train split from disk",
+        )
     return splits
 
 
@@ -398,6 +405,7 @@ def version_metadata(
                 "rows": splits.sizes(),
                 "seed": config.seed,
                 "cleaning": splits.cleaning,
+                **({"streaming": splits.stream.record()} if splits.stream is not None else {}),
             },
             "training": {
                 "run_id": run.run_id,
