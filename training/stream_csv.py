@@ -177,19 +177,27 @@ def blocks(
     )
 
 
-def field_of_error(message: str, layout: CsvLayout) -> str:
-    """decode_csv's "Field 3 in record 17 ..." with the column's name, for a DataError."""
+def parse_error(message: str, layout: CsvLayout, rows_before: int) -> str:
+    """decode_csv's complaint as a DataError's text: the data row (1-based, blank lines not
+    counted) and the column by name. ``rows_before``: rows of the file before the block."""
     import re
 
-    match = re.search(r"Field (\d+) in record", message)
     selected = sorted(layout.header.index(c) for c in (*layout.features, layout.label))
-    if match and int(match[1]) < len(selected):
-        column = layout.header[selected[int(match[1])]]
-        detail = message.split(":", 1)[-1].strip().splitlines()[0]
+    field = re.search(r"Field (\d+) in record (\d+) is not a valid \w+: ?(.*)", message)
+    if field and int(field[1]) < len(selected):
+        column = layout.header[selected[int(field[1])]]
+        row = rows_before + int(field[2]) + 1
+        value = field[3].splitlines()[0].strip()
         hint = "" if column == layout.label else "; list it under data.categorical to encode it"
-        return f"column {column!r} has a value that is not a number ({detail}){hint}"
-    first = message.strip().splitlines()[0] if message.strip() else "parse error"
-    return f"{first} (expected {len(layout.header)} fields per line: {', '.join(layout.header)})"
+        return f"row {row:,}: column {column!r} has a value that is not a number ({value!r}){hint}"
+    count = re.search(r"Expect (\d+) fields but have (\d+) in record (\d+)", message)
+    if count:
+        row = rows_before + int(count[3]) + 1
+        return (
+            f"row {row:,}: {count[2]} fields where the header has {len(layout.header)} "
+            f"({', '.join(layout.header)})"
+        )
+    return f"not a readable CSV file ({message.strip().splitlines()[-1]})"
 
 
 def train_batches(

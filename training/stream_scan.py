@@ -26,14 +26,13 @@ from training.data import Splits
 from training.errors import DataError
 from training.loaders import Dataset, encode_labels
 from training.stream_csv import (
-    BLOCK_ROWS,
     KEY_FIELD,
     LABEL_FIELD,
     SPLIT_FIELD,
     SPLIT_NAMES,
     CsvLayout,
     blocks,
-    field_of_error,
+    parse_error,
     read_layout,
     train_batches,
 )
@@ -250,6 +249,7 @@ def scan(config: TrainConfig, say: Any = None) -> Splits:
     state = _Scan(layout, cleaning.missing == "drop", data.sample_rows)
     shown = started
     for number, path in enumerate(layout.files, start=1):
+        before = state.read
         try:
             for block in blocks(layout, config.seed, fractions, files=(path,)).as_numpy_iterator():
                 state.add(block)
@@ -262,8 +262,7 @@ def scan(config: TrainConfig, say: Any = None) -> Splits:
                     )
         except tf.errors.InvalidArgumentError as exc:
             raise DataError(
-                f"{path}: {field_of_error(exc.message, layout)} (within lines "
-                f"{state.read + 2:,}-{state.read + BLOCK_ROWS + 1:,} of this file)"
+                f"{path}: {parse_error(exc.message, layout, state.read - before)}"
             ) from None
     return _splits(config, layout, state, time.monotonic() - started)
 
