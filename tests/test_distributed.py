@@ -8,6 +8,7 @@ import re
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import GATE_OFF, free_port, quiet_env, runs_dir_for, training_command
 
@@ -27,16 +28,20 @@ def _epoch_logs(stdout: str) -> list[dict[str, float]]:
     return logs
 
 
-def test_two_workers_train_one_model_and_the_chief_publishes(tmp_path: Path) -> None:
-    repo = tmp_path / "models"
+def train_on_two_workers(
+    repo: Path, *overrides: str, config: Path | None = None
+) -> list[tuple[int, str, str]]:
+    """The same training command on two local workers; (returncode, stdout, stderr) each."""
     workers = [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]
-    overrides = ("fit.epochs=4", "fit.early_stopping.patience=100", "compress.quantize=[]")
     processes = []
     for index in range(2):
         tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+        command = training_command(
+            repo, *overrides, *GATE_OFF, **({"config": config} if config else {})
+        )
         processes.append(
             subprocess.Popen(
-                training_command(repo, *overrides, *GATE_OFF),
+                command,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
@@ -52,6 +57,13 @@ def test_two_workers_train_one_model_and_the_chief_publishes(tmp_path: Path) -> 
         for process in processes:
             if process.poll() is None:
                 process.kill()
+    return outputs
+
+
+def test_two_workers_train_one_model_and_the_chief_publishes(tmp_path: Path) -> None:
+    repo = tmp_path / "models"
+    overrides = ("fit.epochs=4", "fit.early_stopping.patience=100", "compress.quantize=[]")
+    outputs = train_on_two_workers(repo, *overrides)
     for index, (code, _, stderr) in enumerate(outputs):
         assert code == 0, f"worker {index}:\n{stderr[-4000:]}"
         assert f"MultiWorkerMirroredStrategy: worker {index} of 2" in stderr
@@ -80,6 +92,53 @@ def test_two_workers_train_one_model_and_the_chief_publishes(tmp_path: Path) -> 
     assert (runs_dir_for(repo) / ".worker-1" / "digits").is_dir()
     history = (Path(meta["training"]["run_folder"]) / "history.csv").read_text().splitlines()
     assert len(history) == 5
+
+
+def test_two_workers_stream_a_glob_of_shards(tmp_path: Path) -> None:
+    """data.streaming under MultiWorkerMirroredStrategy: two shards, one per worker; both
+    run the same steps per epoch (from the pass's row count) and stay in lock-step."""
+    rng = np.random.default_rng(3)
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    for part in range(2):
+        x = rng.normal(size=(1500, 2)).round(4)
+        label = np.where(x[:, 0] - x[:, 1] > 0, "up", "down")
+        lines = [f"{a},{b},{c}" for (a, b), c in zip(x, label, strict=True)]
+        (shards / f"part-{part}.csv").write_text("a,b,label\n" + "\n".join(lines) + "\n")
+    config = tmp_path / "streamed.yaml"
+    config.write_text(
+        json.dumps(
+            {
+                "name": "streamed",
+                "data": {"source": "csv", "path": "shards/*.csv", "streaming": True},
+                "cleaning": {"duplicates": "keep"},
+                "model": {"dense_units": [8]},
+                "fit": {
+                    "batch_size": 64,
+                    "epochs": 3,
+                    "learning_rate": 0.01,
+                    "early_stopping": {"patience": 100},
+                },
+                "compress": {"quantize": []},
+            }
+        )
+    )
+    repo = tmp_path / "models"
+    outputs = train_on_two_workers(repo, config=config)
+    for index, (code, _, stderr) in enumerate(outputs):
+        assert code == 0, f"worker {index}:\n{stderr[-4000:]}"
+    (_, chief_out, chief_err), (_, other_out, other_err) = outputs
+    assert "[6/6] published streamed version 1" in chief_err
+    # Sharded by file: each worker reads one shard.
+    assert "fit: worker 0 streams its files part-0.csv" in chief_err
+    assert "fit: worker 1 streams its files part-1.csv" in other_err
+    meta = json.loads((repo / "streamed" / "1" / "metadata.json").read_text())
+    steps = meta["data"]["rows"]["train"] // 64
+    chief, other = _epoch_logs(chief_out), _epoch_logs(other_out)
+    assert len(chief) == len(other) == 3 and chief == other
+    assert re.search(rf"^{steps}/{steps} - ", chief_out, re.MULTILINE), chief_out
+    assert meta["data"]["streaming"]["files"] == ["part-0.csv", "part-1.csv"]
+    assert meta["metrics"]["onnx"]["accuracy"] > 0.9
 
 
 def test_bad_cluster_spec_is_a_config_error(tmp_path: Path) -> None:

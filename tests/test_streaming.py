@@ -318,6 +318,9 @@ def test_streamed_and_loaded_training_reach_the_same_metric(tmp_path: Path) -> N
     scaler = next(p for p in meta["preprocessing"] if p["layer"] == "Normalization")
     assert scaler["adapted_on"] == f"train split, streamed ({rows['train']:,} rows)"
     assert meta["parity"]["rows"] == 400
+    report = Path(meta["training"]["report"]).read_text()
+    assert "Streamed from part-1.csv, part-2.csv" in report
+    assert f"| train | {rows['train']} | 400 |" in report
 
     accuracy = {
         name: onnx_accuracy(repo / name / "1", frame, m["class_names"])

@@ -82,21 +82,36 @@ def _streamed(
     strategy: Any,
     options: tf.data.Options,
 ) -> tuple[tf.data.Dataset, int]:
-    """The train split from disk, sharded by file when there are files enough for every
-    worker, else by batch (every worker parses everything and keeps its share). The stream
+    """The train split from disk: each worker reads its own files when there are files
+    enough for every worker, else all of them, keeping its share of the batches. The stream
     repeats and each epoch is a fixed number of steps, the same on every worker, from the
     scan's row count, so no worker runs out of batches while another waits on it."""
+    from training.stages import say
+
     plan = splits.stream
     weights = splits.class_weight or {i: 1.0 for i in range(len(plan.class_names))}
+    resolver = strategy.cluster_resolver
+    workers = resolver.cluster_spec().num_tasks("worker")
+    files = plan.layout.files
+    policy = tf.data.experimental.AutoShardPolicy
+    if len(files) >= workers:
+        files = files[resolver.task_id :: workers]
+        options.experimental_distribute.auto_shard_policy = policy.OFF
+        shown = f"its files {', '.join(p.name for p in files)}"
+    else:
+        options.experimental_distribute.auto_shard_policy = policy.DATA
+        shown = f"all {len(files)} file(s), keeping its share of the batches"
+    say(3, f"fit: worker {resolver.task_id} streams {shown}")
     data = plan.train_batches(
-        global_batch, config.seed, class_weight=weights, repeat=True, drop_remainder=True
+        global_batch,
+        config.seed,
+        class_weight=weights,
+        repeat=True,
+        drop_remainder=True,
+        files=files,
     )
     if plan.layout.regression:
         data = data.map(lambda x, y: (x, y, tf.ones_like(y)))
-    policy = tf.data.experimental.AutoShardPolicy
-    workers = strategy.cluster_resolver.cluster_spec().num_tasks("worker")
-    by_file = len(plan.layout.files) >= workers
-    options.experimental_distribute.auto_shard_policy = policy.FILE if by_file else policy.DATA
     return data, max(1, plan.rows["train"] // global_batch)
 
 

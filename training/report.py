@@ -184,7 +184,22 @@ def write_report(path: Path, summary: dict[str, Any], images: list[Path]) -> Pat
     if summary.get("version_path"):
         lines.append(f"- published: `{summary['version_path']}`")
     lines += ["", "## Data", "", f"{summary['data']['description']}", ""]
-    lines += _table(["split", "rows"], [[k, v] for k, v in summary["data"]["rows"].items()])
+    streaming = summary["data"].get("streaming")
+    if streaming:
+        held = streaming["held_in_memory"]
+        lines += [
+            f"Streamed from {', '.join(streaming['files'])} (one pass, "
+            f"{streaming['scan_seconds']} s; split by {streaming['split_by']}); the train "
+            "split was read from disk every epoch, and the rows below marked as held are the "
+            "samples that validation, the test metrics and the export checks ran on.",
+            "",
+        ]
+        lines += _table(
+            ["split", "rows", "held in memory"],
+            [[k, v, held.get(k, "")] for k, v in summary["data"]["rows"].items()],
+        )
+    else:
+        lines += _table(["split", "rows"], [[k, v] for k, v in summary["data"]["rows"].items()])
     cleaning = summary["data"].get("cleaning", {})
     if cleaning:
         lines += ["", "Cleaning (what changed):", ""]

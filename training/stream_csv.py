@@ -208,13 +208,15 @@ def train_batches(
     class_weight: dict[int, float] | None = None,
     repeat: bool = False,
     drop_remainder: bool = False,
+    files: tuple[Path, ...] | None = None,
 ) -> tf.data.Dataset:
     """The train split as (x, y[, weight]) batches, read from disk on every pass.
 
     ``plan`` is the scan's ``StreamPlan``: which rows it kept (a missing label never,
     a missing feature not under ``cleaning.missing: drop``), the values that fill missing
     ones (``mean``), and the label's encoding. ``repeat`` streams epoch after epoch without
-    a break, for a loop that counts its own steps (multi-worker).
+    a break, for a loop that counts its own steps (multi-worker); ``files`` is a worker's
+    share of the files (default: all of them).
     """
     layout: CsvLayout = plan.layout
     if layout.regression:
@@ -262,7 +264,7 @@ def train_batches(
         # A one-input model takes the tensor itself, as with in-memory arrays.
         return (next(iter(parts[0].values())), *parts[1:])
 
-    data = blocks(layout, plan.seed, plan.fractions, file_order_seed=seed)
+    data = blocks(layout, plan.seed, plan.fractions, files=files, file_order_seed=seed)
     data = data.map(select, num_parallel_calls=tf.data.AUTOTUNE)
     if repeat:
         data = data.repeat()
