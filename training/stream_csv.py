@@ -42,7 +42,7 @@ class CsvLayout:
     files: tuple[Path, ...]
     header: tuple[str, ...]
     label: str
-    features: tuple[str, ...]  # header names, in file order
+    features: tuple[str, ...]  # header names, in data.features order (default: file order)
     inputs: tuple[str, ...]  # the model input name of each feature
     categorical: frozenset[str]  # input names
     regression: bool
@@ -113,7 +113,7 @@ def read_layout(config: TrainConfig) -> CsvLayout:
         raise DataError(f"data.categorical: {stray[0]!r} is not one of the feature columns")
     if not features:
         raise DataError(f"{where}: no feature columns besides the label")
-    ordered = tuple(c for c in header if c in features)
+    ordered = tuple(features)  # the config's order, as the in-memory loader keeps it
     inputs = tuple(input_name_for_column(c) for c in ordered)
     if len(set(inputs)) != len(inputs):
         raise DataError(f"{where}: two feature columns map to the same input name")
@@ -235,7 +235,9 @@ def train_batches(
         )
 
     def missing(name: str, values: tf.Tensor) -> tf.Tensor:
-        return tf.equal(values, "") if name in layout.categorical else tf.math.is_nan(values)
+        if name in layout.categorical:
+            return tf.equal(values, "")
+        return tf.logical_not(tf.math.is_finite(values))  # NaN (an empty field) or inf
 
     def select(block: dict[str, tf.Tensor]) -> tuple[Any, ...]:
         label = block[LABEL_FIELD]

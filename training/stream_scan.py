@@ -56,6 +56,7 @@ class ColumnStats:
         return cls(zeros.copy(), zeros.copy(), zeros.copy(), zeros + np.inf, zeros - np.inf)
 
     def add(self, matrix: np.ndarray) -> None:
+        """One block's rows; NaN is a missing value (the caller turns inf into NaN)."""
         present = ~np.isnan(matrix)
         count = present.sum(axis=0).astype(np.float64)
         if not count.any():
@@ -195,7 +196,8 @@ class _Scan:
         any_missing = np.zeros(len(label), dtype=bool)
         for name in layout.inputs:
             values = block[name]
-            gap = (values == b"" if name in layout.categorical else np.isnan(values)) & present
+            # inf counts as missing, as in the in-memory loader.
+            gap = (values == b"" if name in layout.categorical else ~np.isfinite(values)) & present
             if gap.any():
                 self.missing[name] += int(gap.sum())
                 any_missing |= gap
@@ -219,7 +221,9 @@ class _Scan:
         train = usable & (split == 0)
         if layout.numeric and train.any():
             matrix = np.stack([block[n][train] for n in layout.numeric], axis=1)
-            self.numeric.add(matrix.astype(np.float64))
+            matrix = matrix.astype(np.float64)
+            matrix[~np.isfinite(matrix)] = np.nan
+            self.numeric.add(matrix)
         for name, counter in self.categories.items():
             values = block[name][train]
             values, counts = np.unique(values[values != b""], return_counts=True)
@@ -258,7 +262,7 @@ def _impute(x: dict[str, np.ndarray], fills: dict[str, Any], layout: CsvLayout) 
         if name in layout.categorical:
             gap = np.array([v is None for v in values], dtype=bool)
         else:
-            gap = np.isnan(values)
+            gap = ~np.isfinite(values)
         values[gap] = fill
 
 
