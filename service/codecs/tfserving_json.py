@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from service.codecs.example_features import check_signature_name
+from service.codecs.json_floats import json_floats
 from service.codecs.json_tensors import Path
 from service.codecs.tensor_checks import as_array, cast_checked, check_shape
 from service.errors import InvalidArgument
@@ -125,10 +126,11 @@ def _decode_columns(inputs: Any, signature: Signature, may_hold_bool: bool) -> d
 
 def _json_ready(array: np.ndarray) -> Any:
     """An output as orjson serializes it: numeric arrays as they are (no Python loop);
-    string outputs (object arrays, which orjson's numpy support refuses) as nested lists."""
+    string outputs (object arrays, which orjson's numpy support refuses) as nested lists;
+    float16 at float16's digits (codecs/json_floats.py)."""
     if array.dtype == object:
         return array.tolist()
-    return np.ascontiguousarray(array)
+    return json_floats(np.ascontiguousarray(array))
 
 
 def encode_predict(outputs: dict[str, np.ndarray], row_format: bool) -> dict[str, Any]:

@@ -22,6 +22,7 @@ import numpy as np
 import orjson
 
 from service.codecs.json_body import whole_number
+from service.codecs.json_floats import json_floats
 from service.codecs.json_tensors import Path, parse_tensor_body
 from service.codecs.tensor_checks import (
     DeclaredLimits,
@@ -428,9 +429,8 @@ def encode_infer(
             tensor["parameters"] = {"binary_data_size": len(blob)}
             blobs.append(blob)
         else:
-            tensor["data"] = (
-                array.reshape(-1).tolist() if datatype == "BYTES" else array.reshape(-1)
-            )
+            flat = array.reshape(-1)
+            tensor["data"] = flat.tolist() if datatype == "BYTES" else json_floats(flat)
         tensors.append(tensor)
     response: dict[str, Any] = {"model_name": model_name, "model_version": model_version}
     if request.id is not None:

@@ -13,6 +13,7 @@ from flask import Blueprint, Response, request
 
 from service.codecs import example_features
 from service.codecs.json_body import parse_json
+from service.codecs.json_floats import json_float
 from service.codecs.json_tensors import parse_tensor_body
 from service.codecs.tensor_checks import DeclaredLimits, check_rows
 from service.codecs.tfserving_json import PREDICT_TENSORS, decode_predict, encode_predict
@@ -106,7 +107,7 @@ def predict_body(dataplane: DataPlane, model: ModelView, raw: bytes | memoryview
         return encode_predict(dataplane.predict(model, inputs), row_format)
     best = dataplane.classify(model, inputs, k)
     classes = [[label for label, _ in row] for row in best]
-    scores = [[score for _, score in row] for row in best]
+    scores = [[json_float(score) for _, score in row] for row in best]
     if row_format:
         return {
             "predictions": [
@@ -126,7 +127,9 @@ def classify(name: str, version: int | None = None, label: str | None = None) ->
         result = plane().classify(
             model, _example_inputs(body, model.signature, "classify", plane().limits), k
         )
-        return json_response({"results": [[list(pair) for pair in row] for row in result]})
+        return json_response(
+            {"results": [[[label, json_float(score)] for label, score in row] for row in result]}
+        )
 
 
 @blueprint.post("/v1/models/<name>:regress")
@@ -136,7 +139,7 @@ def regress(name: str, version: int | None = None, label: str | None = None) -> 
     with hold(name, version, label) as model:
         body = parse_json(read_body(), allow_non_finite=plane().allow_non_finite)
         inputs = _example_inputs(body, model.signature, "regress", plane().limits)
-        return json_response({"results": plane().regress(model, inputs)})
+        return json_response({"results": [json_float(v) for v in plane().regress(model, inputs)]})
 
 
 def _top_k(body: Any, model: ModelView) -> int:
