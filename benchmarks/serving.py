@@ -15,7 +15,10 @@ Needs wrk (Debian: apt-get install wrk). Everything listens on 127.0.0.1.
    (benchmarks/tutorial_app.py: Flask + ``InferenceSession.run``, no checks) with one
    onnxruntime thread per worker, as a competent engineer configures it (the baseline),
    and (b') the same app at onnxruntime's default threads (one per core in every worker,
-   the tutorials' code as written), all on gunicorn's sync worker; (c) ``tfship serve`` as
+   the tutorials' code as written), all on gunicorn's sync worker, which closes every
+   connection after its answer, and (b'') the baseline on gunicorn's gthread worker (one
+   thread), which keeps connections alive as tfship's worker does (digits and mlp784, 16
+   and 64 connections); (c) ``tfship serve`` as
    a user starts it (its own worker, one thread) with the ONNX runtime and everything on
    (validation, metrics, access log), and for cnn28 (c') tfship with dynamic batching on
    (32 threads per worker) and (c'') the same 32 threads with batching off, to tell the
@@ -221,6 +224,7 @@ def inprocess(path: Path, rows: int, seconds: float, processes: int) -> tuple[fl
 SERVERS = (
     "hello",
     "tutorial",
+    "tutorial-keepalive",
     "tutorial-default",
     "tfship",
     "kserve",
@@ -247,6 +251,8 @@ def _measured(server: str, model: str, connections: int, rows: int, kind: str) -
         return model != "cnn28" and connections == 16
     if server == "tutorial-default":  # the second baseline: the points users compare most
         return connections > 1
+    if server == "tutorial-keepalive":  # the baseline with keep-alive: where tfship's gains are
+        return model != "cnn28" and connections > 1
     if server in ("threaded", "batched"):  # batching: single rows of the heavy model
         return model == "cnn28" and rows == 1
     if server in ("keyed", "foreign"):  # API keys, foreign layout: single rows under load
@@ -434,6 +440,20 @@ def _print_table(
         own = find(p, "tfship")
         if own:
             print(f"  {p.model} c={p.connections:<3} {_ratios(p, own)}")
+    kept = [
+        p
+        for p in points
+        if p.server == "tfship" and p.body == "json" and find(p, "tutorial-keepalive")
+    ]
+    if kept:
+        print(
+            "\ntfship against the tutorial app on gthread (keep-alive, one thread), the "
+            "baseline without the sync worker's connection per request"
+        )
+    for p in kept:
+        other = find(p, "tutorial-keepalive")
+        assert other is not None
+        print(f"  {p.model} c={p.connections:<3} rows={p.rows:<3} {_ratios(p, other)}")
     drift = [
         p for p in points if p.server == "tfship" and p.body == "json" and find(p, "drift-off")
     ]

@@ -92,7 +92,7 @@ def process_tree_cpu_seconds(root: int) -> float:
     return sum(seconds for pid, seconds in times.items() if descends(pid))
 
 
-def _gunicorn(app: str, port: int, workers: int) -> list[str]:
+def _gunicorn(app: str, port: int, workers: int, *extra: str) -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -106,6 +106,7 @@ def _gunicorn(app: str, port: int, workers: int) -> list[str]:
         "--no-control-socket",
         "--access-logfile",
         "/dev/null",
+        *extra,
         app,
     ]
 
@@ -148,9 +149,9 @@ def start_servers(
 ) -> dict[str, Server]:
     env = bench_env()
 
-    def flask_app(name: str, app: str, **extra_env: str) -> Server:
+    def flask_app(name: str, app: str, *extra: str, **extra_env: str) -> Server:
         port = free_port()
-        return Server(name, _gunicorn(app, port, workers), port, {**env, **extra_env})
+        return Server(name, _gunicorn(app, port, workers, *extra), port, {**env, **extra_env})
 
     def tfship(name: str, *extra: str, model_dir: Path = repo) -> Server:
         port = free_port()
@@ -162,6 +163,19 @@ def start_servers(
         # The baseline: one onnxruntime thread per worker, as a worker per core wants.
         "tutorial": flask_app(
             "tutorial", "tutorial_app:app", TUTORIAL_MODEL_DIR=str(repo), TUTORIAL_ORT_THREADS="1"
+        ),
+        # The baseline on gunicorn's gthread worker (one thread), which keeps connections
+        # alive as tfship's worker does: the sync worker closes each one after its answer,
+        # so its CPU per request includes a TCP set-up that keep-alive clients never pay.
+        "tutorial-keepalive": flask_app(
+            "tutorial-keepalive",
+            "tutorial_app:app",
+            "--worker-class",
+            "gthread",
+            "--threads",
+            "1",
+            TUTORIAL_MODEL_DIR=str(repo),
+            TUTORIAL_ORT_THREADS="1",
         ),
         # The same app left at onnxruntime's default threads (one per core in every worker):
         # the tutorials' code as written, oversubscribing the cores.
