@@ -231,6 +231,29 @@ def input_name_for_column(column: str) -> str:
     return name
 
 
+def csv_features(columns: list[str], config: TrainConfig, where: str) -> list[str]:
+    """The feature columns of a CSV with these ``columns`` (its header), checked against
+    data.label, data.features and data.categorical; errors start with ``where``."""
+    data = config.data
+    if data.label not in columns:
+        raise DataError(
+            f"{where}: label column {data.label!r} not found (data.label; "
+            f"columns: {', '.join(columns)})"
+        )
+    features = (
+        data.features if data.features is not None else [c for c in columns if c != data.label]
+    )
+    unknown = [c for c in [*features, *data.categorical] if c not in columns]
+    if unknown:
+        raise DataError(f"{where}: column {unknown[0]!r} not found (columns: {', '.join(columns)})")
+    stray = [c for c in data.categorical if c not in features]
+    if stray:
+        raise DataError(f"data.categorical: {stray[0]!r} is not one of the feature columns")
+    if not features:
+        raise DataError(f"{where}: no feature columns besides the label")
+    return list(features)
+
+
 def load_csv(config: TrainConfig) -> Dataset:
     import pandas as pd
 
@@ -246,23 +269,7 @@ def load_csv(config: TrainConfig) -> Dataset:
     if frame.empty:
         raise DataError(f"{path}: the file has a header but no rows")
     data = config.data
-    columns = [str(c) for c in frame.columns]
-    if data.label not in columns:
-        raise DataError(
-            f"{path}: label column {data.label!r} not found (data.label; "
-            f"columns: {', '.join(columns)})"
-        )
-    features = (
-        data.features if data.features is not None else [c for c in columns if c != data.label]
-    )
-    unknown = [c for c in [*features, *data.categorical] if c not in columns]
-    if unknown:
-        raise DataError(f"{path}: column {unknown[0]!r} not found (columns: {', '.join(columns)})")
-    stray = [c for c in data.categorical if c not in features]
-    if stray:
-        raise DataError(f"data.categorical: {stray[0]!r} is not one of the feature columns")
-    if not features:
-        raise DataError(f"{path}: no feature columns besides the label")
+    features = csv_features([str(c) for c in frame.columns], config, str(path))
     for column in features:
         if column in data.categorical:
             continue

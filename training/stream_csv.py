@@ -24,7 +24,7 @@ import tensorflow as tf
 
 from training.config import TrainConfig
 from training.errors import DataError
-from training.loaders import input_name_for_column
+from training.loaders import csv_features, input_name_for_column
 
 BLOCK_ROWS = 8192
 # A row's split is its hash modulo this, compared with the configured fractions.
@@ -96,23 +96,8 @@ def read_layout(config: TrainConfig) -> CsvLayout:
                 f"needs the same columns in the same order: {', '.join(header)})"
             )
     data = config.data
-    where = files[0] if len(files) == 1 else f"{config.data_path()} ({files[0].name})"
-    if data.label not in header:
-        raise DataError(
-            f"{where}: label column {data.label!r} not found (data.label; "
-            f"columns: {', '.join(header)})"
-        )
-    features = data.features if data.features is not None else [
-        c for c in header if c != data.label
-    ]  # fmt: skip
-    unknown = [c for c in [*features, *data.categorical] if c not in header]
-    if unknown:
-        raise DataError(f"{where}: column {unknown[0]!r} not found (columns: {', '.join(header)})")
-    stray = [c for c in data.categorical if c not in features]
-    if stray:
-        raise DataError(f"data.categorical: {stray[0]!r} is not one of the feature columns")
-    if not features:
-        raise DataError(f"{where}: no feature columns besides the label")
+    where = str(files[0]) if len(files) == 1 else f"{config.data_path()} ({files[0].name})"
+    features = csv_features(list(header), config, where)
     ordered = tuple(features)  # the config's order, as the in-memory loader keeps it
     inputs = tuple(input_name_for_column(c) for c in ordered)
     if len(set(inputs)) != len(inputs):
