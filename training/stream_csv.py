@@ -48,6 +48,12 @@ class CsvLayout:
     regression: bool
 
     @property
+    def selected(self) -> list[int]:
+        """Header positions of the features and the label, ascending: the columns decode_csv
+        reads (its ``select_cols``), in the order it returns them."""
+        return sorted(self.header.index(c) for c in (*self.features, self.label))
+
+    @property
     def numeric(self) -> list[str]:
         return [name for name in self.inputs if name not in self.categorical]
 
@@ -116,7 +122,7 @@ def read_layout(config: TrainConfig) -> CsvLayout:
 def _parser(layout: CsvLayout, seed: int, fractions: tuple[float, float]) -> Any:
     """Lines -> a block dict: every input, the raw label, the split and the sample key."""
     wanted = [layout.header.index(c) for c in (*layout.features, layout.label)]
-    order = sorted(wanted)
+    order = layout.selected
     names = dict(zip(wanted, [*layout.inputs, LABEL_FIELD], strict=True))
     defaults: list[Any] = []
     for index in order:
@@ -153,9 +159,10 @@ def blocks(
 ) -> tf.data.Dataset:
     """Parsed blocks of up to BLOCK_ROWS rows of ``files`` (default: all), in file order,
     or in an order reshuffled every pass when ``file_order_seed`` is given."""
-    paths = tf.data.Dataset.from_tensor_slices([str(p) for p in files or layout.files])
-    if file_order_seed is not None and len(files or layout.files) > 1:
-        paths = paths.shuffle(len(files or layout.files), seed=file_order_seed)
+    chosen = files or layout.files
+    paths = tf.data.Dataset.from_tensor_slices([str(p) for p in chosen])
+    if file_order_seed is not None and len(chosen) > 1:
+        paths = paths.shuffle(len(chosen), seed=file_order_seed)
     lines = paths.flat_map(lambda path: tf.data.TextLineDataset(path).skip(1))
     return lines.batch(BLOCK_ROWS).map(
         _parser(layout, seed, fractions), num_parallel_calls=tf.data.AUTOTUNE
@@ -167,7 +174,7 @@ def parse_error(message: str, layout: CsvLayout, rows_before: int) -> str:
     counted) and the column by name. ``rows_before``: rows of the file before the block."""
     import re
 
-    selected = sorted(layout.header.index(c) for c in (*layout.features, layout.label))
+    selected = layout.selected
     field = re.search(r"Field (\d+) in record (\d+) is not a valid \w+: ?(.*)", message)
     if field and int(field[1]) < len(selected):
         column = layout.header[selected[int(field[1])]]

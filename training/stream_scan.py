@@ -148,10 +148,6 @@ class StreamPlan:
     vocabulary: dict[str, list[str]] = field(default_factory=dict)
     scan_seconds: float = 0.0
 
-    @property
-    def encoding(self) -> dict[str, int]:
-        return dict(zip(self.label_keys, self.label_values, strict=True))
-
     def train_batches(self, batch_size: int, seed: int, **options: Any) -> Any:
         return train_batches(self, batch_size, seed, **options)
 
@@ -326,6 +322,9 @@ def _splits(config: TrainConfig, layout: CsvLayout, state: _Scan, seconds: float
         {name: len(s) for name, s in zip(SPLIT_NAMES, state.samples, strict=True)},
         scan_seconds=seconds,
     )
+    # Rows of each class in the train split: the absent-class check, class weights, report.
+    train_counts = np.zeros(0, dtype=np.int64)
+    encoding: dict[str, int] = {}  # raw label text -> class index
     if not layout.regression:
         total: Counter[bytes] = Counter()
         for counts in state.labels:
@@ -358,12 +357,12 @@ def _splits(config: TrainConfig, layout: CsvLayout, state: _Scan, seconds: float
             raise DataError(f"{config.data.path}: column {name!r} has no values in the train split")
         values = sorted(counter)
         if cleaning.missing == "mean" and state.missing[name]:
-            # The most frequent value, the first in sorted order on a tie (as np.unique).
-            plan.fills[name] = max(values, key=lambda v: (counter[v], -values.index(v))).decode()
+            # The most frequent value, the first in sorted order on a tie (as np.unique):
+            # max keeps the first of equal keys.
+            plan.fills[name] = max(values, key=counter.__getitem__).decode()
         plan.vocabulary[name] = [v.decode() for v in values]
 
     samples = []
-    encoding = plan.encoding
     for sample in state.samples:
         x, raw = _arrays(sample.rows(), layout)
         if layout.regression:
@@ -374,7 +373,7 @@ def _splits(config: TrainConfig, layout: CsvLayout, state: _Scan, seconds: float
     raw_train = {n: v.copy() for n, v in samples[0][0].items()}
     for x, _ in samples:
         _impute(x, plan.fills, layout)
-    report = _cleaning_report(config, state, plan)
+    report = _cleaning_report(config, state, plan, train_counts)
     dataset = Dataset(
         raw_train,
         samples[0][1],
@@ -399,11 +398,10 @@ def _splits(config: TrainConfig, layout: CsvLayout, state: _Scan, seconds: float
         stream=plan,
     )
     if config.task == "classification" and config.data.balance == "class_weight":
-        counts = np.zeros(len(plan.class_names))
-        for text, count in state.labels[0].items():
-            counts[plan.encoding[text.decode()]] += count
-        present = np.flatnonzero(counts)
-        weights = counts[present].sum() / (len(present) * counts[present])
+        present = np.flatnonzero(train_counts)
+        counted = train_counts[present].astype(np.float64)
+        # scikit-learn's "balanced" weights, as the in-memory path computes them from labels.
+        weights = counted.sum() / (len(present) * counted)
         splits.class_weight = {int(c): float(w) for c, w in zip(present, weights, strict=True)}
         report["balance"]["class_weight"] = {
             plan.class_names[c]: w for c, w in splits.class_weight.items()
@@ -411,7 +409,9 @@ def _splits(config: TrainConfig, layout: CsvLayout, state: _Scan, seconds: float
     return splits
 
 
-def _cleaning_report(config: TrainConfig, state: _Scan, plan: StreamPlan) -> dict[str, Any]:
+def _cleaning_report(
+    config: TrainConfig, state: _Scan, plan: StreamPlan, train_counts: np.ndarray
+) -> dict[str, Any]:
     report: dict[str, Any] = {
         "rows_loaded": state.read,
         "missing_label_dropped": state.missing_labels,
@@ -424,8 +424,8 @@ def _cleaning_report(config: TrainConfig, state: _Scan, plan: StreamPlan) -> dic
         "clipped_in_train": {},
     }
     if config.task == "classification":
-        counts = [0] * len(plan.class_names)
-        for text, count in state.labels[0].items():
-            counts[plan.encoding[text.decode()]] += count
-        report["balance"] = {"mode": config.data.balance, "train_counts_before": counts}
+        report["balance"] = {
+            "mode": config.data.balance,
+            "train_counts_before": train_counts.tolist(),
+        }
     return report
