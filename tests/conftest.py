@@ -155,10 +155,21 @@ def digits() -> tuple[np.ndarray, np.ndarray]:
 # --- servers ---
 
 
+_PORTS_GIVEN: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port free on 127.0.0.1 now and never handed out before in this session: the kernel
+    may give a just-closed port again, and a server's REST and gRPC ports asked for one after
+    the other then clash (seen once in CI: both 38009, the gRPC bind failed)."""
+    for _ in range(1000):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port not in _PORTS_GIVEN:
+            _PORTS_GIVEN.add(port)
+            return port
+    raise RuntimeError("no port on 127.0.0.1 that this session has not handed out already")
 
 
 @dataclass
