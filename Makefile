@@ -91,14 +91,15 @@ test: lint lock-check client-envs
 bench-startup: install
 	$(BIN)/python benchmarks/startup.py
 
-# KServe's and MLServer's rows appear when `make bench-envs` has installed their servers.
+# KServe's, MLServer's and BentoML's rows appear when `make bench-envs` has installed their
+# servers.
 bench-serving: install
 	$(BIN)/python benchmarks/serving.py
 
-# KServe's and MLServer's servers for bench-serving, each in its own environment (their
+# KServe's, MLServer's and BentoML's servers for bench-serving, each in its own environment (their
 # pins clash with tfship's), rebuilt when their pins in benchmarks/envs/ change.
 BENCH_ENVS := .bench-envs
-bench-envs: $(BENCH_ENVS)/kserve/.installed $(BENCH_ENVS)/mlserver/.installed
+bench-envs: $(BENCH_ENVS)/kserve/.installed $(BENCH_ENVS)/mlserver/.installed $(BENCH_ENVS)/bentoml/.installed
 
 $(BENCH_ENVS)/%/.installed: benchmarks/envs/%.txt
 	rm -rf $(BENCH_ENVS)/$*

@@ -30,15 +30,17 @@ Needs wrk (Debian: apt-get install wrk). Everything listens on 127.0.0.1.
    whose drift scores count at most 500 rows a second per worker. (e) Where
    ``make bench-envs`` installed them (each in its own environment, pinned in
    benchmarks/envs/): KServe's Python server
-   (benchmarks/kserve_app.py, its V1 protocol: the same row-format bodies) and MLServer
-   (benchmarks/mlserver_app.py, V2 JSON bodies), with ``--workers`` processes each and one
-   onnxruntime thread per session, for digits and mlp784.
+   (benchmarks/kserve_app.py, its V1 protocol: the same row-format bodies), MLServer
+   (benchmarks/mlserver_app.py, V2 JSON bodies) and BentoML (benchmarks/bentoml_app.py, a
+   service whose numpy argument is ``instances``: the same row-format bodies at TF
+   Serving's path), with ``--workers`` processes each and one onnxruntime thread per
+   session, for digits and mlp784.
 3. Points per model: 1 row per request at 1, 16 and 64 connections (API keys, the
    foreign model and the default-threads tutorial app: 16 and 64);
-   32 rows per request at 16 connections, as TF Serving JSON and (tfship, and hello world
-   for its ceiling on the same bytes) as V2 binary; V2 JSON at 1 and 32 rows, 16
-   connections (tfship, MLServer, hello world). wrk runs one thread for ``--duration``
-   seconds per point, with a Lua script that posts a fixed body.
+   32 rows per request at 16 connections, as TF Serving JSON and (tfship, hello world for
+   its ceiling on the same bytes, and the tutorial app's binary route) as V2 binary; V2
+   JSON at 1 and 32 rows, 16 connections (tfship, MLServer, hello world). wrk runs one
+   thread for ``--duration`` seconds per point, with a Lua script that posts a fixed body.
 4. (d) onnxruntime called in-process on the same model, in one process and in two (one
    thread each), for the rows/s a server could at best reach.
 
@@ -229,6 +231,7 @@ SERVERS = (
     "tfship",
     "kserve",
     "mlserver",
+    "bentoml",
     "keyed",
     "foreign",
     "drift-off",
@@ -241,13 +244,13 @@ SERVERS = (
 def _measured(server: str, model: str, connections: int, rows: int, kind: str) -> bool:
     """Whether ``server`` runs this point: every server runs the JSON points of its model
     except where a variant of tfship only answers one question."""
-    if kind == "v2-binary":
-        return server in ("hello", "tfship")
+    if kind == "v2-binary":  # the tutorial app: its own binary route, the same bytes
+        return server in ("hello", "tfship", "tutorial")
     if kind == "v2-json":
         return server in ("hello", "tfship") or (server == "mlserver" and model != "cnn28")
     if server == "mlserver":  # V2 only
         return False
-    if server == "kserve":  # the performance issue's side-by-side points
+    if server in ("kserve", "bentoml"):  # the performance issue's side-by-side points
         return model != "cnn28" and connections == 16
     if server == "tutorial-default":  # the second baseline: the points users compare most
         return connections > 1
@@ -379,10 +382,11 @@ def _print_table(
     rss: dict[str, float],
     startup: dict[str, dict[str, Any]],
 ) -> None:
-    def find(p: Point, server: str) -> Point | None:
-        # The tutorial app speaks TF Serving's JSON only: V2 points (binary and JSON) are
-        # compared with its JSON ones of the same rows.
-        body = p.body if server == "hello" else "json"
+    def find(p: Point, server: str, same_body: bool = False) -> Point | None:
+        # V2 points (binary and JSON) are compared with the tutorial app's TF Serving JSON
+        # ones of the same rows, what its users send; with ``same_body``, with its own
+        # binary route (the same bytes).
+        body = p.body if server == "hello" or same_body else "json"
         return next(
             (
                 q
@@ -440,6 +444,20 @@ def _print_table(
         own = find(p, "tfship")
         if own:
             print(f"  {p.model} c={p.connections:<3} {_ratios(p, own)}")
+    binary = [
+        p
+        for p in points
+        if p.server == "tfship" and p.body == "v2-binary" and find(p, "tutorial", True)
+    ]
+    if binary:
+        print(
+            "\nV2 binary against the tutorial app's own binary route (frombuffer, run, the "
+            "output's bytes; no checks), the same bytes"
+        )
+    for p in binary:
+        other = find(p, "tutorial", True)
+        assert other is not None
+        print(f"  {p.model} c={p.connections:<3} rows={p.rows:<3} {_ratios(p, other)}")
     kept = [
         p
         for p in points

@@ -1,8 +1,8 @@
 """The servers benchmarks/serving.py measures, on 127.0.0.1: under gunicorn, hello world,
 the tutorial app (one onnxruntime thread per worker, and at onnxruntime's default threads),
 and tfship plain, with API keys, with 32 threads per worker and with batching; and, where
-``make bench-envs`` installed them, KServe's and MLServer's Python servers around the same
-onnxruntime call (each in its own environment under .bench-envs/)."""
+``make bench-envs`` installed them, KServe's, MLServer's and BentoML's Python servers around
+the same onnxruntime call (each in its own environment under .bench-envs/)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def bench_env() -> dict[str, str]:
     return env
 
 
-# Where `make bench-envs` puts KServe's and MLServer's environments.
+# Where `make bench-envs` puts KServe's, MLServer's and BentoML's environments.
 BENCH_ENVS = ROOT / ".bench-envs"
 
 
@@ -206,7 +206,7 @@ def start_servers(
 def third_party_envs() -> dict[str, Path]:
     """The installed environments of ``make bench-envs``: name -> its python."""
     found = {}
-    for name in ("kserve", "mlserver"):
+    for name in ("kserve", "mlserver", "bentoml"):
         python = BENCH_ENVS / name / "bin" / "python"
         if (BENCH_ENVS / name / ".installed").exists() and python.exists():
             found[name] = python
@@ -214,7 +214,8 @@ def third_party_envs() -> dict[str, Path]:
 
 
 def start_third_party(repo: Path, workers: int, scratch: Path) -> dict[str, Server]:
-    """KServe's and MLServer's servers, those installed, with ``workers`` processes each."""
+    """KServe's, MLServer's and BentoML's servers, those installed, with ``workers``
+    processes each."""
     env = {**bench_env(), "PYTHONPATH": str(ROOT / "benchmarks")}
     servers: dict[str, Server] = {}
     envs = third_party_envs()
@@ -230,6 +231,17 @@ def start_third_party(repo: Path, workers: int, scratch: Path) -> dict[str, Serv
             _mlserver_settings(repo, folder, port, workers)
             command = [str(envs["mlserver"].parent / "mlserver"), "start", str(folder)]
             servers["mlserver"] = Server("mlserver", command, port, env, "/v2/health/ready")
+        if "bentoml" in envs:
+            port = free_port()
+            command = [str(envs["bentoml"].parent / "bentoml"), "serve", "bentoml_app:OnnxService"]
+            command += ["--working-dir", str(ROOT / "benchmarks"), "--host", "127.0.0.1"]
+            command += ["--port", str(port)]
+            # Its usage reports off: nothing here reaches the internet, and a report that
+            # waits for a timeout is not the server's work.
+            bento_env = {"BENTO_MODEL_DIR": str(repo), "BENTO_WORKERS": str(workers)}
+            bento_env["BENTOML_DO_NOT_TRACK"] = "true"
+            bento_env["BENTOML_HOME"] = str(scratch / "bentoml-home")
+            servers["bentoml"] = Server("bentoml", command, port, {**env, **bento_env}, "/readyz")
     except BaseException:
         for server in servers.values():
             server.stop()
