@@ -88,3 +88,12 @@ def test_wsgi_input_reads_the_same_bytes_in_any_pieces() -> None:
         pieces.append(piece)
     assert b"line one\n" + b"".join(pieces) == data
     assert body_stream(placed_body(bytearray(), 0, 0, b"")).read() == b""
+
+
+def test_a_body_without_a_binary_tail_is_bytes_copied_once() -> None:
+    data = b'{"instances": [[1.0, 2.0, 3.0]]}'
+    buffer = bytearray(b"HEAD" + data + b"NEXT")
+    body = placed_body(buffer, 4, 4 + len(data), b"POST / HTTP/1.1\r\n\r\n")
+    assert type(body) is bytes and body == data
+    buffer[4:8] = b"XXXX"  # the worker reuses its buffer: the body is a copy
+    assert body == data

@@ -63,6 +63,10 @@ def read_body(raw: bytes, tensor_paths: frozenset[Path]) -> Any | None:
     when the body has to be parsed the reference way."""
     if raw.startswith(_BOM):  # simdjson skips a byte-order mark; orjson refuses it
         return None
+    # Before the parse, while the body just read is still in the cache: after it, the
+    # parser's tape and the arrays have pushed it out and this pass cost twice as much
+    # (mlp784's 198 kB body: the whole read 0.40 ms this way, 0.47 ms the other).
+    structure = raw.translate(None, _NOT_STRUCTURE)
     parser = _parser(len(raw))
     try:
         document = parser.parse(raw)
@@ -84,7 +88,7 @@ def read_body(raw: bytes, tensor_paths: frozenset[Path]) -> Any | None:
         return None
     finally:
         del document
-    if raw.translate(None, _NOT_STRUCTURE) != b"".join(reader.structure):
+    if structure != b"".join(reader.structure):
         return None
     return body
 

@@ -7,7 +7,9 @@ model: slicing and joining it to the header block, through gunicorn's reader (it
 length sit at any address, which numpy and onnxruntime take only after a copy. Now the body
 is copied once, to a block where the byte after the V2 JSON header
 (``Inference-Header-Content-Length``) starts on a 64-byte boundary, so the tensor is
-handed to the runtime as it lies (service/codecs/v2_tensors.py: ``raw_array``).
+handed to the runtime as it lies (service/codecs/v2_tensors.py: ``raw_array``). A body
+with no binary tail (JSON) is copied once to bytes, the type the JSON readers parse and
+search, which they would otherwise copy it into again.
 
 The app reads it through ``environ[BODY_ENVIRON]`` (the fast path, whole) or, as WSGI
 wants, through ``wsgi.input`` (Flask), a buffered stream over the same memory.
@@ -24,12 +26,16 @@ _ALIGNMENT = 64
 _BINARY_HEADER = b"\r\ninference-header-content-length:"
 
 
-def placed_body(buffer: bytearray, start: int, end: int, head: bytes) -> memoryview:
+def placed_body(buffer: bytearray, start: int, end: int, head: bytes) -> memoryview | bytes:
     """``buffer[start:end]``, copied once, placed so that the V2 binary tensor data that
-    ``head`` announces (if any) starts on a 64-byte boundary."""
+    ``head`` announces (if any) starts on a 64-byte boundary; a body with no binary tail
+    as bytes, which the JSON readers take without another copy."""
     size = end - start
-    block = np.empty(size + _ALIGNMENT, dtype=np.uint8)
     offset = binary_offset(head, size)
+    if not offset:
+        with memoryview(buffer) as source:
+            return bytes(source[start:end])
+    block = np.empty(size + _ALIGNMENT, dtype=np.uint8)
     pad = (-(block.ctypes.data + offset)) % _ALIGNMENT
     body = memoryview(block)[pad : pad + size]
     with memoryview(buffer) as source:  # released before the buffer is trimmed
@@ -48,8 +54,8 @@ def binary_offset(head: bytes, size: int) -> int:
 
 
 class _BodyReader(io.RawIOBase):
-    def __init__(self, body: memoryview) -> None:
-        self._body = body
+    def __init__(self, body: memoryview | bytes) -> None:
+        self._body = memoryview(body)  # slices of a view copy nothing
         self._at = 0
 
     def readable(self) -> bool:
@@ -62,6 +68,6 @@ class _BodyReader(io.RawIOBase):
         return count
 
 
-def body_stream(body: memoryview) -> io.BufferedReader:
+def body_stream(body: memoryview | bytes) -> io.BufferedReader:
     """``wsgi.input`` over the body: a read copies out only what is read."""
     return io.BufferedReader(_BodyReader(body))

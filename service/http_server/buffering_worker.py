@@ -278,7 +278,7 @@ class BufferingWorker(Worker):
                 connection.state = BODY
                 connection.deadline = now + self.body_timeout
             return
-        body: memoryview | None = None
+        body: memoryview | bytes | None = None
         if connection.framer.head is not None and connection.framer.head.chunked:
             # gunicorn's reader decodes the chunks: it gets them as they came.
             data = framed.head + bytes(connection.buffer[framed.head_size : framed.size])
@@ -420,7 +420,7 @@ class BufferingWorker(Worker):
 
     # --- one whole request, as gunicorn's workers handle it ---
 
-    def _handle(self, connection: Connection, data: bytes, body: memoryview | None) -> bool:
+    def _handle(self, connection: Connection, data: bytes, body: memoryview | bytes | None) -> bool:
         """Parse and answer one buffered request (``body``: its Content-Length body, apart
         from ``data``; None for a chunked one, which ``data`` holds); whether the
         connection stays open."""
@@ -442,7 +442,9 @@ class BufferingWorker(Worker):
             self.handle_error(request, sock, connection.address, exc)
             return False
 
-    def _respond(self, request: Any, connection: Connection, body: memoryview | None) -> bool:
+    def _respond(
+        self, request: Any, connection: Connection, body: memoryview | bytes | None
+    ) -> bool:
         environ: dict[str, Any] = {}
         response = None
         try:
