@@ -5,7 +5,10 @@ requests nothing but the dropped records, counted."""
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
+import time
+from multiprocessing import Queue
 from pathlib import Path
 
 import numpy as np
@@ -94,3 +97,56 @@ def test_sampling_keeps_about_the_asked_share(tmp_path: Path) -> None:
     writer.flush()
     kept = sum(len(p.read_text().splitlines()) for p in tmp_path.glob("*.jsonl"))
     assert 120 <= kept <= 280  # 200 expected; the bounds are 7 standard deviations wide
+
+
+def _record(rows: int) -> dict[str, object]:
+    return {
+        "time": time.time(),
+        "request_id": f"rows-{rows}",
+        "model": "digits",
+        "version": 1,
+        "inputs": {"pixels": np.zeros((rows, 8), dtype=np.float32)},
+        "outputs": {"probabilities": np.zeros((rows, 2), dtype=np.float32)},
+    }
+
+
+def _capture_worker(folder: str, steps: Queue, done: Queue) -> None:
+    """A worker process of the test below: writes a record of the rows it is given."""
+    writer = CaptureWriter(Path(folder), 1.0, _CAP, 1)
+    while (rows := steps.get()) is not None:
+        writer.write(_record(rows))
+        done.put(rows)
+
+
+_CAP = 4096
+_SMALL, _BIG = 2, 200  # a record under the cap, and one that fills a file by itself
+
+
+def test_two_workers_stay_within_the_bound_whatever_their_order(tmp_path: Path) -> None:
+    # Two worker processes driven step by step into the order that once left one file too
+    # many: A opens a file, B fills one (its prune keeps A's as open), A fills its file
+    # (its prune keeps B's newest as open: B's file was closed), then B and A each open a
+    # new file. Nothing may leave more than keep closed files plus one per worker.
+    context = multiprocessing.get_context("spawn")
+    workers = {}
+    for name in "AB":
+        steps, done = context.Queue(), context.Queue()
+        process = context.Process(target=_capture_worker, args=(str(tmp_path), steps, done))
+        process.start()
+        workers[name] = (process, steps, done)
+    try:
+        for name, rows in (("A", _SMALL), ("B", _BIG), ("A", _BIG), ("B", _SMALL), ("A", _SMALL)):
+            _, steps, done = workers[name]
+            steps.put(rows)
+            assert done.get(timeout=60) == rows
+            files = sorted(tmp_path.glob("capture-*.jsonl"))
+            assert len(files) <= 1 + 2, [p.name for p in files]
+    finally:
+        for process, steps, _ in workers.values():
+            steps.put(None)
+            process.join(timeout=30)
+            if process.is_alive():
+                process.kill()
+    # Both workers' open files are among those left.
+    pids = {capture._pid_of(p) for p in tmp_path.glob("capture-*.jsonl")}
+    assert pids == {workers["A"][0].pid, workers["B"][0].pid}

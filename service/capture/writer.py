@@ -11,7 +11,10 @@ queue (``QUEUE_ITEMS``); a full queue drops the record and counts it
 writes. Each worker writes its own file, ``capture-<UTC time>-<pid>.jsonl``, closed and
 replaced at ``capture_max_bytes``; beyond ``capture_files`` closed files in the folder the
 oldest are deleted, so the folder holds at most ``(capture_files + workers) x
-capture_max_bytes``.
+capture_max_bytes``. A worker prunes when it closes its file and again when it opens the
+next: another worker's newest file may be open, so it is never deleted, and only its
+owner's next opening lets it go once closed (pruning on close alone left one such file
+per worker over the bound when the last thing a worker did was open a file).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import random
 import threading
 import time
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -71,6 +74,7 @@ class CaptureWriter:
         self._file: BinaryIO | None = None
         self._path: Path | None = None
         self._written = 0
+        self._opened: datetime | None = None
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
 
@@ -139,6 +143,7 @@ class CaptureWriter:
         )
         if self._file is None:
             self._open(when)
+            self._prune()
         assert self._file is not None
         self._file.write(line)
         self._file.flush()  # a reader (or a crash) sees whole lines
@@ -149,6 +154,11 @@ class CaptureWriter:
 
     def _open(self, when: datetime) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
+        # A worker's names sort in the order it opened them, which pruning relies on: with
+        # several request threads a record can be older than the last file's first one.
+        if self._opened is not None and when <= self._opened:
+            when = self._opened + timedelta(microseconds=1)
+        self._opened = when
         stamp = when.strftime("%Y%m%dT%H%M%S.%fZ")
         self._path = self.folder / f"{PREFIX}{stamp}-{os.getpid()}{SUFFIX}"
         self._file = self._path.open("ab")
@@ -162,15 +172,17 @@ class CaptureWriter:
 
     def _prune(self) -> None:
         """Delete the oldest closed files beyond ``keep``, any worker's (names sort by
-        time). A live worker's newest file may be the one it is writing: never deleted."""
+        time). This worker's open file, and another live worker's newest, which may be the
+        one it is writing, are never deleted."""
         newest: dict[int, Path] = {}
         files = sorted(self.folder.glob(f"{PREFIX}*{SUFFIX}"))
         for path in files:
             pid = _pid_of(path)
             if pid is not None:
                 newest[pid] = path
-        # This worker has just closed its file; another live worker's newest is open.
         open_now = {path for pid, path in newest.items() if pid != os.getpid() and pid_alive(pid)}
+        if self._file is not None and self._path is not None:
+            open_now.add(self._path)
         closed = [f for f in files if f not in open_now]
         for old in closed[: max(0, len(closed) - self.keep)]:
             old.unlink(missing_ok=True)
