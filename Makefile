@@ -8,7 +8,7 @@ GRPC_PORT ?= 8500
 MODEL_DIR ?= models
 CONFIG ?= training/configs/digits.yaml
 
-.PHONY: demo test install install-dev lock lock-upgrade lock-check client-envs bench-envs train serve lint bench-startup bench-soak bench-training bench-streaming bench-serving bench-slow-clients clean
+.PHONY: demo test install install-dev lock lock-upgrade lock-check client-envs bench-envs train serve lint bench-startup bench-soak bench-training bench-streaming bench-serving bench-ab bench-slow-clients clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -95,6 +95,13 @@ bench-startup: install
 # servers.
 bench-serving: install
 	$(BIN)/python benchmarks/serving.py
+
+# One point, tfship at BEFORE against the working tree (or AFTER), alternating rounds: the
+# paired ratio that tells a change of a few percent from this machine's noise.
+# make bench-ab BEFORE=main~1 [AFTER=rev] [AB_ARGS="--model digits --rows 1"]
+bench-ab: install
+	$(if $(BEFORE),,$(error set BEFORE to a git revision, e.g. make bench-ab BEFORE=main~1))
+	$(BIN)/python benchmarks/ab_point.py --before $(BEFORE) $(if $(AFTER),--after $(AFTER)) $(AB_ARGS)
 
 # KServe's, MLServer's and BentoML's servers for bench-serving, each in its own environment (their
 # pins clash with tfship's), rebuilt when their pins in benchmarks/envs/ change.
