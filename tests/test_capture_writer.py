@@ -122,7 +122,7 @@ _CAP = 4096
 _SMALL, _BIG = 2, 200  # a record under the cap, and one that fills a file by itself
 
 
-def test_two_workers_stay_within_the_bound_whatever_their_order(tmp_path: Path) -> None:
+def test_two_workers_stay_within_the_bound_in_the_order_that_overflowed(tmp_path: Path) -> None:
     # Two worker processes driven step by step into the order that once left one file too
     # many: A opens a file, B fills one (its prune keeps A's as open), A fills its file
     # (its prune keeps B's newest as open: B's file was closed), then B and A each open a

@@ -11,10 +11,10 @@ queue (``QUEUE_ITEMS``); a full queue drops the record and counts it
 writes. Each worker writes its own file, ``capture-<UTC time>-<pid>.jsonl``, closed and
 replaced at ``capture_max_bytes``; beyond ``capture_files`` closed files in the folder the
 oldest are deleted, so the folder holds at most ``(capture_files + workers) x
-capture_max_bytes``. A worker prunes when it closes its file and again when it opens the
-next: another worker's newest file may be open, so it is never deleted, and only its
-owner's next opening lets it go once closed (pruning on close alone left one such file
-per worker over the bound when the last thing a worker did was open a file).
+capture_max_bytes``. A worker prunes right after it opens a file, the only time the folder
+gains one: another worker's newest file may be open, so it is never deleted, and only its
+owner's next opening lets it go once closed (pruning when a file was closed instead left
+one such file per worker over the bound when the last thing a worker did was open one).
 """
 
 from __future__ import annotations
@@ -150,7 +150,6 @@ class CaptureWriter:
         self._written += len(line)
         if self._written >= self.max_bytes:
             self._close()
-            self._prune()
 
     def _open(self, when: datetime) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -181,7 +180,7 @@ class CaptureWriter:
             if pid is not None:
                 newest[pid] = path
         open_now = {path for pid, path in newest.items() if pid != os.getpid() and pid_alive(pid)}
-        if self._file is not None and self._path is not None:
+        if self._path is not None:  # the file this worker has just opened
             open_now.add(self._path)
         closed = [f for f in files if f not in open_now]
         for old in closed[: max(0, len(closed) - self.keep)]:
