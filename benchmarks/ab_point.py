@@ -122,11 +122,11 @@ def main() -> int:
                 url = f"http://127.0.0.1:{server.port}{path}"
                 result = run_wrk(url, body, args.connections, args.duration, script)
                 cpu = server.cpu_seconds() - cpu
-                requests = max(result["requests"], 1)
                 rate = result["requests"] / (result["duration_us"] / 1e6)
+                cpu_ms = cpu * 1000 / max(result["requests"], 1)
                 errors = result["socket_errors"] + result["non_2xx"]
-                measured[label].append((rate, cpu * 1000 / requests))
-                print(f"{round_:5} {label:6} {rate:8.0f} {cpu * 1000 / requests:7.3f} {errors:6}")
+                measured[label].append((rate, cpu_ms))
+                print(f"{round_:5} {label:6} {rate:8.0f} {cpu_ms:7.3f} {errors:6}")
                 if errors:
                     print(f"{label} answered {errors} requests with errors", file=sys.stderr)
                     return 1
